@@ -1,0 +1,507 @@
+"""The Model contract every backend implements, and ApiModel's retries and rate limiting.
+
+Backends subclass `Model` (local engines) or `ApiModel` (remote clients). Shared behaviour
+lives in small functions here rather than in hooks, so that a backend module reads top to
+bottom: build the request, call the client through `call_api`, convert the response.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import inspect
+import json
+import logging
+import random
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hydragent.grammar import Grammar
+from hydragent.messages import (
+    ChatMessage,
+    ChatMessageStreamDelta,
+    ChatMessageToolCall,
+    ChatMessageToolCallFunction,
+    MessageRole,
+    content_to_text,
+    prepare_messages,
+)
+from hydragent.secrets import is_secret_key, mask_secrets
+
+logger = logging.getLogger("hydragent.models")
+
+T = TypeVar("T")
+
+
+class _RemoveParameter:
+    """Sentinel: an instance kwarg set to REMOVE_PARAMETER drops that key from the request."""
+
+    def __repr__(self) -> str:
+        return "REMOVE_PARAMETER"
+
+
+REMOVE_PARAMETER = _RemoveParameter()
+
+TOOL_ROLE_CONVERSIONS = {
+    MessageRole.TOOL_CALL.value: MessageRole.ASSISTANT.value,
+    MessageRole.TOOL_RESPONSE.value: MessageRole.USER.value,
+}
+
+
+# --- stop sequences ------------------------------------------------------------------------
+
+_NO_STOP_FAMILIES = re.compile(r"^(o3|o4|gpt-5|grok)")
+
+
+def supports_stop_parameter(model_id: str | None) -> bool:
+    """Whether the model accepts `stop`; OpenAI reasoning models and grok reject it."""
+    if not model_id:
+        return True
+    name = model_id.rsplit("/", 1)[-1].lower()
+    if name == "o3-mini" or name.startswith("o3-mini-"):
+        return True
+    return not _NO_STOP_FAMILIES.match(name)
+
+
+def trim_at_stop(text: str | None, stop_sequences: Iterable[str] | None) -> str | None:
+    """Cut `text` at the earliest stop sequence, for backends that cannot stop server-side."""
+    if not text or not stop_sequences:
+        return text
+    cut = min((i for s in stop_sequences if s and (i := text.find(s)) != -1), default=-1)
+    return text if cut == -1 else text[:cut]
+
+
+# --- tools ---------------------------------------------------------------------------------
+
+_JSON_TYPES = {"any": None, "image": "string", "audio": "string"}
+
+
+def get_tool_json_schema(tool: Any) -> dict[str, Any]:
+    """OpenAI-style function schema from a tool (name, description, inputs) or a ready dict."""
+    if isinstance(tool, dict):
+        return tool if "function" in tool else {"type": "function", "function": tool}
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, spec in (getattr(tool, "inputs", None) or {}).items():
+        prop = {k: v for k, v in dict(spec).items() if k != "nullable"}
+        json_type = _JSON_TYPES.get(prop.get("type", "any"), prop.get("type"))
+        if json_type is None:
+            prop.pop("type", None)
+        else:
+            prop["type"] = json_type
+        if spec.get("nullable"):
+            prop["nullable"] = True
+        else:
+            required.append(name)
+        properties[name] = prop
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": getattr(tool, "description", "") or "",
+            "parameters": {"type": "object", "properties": properties, "required": required},
+        },
+    }
+
+
+def parse_json_blob(text: str) -> tuple[dict[str, Any], str]:
+    """The first top-level JSON object in `text`, and the text before it."""
+    start = text.find("{")
+    decoder = json.JSONDecoder()
+    while start != -1:
+        try:
+            value, _ = decoder.raw_decode(text[start:])
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+            continue
+        if isinstance(value, dict):
+            return value, text[:start]
+        start = text.find("{", start + 1)
+    raise ValueError(f"no JSON object found in model output: {text[:200]!r}")
+
+
+def parse_tool_call_from_text(
+    text: str, name_key: str = "name", arguments_key: str = "arguments"
+) -> ChatMessageToolCall:
+    """A tool call written as a JSON blob in plain text (models without native tool calls)."""
+    blob, _ = parse_json_blob(text)
+    if name_key not in blob:
+        raise ValueError(
+            f"tool call JSON has no {name_key!r} key; keys found: {', '.join(blob) or 'none'}"
+        )
+    arguments = blob.get(arguments_key, {})
+    if isinstance(arguments, str):
+        with contextlib.suppress(json.JSONDecodeError):
+            arguments = json.loads(arguments)
+    return ChatMessageToolCall(
+        id=f"call_{uuid.uuid4().hex[:12]}",
+        function=ChatMessageToolCallFunction(name=str(blob[name_key]), arguments=arguments),
+    )
+
+
+def parse_tool_arguments(arguments: Any) -> Any:
+    """Native tool-call arguments arrive as JSON text; decode them when they are."""
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError:
+            return arguments
+    return arguments
+
+
+# --- the contract --------------------------------------------------------------------------
+
+
+class Model:
+    """A chat model: `generate(messages, ...) -> ChatMessage`, and `model(messages)` alike.
+
+    Subclasses implement `generate`, and `generate_stream` where they can. Unknown constructor
+    keywords are kept in `self.kwargs` and sent with every completion call, where they win
+    over call-time keywords.
+    """
+
+    #: grammar types (see hydragent.grammar) this backend can enforce.
+    supported_grammars: ClassVar[frozenset[str]] = frozenset()
+    #: default `custom_role_conversions` when the user gives none.
+    default_role_conversions: ClassVar[dict[str, str] | None] = None
+    #: loads weights at construction, so `hydragent validate` only checks its signature.
+    loads_weights: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        model_id: str | None = None,
+        flatten_messages_as_text: bool = False,
+        custom_role_conversions: dict[str, str] | None = None,
+        tool_name_key: str = "name",
+        tool_arguments_key: str = "arguments",
+        **kwargs: Any,
+    ) -> None:
+        self.model_id = model_id
+        self.flatten_messages_as_text = flatten_messages_as_text
+        self.custom_role_conversions = (
+            dict(custom_role_conversions)
+            if custom_role_conversions is not None
+            else self.default_role_conversions
+        )
+        self.tool_name_key = tool_name_key
+        self.tool_arguments_key = tool_arguments_key
+        self.kwargs = dict(kwargs)
+
+    # The public call surface.
+    def generate(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        grammar: Grammar | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> ChatMessage:
+        raise NotImplementedError(f"{type(self).__name__} does not implement generate")
+
+    def generate_stream(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        grammar: Grammar | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Generator[ChatMessageStreamDelta, None, None]:
+        raise NotImplementedError(f"{type(self).__name__} does not support streaming")
+
+    def __call__(self, messages: list[Any], *args: Any, **kwargs: Any) -> ChatMessage:
+        return self.generate(messages, *args, **kwargs)
+
+    def cleanup(self) -> None:
+        """Release engines or connections; the runner calls it once a job ends."""
+
+    # Helpers for subclasses.
+    def prepare(
+        self, messages: list[Any], images_as_urls: bool = False, flatten: bool | None = None
+    ) -> list[dict[str, Any]]:
+        """Messages after this model's role conversions, merging and flattening."""
+        return prepare_messages(
+            messages,
+            role_conversions=self.custom_role_conversions,
+            flatten_as_text=self.flatten_messages_as_text if flatten is None else flatten,
+            images_as_urls=images_as_urls,
+        )
+
+    def resolve_grammar(
+        self, grammar: Grammar | dict[str, Any] | None, response_format: dict[str, Any] | None
+    ) -> Grammar | None:
+        """One grammar from either argument; fails if this backend cannot enforce it."""
+        resolved = Grammar.coerce(grammar)
+        if resolved is None and response_format:
+            resolved = Grammar.from_response_format(response_format)
+        if resolved is not None and resolved.type not in self.supported_grammars:
+            from hydragent.models import grammar_support_error
+
+            raise ValueError(grammar_support_error(type(self), resolved))
+        return resolved
+
+    def completion_kwargs(
+        self, explicit: dict[str, Any], call_kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Explicit arguments, overlaid by call kwargs, overlaid by instance kwargs (which win).
+
+        Any value equal to REMOVE_PARAMETER drops its key; None-valued explicit keys are omitted.
+        """
+        merged = {k: v for k, v in explicit.items() if v is not None}
+        merged.update(call_kwargs)
+        merged.update(self.kwargs)
+        return {k: v for k, v in merged.items() if v is not REMOVE_PARAMETER}
+
+    def parse_tool_calls(self, message: ChatMessage) -> ChatMessage:
+        """Ensure `message.tool_calls` is set: decode native arguments, or read a JSON blob."""
+        message.role = MessageRole.ASSISTANT
+        if not message.tool_calls:
+            if not message.content:
+                raise ValueError("model returned neither content nor tool calls")
+            message.tool_calls = [
+                parse_tool_call_from_text(
+                    content_to_text(message.content), self.tool_name_key, self.tool_arguments_key
+                )
+            ]
+        for call in message.tool_calls:
+            call.function.arguments = parse_tool_arguments(call.function.arguments)
+        return message
+
+    # Serialisation: what was configured, never a secret.
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"class": type(self).__name__}
+        for name in _init_parameter_names(type(self)):
+            if is_secret_key(name) or name in ("client", "kwargs"):
+                continue
+            if hasattr(self, name):
+                value = getattr(self, name)
+                if _is_plain(value):
+                    data[name] = value
+        data.update(mask_secrets({k: v for k, v in self.kwargs.items() if _is_plain(v)}))
+        return {k: v for k, v in data.items() if not is_secret_key(k)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Model:
+        params = {k: v for k, v in data.items() if k != "class"}
+        return cls(**params)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model_id={self.model_id!r})"
+
+
+def _init_parameter_names(cls: type) -> list[str]:
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None or klass is object:
+            continue
+        for param in inspect.signature(init).parameters.values():
+            if (
+                param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY)
+                and param.name != "self"
+            ) and param.name not in names:
+                names.append(param.name)
+    return names
+
+
+def _is_plain(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+# --- ApiModel: rate limits and retries -----------------------------------------------------
+
+
+class RetryPolicy(BaseModel):
+    """The `retry` config node: bounded attempts with exponential backoff and full jitter."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempts: int = Field(4, ge=1, description="total tries, the first included")
+    initial_wait: float = Field(1.0, ge=0, description="seconds before the first retry")
+    multiplier: float = Field(2.0, ge=1)
+    max_wait: float = Field(60.0, ge=0, description="cap on one backoff wait")
+    jitter: float = Field(0.5, ge=0, description="random extra wait, as a fraction of the wait")
+    max_retry_after: float = Field(300.0, ge=0, description="cap on a server's Retry-After")
+
+
+RETRYABLE_STATUS = frozenset({408, 409, 429})
+
+
+def status_code_of(error: BaseException) -> int | None:
+    """The HTTP status of a client error, whatever library raised it."""
+    for source in (error, getattr(error, "response", None)):
+        code = getattr(source, "status_code", None) or getattr(source, "status", None)
+        if isinstance(code, int):
+            return code
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):  # botocore ClientError
+        code = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if isinstance(code, int):
+            return code
+    return None
+
+
+def _headers_of(error: BaseException) -> dict[str, str]:
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None and isinstance(response, dict):
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders")
+    return {str(k).lower(): str(v) for k, v in (headers or {}).items()}
+
+
+def retry_after_seconds(error: BaseException) -> float | None:
+    """The server's Retry-After (seconds or an HTTP date), if it sent one."""
+    value = _headers_of(error).get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+_TRANSIENT_NAMES = re.compile(
+    r"(Timeout|Connection|ConnectError|NetworkError|RemoteProtocol|ReadError)"
+)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Timeouts, connection failures, 408/409/429 and 5xx; never other 4xx."""
+    status = status_code_of(error)
+    if status is not None:
+        return status in RETRYABLE_STATUS or status >= 500
+    if isinstance(error, TimeoutError | ConnectionError):
+        return True
+    return any(_TRANSIENT_NAMES.search(klass.__name__) for klass in type(error).__mro__)
+
+
+def describe_error(error: BaseException) -> str:
+    status = status_code_of(error)
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    prefix = f"HTTP {status}: " if status else ""
+    return f"{prefix}{type(error).__name__}: {text}"[:500]
+
+
+class RateLimiter:
+    """Spaces requests evenly so that no more than `requests_per_minute` start per minute."""
+
+    def __init__(self, requests_per_minute: float | None) -> None:
+        self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def throttle(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    policy: RetryPolicy,
+    describe: str = "request",
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `fn`, retrying transient failures per `policy`; each retry is logged with its cause."""
+    from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        backoff = min(
+            policy.max_wait, policy.initial_wait * policy.multiplier ** (state.attempt_number - 1)
+        )
+        backoff += random.uniform(0, policy.jitter * backoff)
+        server = retry_after_seconds(error) if error else None
+        return min(server, policy.max_retry_after) if server is not None else backoff
+
+    def log_retry(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        wait_s = state.next_action.sleep if state.next_action else 0.0
+        logger.warning(
+            "retrying %s (attempt %d/%d) in %.2fs after %s",
+            describe,
+            state.attempt_number + 1,
+            policy.attempts,
+            wait_s,
+            describe_error(error) if error else "unknown error",
+        )
+
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.attempts),
+        wait=wait,
+        retry=retry_if_exception(is_retryable),
+        before_sleep=log_retry,
+        sleep=sleep,
+        reraise=True,
+    )
+    return retrying(fn)
+
+
+class ApiModel(Model):
+    """A model behind a network client: the client is built lazily, calls are throttled/retried.
+
+    Subclasses implement `create_client()` and use `self.call_api(fn, ...)` for every request.
+    Clients' own retry loops should be turned off so that the retry policy is the only one.
+    """
+
+    def __init__(
+        self,
+        model_id: str | None = None,
+        custom_role_conversions: dict[str, str] | None = None,
+        client: Any | None = None,
+        requests_per_minute: float | None = None,
+        retry: RetryPolicy | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            model_id=model_id, custom_role_conversions=custom_role_conversions, **kwargs
+        )
+        self.requests_per_minute = requests_per_minute
+        self.retry = retry if isinstance(retry, RetryPolicy) else RetryPolicy(**dict(retry or {}))
+        self.rate_limiter = RateLimiter(requests_per_minute)
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self.create_client()
+        return self._client
+
+    def create_client(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement create_client")
+
+    def call_api(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def attempt() -> T:
+            self.rate_limiter.throttle()
+            return fn(*args, **kwargs)
+
+        return call_with_retries(attempt, self.retry, describe=f"{type(self).__name__} call")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["retry"] = self.retry.model_dump()
+        return data

@@ -1,0 +1,190 @@
+"""ScriptedModel: a deterministic offline backend for tests, demos and dry runs of a pipeline."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import jsonschema
+
+from hydragent.grammar import Grammar
+from hydragent.messages import (
+    ChatMessage,
+    ChatMessageStreamDelta,
+    ChatMessageToolCall,
+    ChatMessageToolCallFunction,
+    MessageRole,
+    TokenUsage,
+    content_to_text,
+)
+from hydragent.models.base import Model, trim_at_stop
+
+Response = str | Mapping[str, Any]
+
+
+class ScriptedModelExhausted(RuntimeError):
+    """Raised when `exhausted="error"` and every scripted response has been used."""
+
+
+class ScriptedModel(Model):
+    """Returns scripted responses in order and records every call.
+
+    Responses come from `responses` (a list), `responses_file` (JSONL, one response per line,
+    or a JSON list), or `responder` (a callable taking the prepared messages). `match` maps a
+    substring of the last user message to a response, which suits concurrent runs where call
+    order is not fixed. A response is a string, or a dict with `content` and optional
+    `tool_calls` (a list of `{name, arguments}`). A grammar is not enforced by sampling here:
+    a scripted response that violates it is an error, so recipes behave as on a real backend.
+    """
+
+    supported_grammars: ClassVar[frozenset[str]] = frozenset(
+        {"json_object", "json_schema", "regex", "choice"}
+    )
+
+    def __init__(
+        self,
+        responses: list[Response] | None = None,
+        responses_file: str | None = None,
+        responder: Callable[[list[dict[str, Any]]], Response] | None = None,
+        match: Mapping[str, Response] | None = None,
+        exhausted: Literal["cycle", "error"] = "cycle",
+        model_id: str = "scripted",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(model_id=model_id, **kwargs)
+        if exhausted not in ("cycle", "error"):
+            raise ValueError(f"exhausted must be 'cycle' or 'error', got {exhausted!r}")
+        self.responses = list(responses or [])
+        self.responses_file = responses_file
+        if responses_file:
+            self.responses += _read_responses(Path(responses_file))
+        self.responder = responder
+        self.match = dict(match or {})
+        if not (self.responses or self.responder or self.match):
+            raise ValueError("ScriptedModel needs responses, responses_file, responder or match")
+        self.exhausted = exhausted
+        self.calls: list[dict[str, Any]] = []
+        self._position = 0
+        self._lock = threading.Lock()
+
+    def generate(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        grammar: Grammar | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> ChatMessage:
+        resolved_grammar = self.resolve_grammar(grammar, response_format)
+        prepared = self.prepare(messages)
+        response = self._next_response(prepared)
+        with self._lock:
+            self.calls.append(
+                {
+                    "messages": prepared,
+                    "stop_sequences": stop_sequences,
+                    "tools": [getattr(t, "name", t) for t in tools_to_call_from or []],
+                    "grammar": resolved_grammar.model_dump() if resolved_grammar else None,
+                    "kwargs": self.completion_kwargs({}, kwargs),
+                }
+            )
+        message = _to_message(response, len(self.calls))
+        message.content = trim_at_stop(message.content, stop_sequences)
+        if resolved_grammar is not None:
+            _check_grammar(message.content or "", resolved_grammar)
+        prompt_text = " ".join(content_to_text(m["content"]) for m in prepared)
+        message.token_usage = TokenUsage(
+            input_tokens=len(prompt_text.split()),
+            output_tokens=len((message.content or "").split()) + len(message.tool_calls or []),
+        )
+        return message
+
+    def generate_stream(
+        self, messages: list[Any], stop_sequences: list[str] | None = None, **kwargs: Any
+    ) -> Generator[ChatMessageStreamDelta, None, None]:
+        """Yields the scripted answer word by word, then the usage, like a streaming server."""
+        message = self.generate(messages, stop_sequences=stop_sequences, **kwargs)
+        words = (message.content or "").split(" ")
+        for i, word in enumerate(words):
+            yield ChatMessageStreamDelta(content=word if i == 0 else " " + word)
+        yield ChatMessageStreamDelta(token_usage=message.token_usage)
+
+    def _next_response(self, prepared: list[dict[str, Any]]) -> Response:
+        if self.responder is not None:
+            return self.responder(prepared)
+        last_user = next(
+            (content_to_text(m["content"]) for m in reversed(prepared) if m["role"] == "user"), ""
+        )
+        for needle, response in self.match.items():
+            if needle in last_user:
+                return response
+        with self._lock:
+            if not self.responses:
+                raise ScriptedModelExhausted(
+                    f"no scripted response matches the last user message {last_user[:80]!r}"
+                )
+            if self._position >= len(self.responses):
+                if self.exhausted == "error":
+                    raise ScriptedModelExhausted(
+                        f"all {len(self.responses)} scripted responses were used "
+                        "(set exhausted=cycle to start over)"
+                    )
+                self._position = 0
+            response = self.responses[self._position]
+            self._position += 1
+        return response
+
+
+def _read_responses(path: Path) -> list[Response]:
+    if not path.is_file():
+        raise ValueError(f"responses_file not found: {path}")
+    text = path.read_text()
+    if text.lstrip().startswith("["):
+        return list(json.loads(text))
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _to_message(response: Response, call_number: int) -> ChatMessage:
+    if isinstance(response, str):
+        return ChatMessage(role=MessageRole.ASSISTANT, content=response)
+    if not isinstance(response, Mapping):
+        raise TypeError(f"a scripted response must be a string or a dict, got {type(response)}")
+    tool_calls = [
+        ChatMessageToolCall(
+            id=str(call.get("id") or f"call_{call_number}_{i}"),
+            function=ChatMessageToolCallFunction(
+                name=call["name"], arguments=call.get("arguments", {})
+            ),
+        )
+        for i, call in enumerate(response.get("tool_calls") or [])
+    ]
+    return ChatMessage(
+        role=MessageRole.ASSISTANT, content=response.get("content"), tool_calls=tool_calls or None
+    )
+
+
+def _check_grammar(text: str, grammar: Grammar) -> None:
+    import re
+
+    if grammar.type in ("json_object", "json_schema"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"scripted response violates grammar={grammar.type}: {error}"
+            ) from None
+        if grammar.type == "json_schema":
+            try:
+                jsonschema.validate(value, grammar.schema or {})
+            except jsonschema.ValidationError as error:
+                raise ValueError(
+                    f"scripted response violates grammar=json_schema: {error.message}"
+                ) from None
+    elif grammar.type == "regex" and not re.fullmatch(grammar.pattern or "", text):
+        raise ValueError(f"scripted response violates grammar=regex {grammar.pattern!r}")
+    elif grammar.type == "choice" and text not in (grammar.choices or []):
+        raise ValueError(f"scripted response is not one of grammar.choices {grammar.choices}")
