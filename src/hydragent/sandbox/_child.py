@@ -1,0 +1,488 @@
+"""The sandbox child: runs model-written code inside a locked-down interpreter.
+
+Started by `hydragent.sandbox.session` as `python -I _child.py REQ_FD RESP_FD`. It never imports
+hydragent (so nothing of the runner leaks in) and locks itself down before the first line of
+untrusted code runs:
+
+1. rlimits (memory, file size, open files, no core dumps, no new processes) the kernel enforces;
+2. an audit hook (`sys.addaudithook`, which cannot be removed) that refuses file access outside
+   the working folder, sockets, subprocesses, fork, signals to other processes, ctypes and
+   introspection hooks such as `sys.settrace` and `gc.get_objects`;
+3. a checked namespace: an AST check against dunder introspection, builtins without
+   eval/exec/compile, and an import allow-list.
+
+Layer 3 is a convenience that gives the model clear messages; layers 1 and 2 hold even when it
+is bypassed. Wall-clock and CPU limits are enforced from outside by the parent.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import io
+import json
+import os
+import resource
+import signal
+import struct
+import sys
+import traceback
+from types import MappingProxyType
+
+MEGABYTE = 1024 * 1024
+# Modules whose only use here would be to get around the audit hook.
+ALWAYS_BLOCKED_MODULES = frozenset(
+    {
+        "_posixsubprocess",
+        "_xxsubinterpreters",
+        "_testcapi",
+        "_testinternalcapi",
+        "cffi",
+        "_cffi_backend",
+    }
+)
+# ctypes may be imported (numpy needs it) but not used to reach raw memory or C functions.
+CTYPES_ALLOWED_EVENTS = frozenset({"ctypes.dlopen", "ctypes.get_errno", "ctypes.set_errno"})
+BLOCKED_BUILTINS = (
+    "eval",
+    "exec",
+    "compile",
+    "breakpoint",
+    "input",
+    "vars",
+    "help",
+    "exit",
+    "quit",
+)
+ALLOWED_DUNDERS = frozenset({"__name__", "__doc__", "__init__", "__qualname__", "__module__"})
+DENIED_EVENTS = {
+    "os.system": "running shell commands",
+    "os.exec": "executing programs",
+    "os.spawn": "spawning processes",
+    "os.posix_spawn": "spawning processes",
+    "os.fork": "forking",
+    "os.forkpty": "forking",
+    "os.kill": "sending signals",
+    "os.killpg": "sending signals",
+    "signal.pthread_kill": "sending signals",
+    "subprocess.Popen": "starting subprocesses",
+    "pty.spawn": "spawning processes",
+    "os.symlink": "creating symlinks",
+    "sys.settrace": "tracing hooks",
+    "sys.setprofile": "profiling hooks",
+    "sys._current_frames": "frame introspection",
+    "sys.addaudithook": "audit hooks",
+    "gc.get_objects": "heap introspection",
+    "gc.get_referrers": "heap introspection",
+    "gc.get_referents": "heap introspection",
+    "resource.setrlimit": "changing resource limits",
+    "resource.prlimit": "changing resource limits",
+    "mmap.__new__": "memory mapping",
+    "cpython.remote_debugger_script": "debugger attachment",
+    "setopencodehook": "import hooks",
+}
+PATH_EVENTS_WRITE = {
+    "os.remove": (0,),
+    "os.rmdir": (0,),
+    "os.mkdir": (0,),
+    "os.rename": (0, 1),
+    "os.link": (0, 1),
+    "os.truncate": (0,),
+    "os.chmod": (0,),
+    "os.chown": (0,),
+    "os.utime": (0,),
+    "os.chflags": (0,),
+    "os.setxattr": (0,),
+    "os.removexattr": (0,),
+    "shutil.rmtree": (0,),
+    "shutil.copyfile": (1,),
+    "shutil.copytree": (1,),
+    "shutil.move": (1,),
+    "shutil.make_archive": (0,),
+    "os.chdir": (0,),
+}
+PATH_EVENTS_READ = {"os.listdir": 0, "os.scandir": 0, "os.getxattr": 0, "os.listxattr": 0}
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+class SandboxViolation(PermissionError):
+    """Raised inside the child when code tries something the sandbox forbids."""
+
+
+class FinalAnswer(BaseException):
+    """Raised by final_answer() so that the current step stops right there."""
+
+    def __init__(self, value: object) -> None:
+        super().__init__(value)
+        self.value = value
+
+
+def read_message(fd: int) -> dict:
+    header = _read_exactly(fd, 4)
+    (size,) = struct.unpack(">I", header)
+    return json.loads(_read_exactly(fd, size))
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = os.read(fd, size)
+        if not chunk:
+            raise EOFError("parent closed the pipe")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def write_message(fd: int, message: dict) -> None:
+    data = json.dumps(message, default=repr).encode()
+    payload = struct.pack(">I", len(data)) + data
+    while payload:
+        payload = payload[os.write(fd, payload) :]
+
+
+def apply_limits(config: dict) -> None:
+    """Kernel-enforced limits; lowering them never needs privileges."""
+    memory = config["memory_mb"] * MEGABYTE
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    file_size = config["max_file_mb"] * MEGABYTE
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+    if os.getuid() != 0:  # root ignores RLIMIT_NPROC; the audit hook still blocks fork
+        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    cpu = int(config["cpu_limit_s"]) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    signal.signal(signal.SIGXCPU, signal.SIG_DFL)  # an inherited "ignore" would defeat the limit
+
+
+def make_audit_hook(workdir: str, read_roots: tuple[str, ...]):
+    """Build the hook from C functions and immutable values captured in its closure.
+
+    Nothing it uses is looked up at call time, so code that patches `os.path`, `builtins` or
+    this module cannot change its verdicts; if it breaks the hook instead, the hook fails closed.
+    """
+    import posix
+    import stat as _stat
+
+    lstat, readlink, getcwd, fspath = posix.lstat, posix.readlink, posix.getcwd, posix.fspath
+    is_link, is_dir = _stat.S_ISLNK, _stat.S_ISDIR
+    violation, text, as_tuple = SandboxViolation, str, tuple
+    isinstance, len, OSError, bytes, int = (
+        builtins.isinstance,
+        builtins.len,
+        builtins.OSError,
+        builtins.bytes,
+        builtins.int,
+    )
+    denied_events = MappingProxyType(dict(DENIED_EVENTS))
+    write_events = MappingProxyType(dict(PATH_EVENTS_WRITE))
+    read_events = MappingProxyType(dict(PATH_EVENTS_READ))
+    blocked_modules = ALWAYS_BLOCKED_MODULES
+    ctypes_allowed = CTYPES_ALLOWED_EVENTS
+    read_only_files = frozenset({"/dev/null", "/dev/urandom", "/dev/random"})
+    write_flags = WRITE_FLAGS
+
+    def resolve(path: object) -> str:
+        """Like os.path.realpath, built only from captured C functions."""
+        path = fspath(path)
+        if isinstance(path, bytes):
+            path = path.decode("utf-8", "surrogateescape")
+        if not path.startswith("/"):
+            path = getcwd() + "/" + path
+        pending = path.split("/")[::-1]
+        parts: list[str] = []
+        hops = 0
+        while pending:
+            part = pending.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if parts:
+                    parts.pop()
+                continue
+            candidate = "/" + "/".join([*parts, part])
+            try:
+                mode = lstat(candidate).st_mode
+            except OSError:
+                parts.append(part)
+                continue
+            if is_link(mode):
+                hops += 1
+                if hops > 40:
+                    raise violation("sandbox blocked a symlink loop")
+                target = readlink(candidate)
+                if target.startswith("/"):
+                    parts = []
+                pending.extend(target.split("/")[::-1])
+            else:
+                parts.append(part)
+        return "/" + "/".join(parts)
+
+    real_workdir = resolve(workdir)
+    roots = as_tuple(resolve(root) for root in read_roots)
+
+    def inside(path: str, bases: tuple[str, ...]) -> bool:
+        for base in bases:  # noqa: SIM110 - `any` would be a builtin looked up at call time
+            if path == base or path.startswith(base + "/"):
+                return True
+        return False
+
+    def deny(what: str) -> None:
+        raise violation("sandbox blocked " + what)
+
+    def checked_path(path: object) -> str:
+        if isinstance(path, int) or path is None:
+            deny(f"using file descriptor {path!r}: pass a path inside the working folder")
+        return resolve(path)
+
+    def check_open(path: object, mode: object, flags: object) -> None:
+        real = checked_path(path)
+        if isinstance(mode, text):
+            writing = "w" in mode or "a" in mode or "x" in mode or "+" in mode
+        else:
+            writing = isinstance(flags, int) and (flags & write_flags) != 0
+        if inside(real, (real_workdir,)):
+            return
+        if writing:
+            if real != "/dev/null":
+                deny(f"writing {path!r}: only the working folder is writable")
+            return
+        if real in read_only_files:
+            return
+        try:
+            directory = is_dir(lstat(real).st_mode)
+        except OSError:
+            directory = False
+        if not inside(real, roots) or directory:
+            deny(f"reading {path!r}: only files in the working folder are readable")
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "open":
+            check_open(args[0], args[1], args[2])
+        elif event == "import":
+            if text(args[0]).split(".")[0] in blocked_modules:
+                deny(f"importing {args[0]!r}")
+        elif event.startswith("socket."):
+            deny("network access (" + event + ")")
+        elif event.startswith("ctypes.") and event not in ctypes_allowed:
+            deny("raw memory and C calls through ctypes (" + event + ")")
+        elif event in write_events:
+            for index in write_events[event]:
+                if index < len(args) and not inside(checked_path(args[index]), (real_workdir,)):
+                    deny(f"{event} on {args[index]!r}: outside the working folder")
+        elif event in read_events:
+            if args[0] is not None and not inside(checked_path(args[0]), (real_workdir, *roots)):
+                deny(f"listing {args[0]!r}: outside the working folder")
+        elif event == "object.__setattr__":
+            if text(args[1]) in ("__code__", "__globals__", "__closure__", "__builtins__"):
+                deny("setting " + text(args[1]))
+        elif event in denied_events:
+            deny(denied_events[event] + " (" + event + ")")
+
+    return hook
+
+
+class CappedOutput(io.TextIOBase):
+    """Keeps the first `limit` characters and counts the rest, so huge prints cost no memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        text = str(text)
+        room = self.limit - self.kept
+        if room > 0:
+            self.parts.append(text[:room])
+            self.kept += min(room, len(text))
+        self.dropped += max(0, len(text) - max(room, 0))
+        return len(text)
+
+    def text(self) -> str:
+        out = "".join(self.parts)
+        if self.dropped:
+            out += f"\n[output truncated: {self.dropped} more characters]"
+        return out
+
+
+def check_code(tree: ast.AST) -> None:
+    """Refuse dunder introspection (`__subclasses__`, `__globals__`, `__builtins__`, ...)."""
+    for node in ast.walk(tree):
+        name = None
+        if isinstance(node, ast.Attribute):
+            name = node.attr
+        elif isinstance(node, ast.Name):
+            name = node.id
+        if name and name.startswith("__") and name.endswith("__") and name not in ALLOWED_DUNDERS:
+            raise SandboxViolation(
+                f"sandbox blocked access to {name!r} (line {node.lineno}): dunder introspection "
+                "is not allowed"
+            )
+
+
+def make_namespace(
+    authorized: frozenset[str] | None, tool_names: list[str], resp_fd: int, req_fd: int
+) -> dict:
+    real_import = builtins.__import__
+    real_getattr, real_setattr, real_delattr, real_hasattr = getattr, setattr, delattr, hasattr
+    namespace: dict = {"__name__": "__sandbox__"}
+
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+        if globals is namespace or globals is None:
+            top = name.split(".")[0]
+            if level or (authorized is not None and top not in authorized):
+                allowed = ", ".join(sorted(authorized or ())) or "none"
+                raise ImportError(
+                    f"import of {name!r} is not allowed in the sandbox; authorized imports: "
+                    f"{allowed}"
+                )
+        return real_import(name, globals, locals, fromlist, level)
+
+    def check_name(name: object) -> None:
+        if isinstance(name, str) and name.startswith("__") and name not in ALLOWED_DUNDERS:
+            raise SandboxViolation(f"sandbox blocked access to attribute {name!r}")
+
+    def safe_getattr(obj, name, *default):
+        check_name(name)
+        return real_getattr(obj, name, *default)
+
+    def safe_setattr(obj, name, value):
+        check_name(name)
+        return real_setattr(obj, name, value)
+
+    def safe_delattr(obj, name):
+        check_name(name)
+        return real_delattr(obj, name)
+
+    def safe_hasattr(obj, name):
+        check_name(name)
+        return real_hasattr(obj, name)
+
+    def blocked(name: str):
+        def refuse(*args, **kwargs):
+            raise SandboxViolation(
+                f"sandbox blocked {name}(): running built strings is not allowed"
+            )
+
+        return refuse
+
+    def final_answer(answer):
+        raise FinalAnswer(answer)
+
+    def make_tool(tool_name: str):
+        def call_tool(*args, **kwargs):
+            write_message(
+                resp_fd,
+                {"type": "tool_call", "name": tool_name, "args": list(args), "kwargs": kwargs},
+            )
+            reply = read_message(req_fd)
+            if reply.get("error"):
+                raise RuntimeError(reply["error"])
+            return reply.get("result")
+
+        call_tool.__name__ = tool_name
+        return call_tool
+
+    safe_builtins = dict(vars(builtins))
+    for name in BLOCKED_BUILTINS:
+        safe_builtins[name] = blocked(name)
+    safe_builtins.update(
+        __import__=guarded_import,
+        getattr=safe_getattr,
+        setattr=safe_setattr,
+        delattr=safe_delattr,
+        hasattr=safe_hasattr,
+    )
+    builtins.__import__ = guarded_import
+    namespace["__builtins__"] = safe_builtins
+    for tool_name in tool_names:
+        namespace[tool_name] = make_tool(tool_name)
+    namespace["final_answer"] = final_answer
+    return namespace
+
+
+def run_code(code: str, namespace: dict, max_output_chars: int) -> dict:
+    """Run one step; the value of a trailing expression is returned like a REPL would."""
+    output = CappedOutput(max_output_chars)
+    result: dict = {
+        "type": "result",
+        "error": None,
+        "value": None,
+        "final_answer": None,
+        "is_final_answer": False,
+    }
+    saved = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = output
+    try:
+        tree = ast.parse(code, filename="<code>")
+        check_code(tree)
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        builtins.exec(builtins.compile(tree, "<code>", "exec"), namespace)
+        if last is not None:
+            expression = ast.Expression(last.value)
+            value = builtins.eval(builtins.compile(expression, "<code>", "eval"), namespace)
+            if value is not None:
+                result["value"] = repr(value)[:max_output_chars]
+    except FinalAnswer as answer:
+        result["is_final_answer"] = True
+        result["final_answer"] = _jsonable(answer.value)
+    except MemoryError:
+        result["error"] = "MemoryError: the sandbox memory limit was exceeded"
+    except SyntaxError as error:
+        result["error"] = f"SyntaxError: {error.msg} (line {error.lineno})"
+    except BaseException as error:  # the model's code may raise anything, SystemExit included
+        result["error"] = _describe(error)
+    finally:
+        sys.stdout, sys.stderr = saved
+    result["stdout"] = output.text()
+    result["output_truncated"] = bool(output.dropped)
+    return result
+
+
+def _describe(error: BaseException) -> str:
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename == "<code>"]
+    where = f" (line {frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}{where}: {error}"
+
+
+def _jsonable(value: object) -> object:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def main() -> None:
+    req_fd, resp_fd = int(sys.argv[1]), int(sys.argv[2])
+    sys.path[:] = [
+        p
+        for p in sys.path
+        if p and os.path.realpath(p) != os.path.dirname(os.path.realpath(__file__))
+    ]
+    config = read_message(req_fd)
+    workdir = config["workdir"]
+    os.chdir(workdir)
+    read_roots = tuple(os.path.realpath(p) for p in sys.path if p and os.path.isdir(p))
+    authorized = config["authorized_imports"]
+    authorized = None if authorized is None else frozenset(authorized)
+    apply_limits(config)
+    namespace = make_namespace(authorized, config["tool_names"], resp_fd, req_fd)
+    sys.addaudithook(make_audit_hook(workdir, read_roots))
+    write_message(resp_fd, {"type": "ready"})
+    while True:
+        try:
+            request = read_message(req_fd)
+        except EOFError:
+            return
+        write_message(resp_fd, run_code(request["code"], namespace, config["max_output_chars"]))
+
+
+if __name__ == "__main__":
+    main()

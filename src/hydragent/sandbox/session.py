@@ -1,0 +1,349 @@
+"""The parent side of the sandbox: a long-lived child process per sample.
+
+The child (`_child.py`) locks itself down; this side enforces what the child cannot be trusted
+with: the wall-clock deadline (SIGKILL to the child's whole process group), the per-step CPU
+limit (re-armed with `prlimit` before every step) and the cleanup of the working folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import resource
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+CHILD_SCRIPT = str(Path(__file__).with_name("_child.py"))
+STARTUP_TIMEOUT_S = 30.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass
+class SandboxResult:
+    """What one step of code produced. `ok` is False on any error, violation or timeout."""
+
+    ok: bool
+    stdout: str = ""
+    error: str | None = None
+    timed_out: bool = False
+    value: str | None = None
+    final_answer: Any = None
+    is_final_answer: bool = False
+    output_truncated: bool = False
+    returncode: int | None = None
+    duration_s: float = 0.0
+
+    def observation(self) -> str:
+        """The text an agent shows the model after this step."""
+        parts = []
+        if self.stdout:
+            parts.append("Execution logs:\n" + self.stdout.rstrip("\n"))
+        if self.value is not None:
+            parts.append("Last output from code snippet:\n" + self.value)
+        if self.error:
+            parts.append("Error: " + self.error)
+        return "\n".join(parts) if parts else "Execution logs: (no output)"
+
+    def dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not start (not an error of the model's code)."""
+
+
+class PythonSession:
+    """Runs code step after step in one isolated child process; variables persist across steps.
+
+    A step that times out or kills the child ends that process: the next `run` starts a fresh
+    one (and says so), so one runaway step never takes the whole sample down.
+    `tools` maps names to callables the code may call; they run here, in the parent.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = 10,
+        memory_mb: int = 512,
+        authorized_imports: list[str] | None = None,
+        max_output_chars: int = 10000,
+        workdir: str | None = None,
+        cpu_limit_s: float | None = None,
+        max_file_mb: int = 64,
+        tools: Mapping[str, Callable[..., Any]] | None = None,
+    ) -> None:
+        if timeout_s <= 0 or memory_mb <= 0 or max_output_chars <= 0:
+            raise ValueError("timeout_s, memory_mb and max_output_chars must be positive")
+        self.timeout_s = float(timeout_s)
+        self.cpu_limit_s = float(cpu_limit_s if cpu_limit_s is not None else timeout_s)
+        self.memory_mb = int(memory_mb)
+        self.authorized_imports = None if authorized_imports is None else list(authorized_imports)
+        self.max_output_chars = int(max_output_chars)
+        self.max_file_mb = int(max_file_mb)
+        self.tools = dict(tools or {})
+        self._own_workdir = workdir is None
+        self.workdir = workdir or tempfile.mkdtemp(prefix="hydragent-sandbox-")
+        Path(self.workdir).mkdir(parents=True, exist_ok=True)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stderr: Any = None
+        self._req_w = self._resp_r = -1
+        self._restarted_note = ""
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> PythonSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, code: str) -> SandboxResult:
+        """Run one step of code and return its output, value, error or final answer."""
+        with self._lock:
+            if self._process is None:
+                self._start()
+            note, self._restarted_note = self._restarted_note, ""
+            result = self._run_step(code)
+            if note:
+                result.stdout = f"{note}\n{result.stdout}"
+            return result
+
+    def close(self) -> None:
+        """Kill the child and remove the working folder this session created."""
+        with self._lock:
+            self._kill()
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _start(self) -> None:
+        req_r, self._req_w = os.pipe()
+        self._resp_r, resp_w = os.pipe()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": self.workdir,
+            "TMPDIR": self.workdir,
+            "LANG": "C.UTF-8",
+            **{var: "1" for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+        }
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-I", "-B", CHILD_SCRIPT, str(req_r), str(resp_w)],
+                pass_fds=(req_r, resp_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                cwd=self.workdir,
+                env=env,
+                start_new_session=True,
+            )
+        finally:
+            os.close(req_r)
+            os.close(resp_w)
+        self._send(
+            {
+                "workdir": self.workdir,
+                "memory_mb": self.memory_mb,
+                "max_file_mb": self.max_file_mb,
+                "cpu_limit_s": math.ceil(self.cpu_limit_s),
+                "authorized_imports": self.authorized_imports,
+                "max_output_chars": self.max_output_chars,
+                "tool_names": sorted(self.tools),
+            }
+        )
+        ready = self._receive(time.monotonic() + STARTUP_TIMEOUT_S)
+        if not ready or ready.get("type") != "ready":
+            detail = self._child_stderr()
+            self._kill()
+            raise SandboxError(f"the sandbox process failed to start: {detail or 'no output'}")
+
+    def _run_step(self, code: str) -> SandboxResult:
+        started = time.monotonic()
+        deadline = started + self.timeout_s
+        self._arm_cpu_limit()
+        try:
+            self._send({"code": code})
+        except OSError:
+            return self._died(started)
+        while True:
+            message = self._receive(deadline)
+            if message is None:
+                if time.monotonic() >= deadline:
+                    return self._timed_out(started)
+                return self._died(started)
+            if message.get("type") == "tool_call":
+                tool_started = time.monotonic()
+                self._send(self._call_tool(message))
+                deadline += time.monotonic() - tool_started  # tools run here, not in the child
+                continue
+            result = SandboxResult(
+                ok=message["error"] is None,
+                stdout=message["stdout"],
+                error=message["error"],
+                value=message["value"],
+                final_answer=message["final_answer"],
+                is_final_answer=message["is_final_answer"],
+                output_truncated=message["output_truncated"],
+                duration_s=time.monotonic() - started,
+            )
+            return result
+
+    def _call_tool(self, message: dict[str, Any]) -> dict[str, Any]:
+        tool = self.tools.get(message["name"])
+        if tool is None:
+            return {"error": f"unknown tool {message['name']!r}"}
+        try:
+            result = tool(*message.get("args", []), **message.get("kwargs", {}))
+        except Exception as error:  # a tool error is an observation, not a crash
+            return {"error": f"tool {message['name']!r} failed: {type(error).__name__}: {error}"}
+        try:
+            json.dumps(result)
+        except (TypeError, ValueError):
+            result = str(result)
+        return {"result": result}
+
+    def _arm_cpu_limit(self) -> None:
+        """Give this step its own CPU budget on top of what the child already used."""
+        if self._process is None or not hasattr(resource, "prlimit"):
+            return
+        soft = math.ceil(self._cpu_used() + self.cpu_limit_s)
+        for hard in (soft + 1, None):
+            try:
+                if hard is None:
+                    _, hard = resource.prlimit(self._process.pid, resource.RLIMIT_CPU)
+                    if hard != resource.RLIM_INFINITY and hard < soft:
+                        return
+                resource.prlimit(self._process.pid, resource.RLIMIT_CPU, (soft, hard))
+                return
+            except (OSError, ValueError):
+                continue
+
+    def _cpu_used(self) -> float:
+        assert self._process is not None
+        try:
+            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def _timed_out(self, started: float) -> SandboxResult:
+        self._kill()
+        self._restarted_note = "(The previous step was killed, so a fresh session started.)"
+        return SandboxResult(
+            ok=False,
+            timed_out=True,
+            error=(
+                f"execution timed out after {self.timeout_s:g} s and was killed; "
+                "variables from earlier steps are lost"
+            ),
+            duration_s=time.monotonic() - started,
+        )
+
+    def _died(self, started: float) -> SandboxResult:
+        process = self._process
+        returncode = process.wait(timeout=5) if process else None
+        detail = self._child_stderr()
+        self._kill()
+        self._restarted_note = (
+            "(The previous step crashed the sandbox, so a fresh session started.)"
+        )
+        cause = f"the sandbox process died (exit code {returncode})"
+        timed_out = False
+        if returncode == -signal.SIGXCPU or returncode == -signal.SIGKILL:
+            cause = (
+                f"the CPU time limit of {self.cpu_limit_s:g} s was exceeded and the code was killed"
+            )
+            timed_out = True
+        elif detail and "MemoryError" in detail:
+            cause = f"the memory limit of {self.memory_mb} MB was exceeded"
+        return SandboxResult(
+            ok=False,
+            error=cause + "; variables from earlier steps are lost",
+            timed_out=timed_out,
+            returncode=returncode,
+            duration_s=time.monotonic() - started,
+        )
+
+    def _send(self, message: dict[str, Any]) -> None:
+        data = json.dumps(message, default=repr).encode()
+        payload = struct.pack(">I", len(data)) + data
+        while payload:
+            payload = payload[os.write(self._req_w, payload) :]
+
+    def _receive(self, deadline: float) -> dict[str, Any] | None:
+        """One message, or None when the deadline passes or the child closes the pipe."""
+        header = self._read_exactly(4, deadline)
+        if header is None:
+            return None
+        body = self._read_exactly(struct.unpack(">I", header)[0], deadline)
+        return None if body is None else json.loads(body)
+
+    def _read_exactly(self, size: int, deadline: float) -> bytes | None:
+        chunks: list[bytes] = []
+        while size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            ready, _, _ = select.select([self._resp_r], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(self._resp_r, min(size, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            size -= len(chunk)
+        return b"".join(chunks)
+
+    def _child_stderr(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read(4000).decode(errors="replace").strip()
+
+    def _kill(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+        for fd in (self._req_w, self._resp_r):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._req_w = self._resp_r = -1
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+
+def run_python(
+    code: str,
+    *,
+    timeout_s: float = 10,
+    memory_mb: int = 512,
+    authorized_imports: list[str] | None = None,
+    max_output_chars: int = 10000,
+    workdir: str | None = None,
+) -> SandboxResult:
+    """Run one piece of code in a fresh sandbox process and clean up after it."""
+    with PythonSession(
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        authorized_imports=authorized_imports,
+        max_output_chars=max_output_chars,
+        workdir=workdir,
+    ) as session:
+        return session.run(code)
