@@ -1,0 +1,235 @@
+"""AmazonBedrockServerModel: the Bedrock Converse API through boto3 ("bedrock-runtime").
+
+What smolagents got wrong and this does instead: system turns go into `system` blocks, stop
+sequences into `inferenceConfig.stopSequences`, tools into `toolConfig` (never `tools` or
+`tool_choice`, which boto3 rejects), `toolUse` blocks become tool calls, and a reply without
+tool calls is simply a reply (no KeyError). Structured output is enforced through a forced
+tool whose input schema is the grammar's schema; the tool input is returned as JSON text.
+Streaming (ConverseStream) is not implemented.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any, ClassVar
+
+from hydragent.grammar import Grammar
+from hydragent.messages import (
+    ChatMessage,
+    ChatMessageToolCall,
+    ChatMessageToolCallFunction,
+    MessageRole,
+    TokenUsage,
+)
+from hydragent.models.base import ApiModel, get_tool_json_schema
+from hydragent.models.openai import (
+    MalformedResponseError,
+    missing_extra,
+    server_errors_explained,
+)
+
+ALL_TO_USER = {role.value: MessageRole.USER.value for role in MessageRole}
+#: call kwargs with an inferenceConfig home, in OpenAI spelling -> Converse spelling.
+INFERENCE_KEYS = {"max_tokens": "maxTokens", "temperature": "temperature", "top_p": "topP"}
+#: request keys that exist in OpenAI-style APIs but not in Converse.
+FOREIGN_KEYS = ("tools", "tool_choice", "response_format", "stop", "model", "messages")
+
+
+class AmazonBedrockServerModel(ApiModel):
+    """Bedrock Converse; `client_kwargs` go to `boto3.client("bedrock-runtime", ...)`.
+
+    Roles default to all-to-user (many Bedrock models take only user content); `roles=`
+    replaces that, and any turn still in the `system` role is sent as a `system` block.
+    boto3's own retries are off, so the `retry` policy is the only one.
+    """
+
+    supported_grammars: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
+    default_role_conversions: ClassVar[dict[str, str] | None] = ALL_TO_USER
+
+    def __init__(
+        self,
+        model_id: str,
+        client: Any | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        custom_role_conversions: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.client_kwargs = dict(client_kwargs or {})
+        kwargs.pop("flatten_messages_as_text", None)  # Converse takes content blocks only
+        super().__init__(
+            model_id=model_id,
+            custom_role_conversions=custom_role_conversions,
+            client=client,
+            **kwargs,
+        )
+
+    def create_client(self) -> Any:
+        try:
+            import boto3
+            from botocore.config import Config
+        except ImportError as error:
+            raise missing_extra(type(self).__name__, "bedrock") from error
+        options = dict(self.client_kwargs)
+        given = options.pop("config", None)
+        config = Config(retries={"total_max_attempts": 1})
+        if given is not None:
+            config = config.merge(given if isinstance(given, Config) else Config(**dict(given)))
+        return boto3.client("bedrock-runtime", config=config, **options)
+
+    def build_request(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None,
+        tools_to_call_from: list[Any] | None,
+        grammar: Grammar | None,
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        system, turns = converse_messages(self.prepare(messages))
+        request = self.completion_kwargs({}, kwargs)
+        tool_choice = request.pop("tool_choice", None)
+        for key in FOREIGN_KEYS:
+            request.pop(key, None)
+        inference = dict(request.pop("inferenceConfig", None) or {})
+        for key, converse_key in INFERENCE_KEYS.items():
+            if key in request:
+                inference[converse_key] = request.pop(key)
+        if stop_sequences:
+            inference["stopSequences"] = list(stop_sequences)
+        request.update(modelId=self.model_id, messages=turns)
+        if system:
+            request["system"] = system
+        if inference:
+            request["inferenceConfig"] = inference
+        tool_config = _tool_config(tools_to_call_from, tool_choice, grammar)
+        if tool_config:
+            request["toolConfig"] = tool_config
+        return request
+
+    def generate(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        grammar: Grammar | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> ChatMessage:
+        resolved = self.resolve_grammar(grammar, response_format)
+        if resolved is not None and tools_to_call_from:
+            raise ValueError(
+                "AmazonBedrockServerModel enforces a grammar through a forced tool, so it "
+                "cannot combine grammar= with tools; drop one of them"
+            )
+        request = self.build_request(messages, stop_sequences, tools_to_call_from, resolved, kwargs)
+        with server_errors_explained(type(self).__name__):
+            response = self.call_api(self.client.converse, **request)
+        return _chat_message(response, resolved)
+
+
+def converse_messages(
+    prepared: list[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """System blocks and alternating user/assistant turns of content blocks."""
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for entry in prepared:
+        role = entry["role"]
+        blocks = [_block(part) for part in entry["content"]]
+        for call in entry.get("tool_calls") or []:
+            blocks.append({"text": f"Calling tool {call.function.name}: {call.function.arguments}"})
+        if role == MessageRole.SYSTEM.value:
+            system.extend(block for block in blocks if "text" in block)
+            continue
+        role = "assistant" if role in ("assistant", "tool-call") else "user"
+        if turns and turns[-1]["role"] == role:  # Converse requires strict alternation
+            _append_blocks(turns[-1]["content"], blocks)
+        elif blocks:
+            turns.append({"role": role, "content": blocks})
+    return system, turns
+
+
+def _block(part: dict[str, Any]) -> dict[str, Any]:
+    if part.get("type") == "image":
+        return {"image": {"format": "png", "source": {"bytes": base64.b64decode(part["image"])}}}
+    return {"text": part.get("text", "")}
+
+
+def _append_blocks(target: list[dict[str, Any]], blocks: list[dict[str, Any]]) -> None:
+    for block in blocks:
+        if target and "text" in block and "text" in target[-1]:
+            target[-1] = {"text": f"{target[-1]['text']}\n{block['text']}"}
+        else:
+            target.append(block)
+
+
+def _tool_config(
+    tools: list[Any] | None, tool_choice: Any, grammar: Grammar | None
+) -> dict[str, Any] | None:
+    if grammar is not None:
+        schema = grammar.schema if grammar.type == "json_schema" else {"type": "object"}
+        spec = {
+            "name": grammar.name,
+            "description": "Give the answer as this tool's input.",
+            "inputSchema": {"json": schema},
+        }
+        return {"tools": [{"toolSpec": spec}], "toolChoice": {"tool": {"name": grammar.name}}}
+    if not tools:
+        return None
+    specs = []
+    for tool in tools:
+        function = get_tool_json_schema(tool)["function"]
+        specs.append(
+            {
+                "toolSpec": {
+                    "name": function["name"],
+                    "description": function.get("description") or function["name"],
+                    "inputSchema": {"json": function.get("parameters") or {"type": "object"}},
+                }
+            }
+        )
+    return {"tools": specs, "toolChoice": _tool_choice(tool_choice)}
+
+
+def _tool_choice(choice: Any) -> dict[str, Any]:
+    """OpenAI-style tool_choice in Converse form; tools are required by default."""
+    if choice in (None, "required", "any"):
+        return {"any": {}}
+    if choice == "auto":
+        return {"auto": {}}
+    name = choice if isinstance(choice, str) else (choice.get("function") or choice).get("name")
+    return {"tool": {"name": name}}
+
+
+def _chat_message(response: dict[str, Any], grammar: Grammar | None) -> ChatMessage:
+    message = (response.get("output") or {}).get("message")
+    if message is None:
+        raise MalformedResponseError(
+            f"the Bedrock response has no output message (keys: {', '.join(response) or 'none'})"
+        )
+    blocks = message.get("content") or []
+    texts = [block["text"] for block in blocks if "text" in block]
+    calls = [
+        ChatMessageToolCall(
+            id=str(use.get("toolUseId", "")),
+            function=ChatMessageToolCallFunction(name=use["name"], arguments=use.get("input", {})),
+        )
+        for use in (block["toolUse"] for block in blocks if "toolUse" in block)
+    ]
+    content: str | None = "\n".join(texts) if texts else (None if calls else "")
+    if grammar is not None and calls:  # the forced tool's input is the structured answer
+        content, calls = json.dumps(calls[0].function.arguments), []
+    usage = response.get("usage") or {}
+    return ChatMessage(
+        role=MessageRole.ASSISTANT,
+        content=content,
+        tool_calls=calls or None,
+        raw=response,
+        token_usage=TokenUsage(
+            input_tokens=int(usage.get("inputTokens") or 0),
+            output_tokens=int(usage.get("outputTokens") or 0),
+        ),
+    )
+
+
+AmazonBedrockModel = AmazonBedrockServerModel
