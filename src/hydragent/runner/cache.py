@@ -1,0 +1,192 @@
+"""The response cache (`cache=on|off|replay`): a sqlite file shared by every job.
+
+It wraps a model's `generate`, so every agent benefits. The key covers what decides a reply:
+the resolved model config without secrets, the messages, the generation parameters, the tools
+and the grammar. `replay` never calls the model, so an offline rerun is reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from hydragent.grammar import Grammar
+from hydragent.messages import ChatMessage
+from hydragent.models.base import Model, get_tool_json_schema
+from hydragent.secrets import mask_secrets
+
+CACHE_MODES = ("on", "off", "replay")
+
+
+class CacheMiss(RuntimeError):
+    """`cache=replay` met a call that was never recorded."""
+
+
+def default_cache_path() -> Path:
+    """HYDRAGENT_CACHE_DIR, else $XDG_CACHE_HOME/hydragent, else ~/.cache/hydragent."""
+    folder = os.environ.get("HYDRAGENT_CACHE_DIR")
+    if not folder:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        folder = str(Path(base) / "hydragent")
+    return Path(folder).expanduser() / "responses.sqlite"
+
+
+def normalise_mode(mode: Any) -> str:
+    """YAML reads unquoted on/off as booleans; accept those too."""
+    value = {True: "on", False: "off"}.get(mode, mode) if isinstance(mode, bool) else mode
+    if value not in CACHE_MODES:
+        raise ValueError(f"cache.mode must be one of {', '.join(CACHE_MODES)}, got {mode!r}")
+    return str(value)
+
+
+class ResponseStore:
+    """A thread-safe sqlite table of key -> reply; several processes may share the file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses "
+                "(key TEXT PRIMARY KEY, model TEXT, reply TEXT, "
+                "created REAL DEFAULT (julianday('now')))"
+            )
+            self._db.commit()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT reply FROM responses WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, key: str, model: str, reply: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses (key, model, reply) VALUES (?, ?, ?)",
+                (key, model, json.dumps(reply, default=str)),
+            )
+            self._db.commit()
+
+    def stats(self) -> tuple[int, dict[str, int]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT model, COUNT(*) FROM responses GROUP BY model ORDER BY model"
+            ).fetchall()
+        per_model = {str(model): int(count) for model, count in rows}
+        return sum(per_model.values()), per_model
+
+    def clear(self) -> int:
+        with self._lock:
+            count = self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+            self._db.execute("DELETE FROM responses")
+            self._db.commit()
+        return int(count)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _message_for_key(message: Any) -> Any:
+    """A message as the backend sees it; usage and metadata change nothing about the reply."""
+    data = message.dict() if hasattr(message, "dict") and callable(message.dict) else message
+    if isinstance(data, dict):
+        return {k: v for k, v in data.items() if k not in ("token_usage", "metadata", "raw")}
+    return data
+
+
+def cache_key(model_config: dict[str, Any], messages: list[Any], **call: Any) -> str:
+    grammar = Grammar.coerce(call.pop("grammar", None))
+    tools = [get_tool_json_schema(tool) for tool in call.pop("tools_to_call_from", None) or []]
+    payload = {
+        "model": mask_secrets(model_config),
+        "messages": [_message_for_key(m) for m in messages],
+        "grammar": grammar.model_dump() if grammar else None,
+        "tools": tools,
+        "params": mask_secrets(call),
+    }
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class CachedModel(Model):
+    """Wraps a model: answers from the store when it can, records new replies (mode `on`),
+    or raises CacheMiss (mode `replay`). Counts hits and real calls for summary.json."""
+
+    def __init__(
+        self, inner: Model, store: ResponseStore, mode: str, model_config: dict[str, Any]
+    ) -> None:
+        super().__init__(model_id=inner.model_id)
+        self.inner = inner
+        self.store = store
+        self.mode = normalise_mode(mode)
+        self.model_config = model_config
+        self.supported_grammars = inner.supported_grammars
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+
+    def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> ChatMessage:
+        names = ("stop_sequences", "response_format", "tools_to_call_from", "grammar")
+        call = dict(zip(names, args, strict=False))
+        call.update(kwargs)
+        key = cache_key(self.model_config, messages, **call)
+        cached = self.store.get(key)
+        if cached is not None:
+            with self._lock:
+                self.hits += 1
+            return ChatMessage.from_dict(cached)
+        with self._lock:
+            self.misses += 1
+        if self.mode == "replay":
+            raise CacheMiss(
+                f"cache=replay: no recorded reply for this call to {self.model_id!r} in "
+                f"{self.store.path}; run once with cache=on to record it"
+            )
+        reply = self.inner.generate(messages, **call)
+        self.store.put(key, str(self.model_id), reply.dict())
+        return reply
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes this wrapper lacks: behave like the wrapped backend.
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def cleanup(self) -> None:
+        self.inner.cleanup()
+
+
+def cache_stats(path: str | Path | None = None) -> str:
+    """`hydragent cache stats`: where the cache is and how many replies it holds per model."""
+    file = Path(path).expanduser() if path else default_cache_path()
+    if not file.exists():
+        return f"cache {file}: empty (no file yet)"
+    store = ResponseStore(file)
+    try:
+        total, per_model = store.stats()
+    finally:
+        store.close()
+    lines = [f"cache {file}: {total} replies, {file.stat().st_size / 1024:.1f} KiB"]
+    lines += [f"  {model}: {count}" for model, count in per_model.items()]
+    return "\n".join(lines)
+
+
+def cache_clear(path: str | Path | None = None) -> str:
+    """`hydragent cache clear`: delete every recorded reply."""
+    file = Path(path).expanduser() if path else default_cache_path()
+    if not file.exists():
+        return f"cache {file}: nothing to clear"
+    store = ResponseStore(file)
+    try:
+        removed = store.clear()
+    finally:
+        store.close()
+    return f"cache {file}: removed {removed} replies"

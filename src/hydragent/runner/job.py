@@ -1,0 +1,222 @@
+"""`run_job`: one job from a composed config into its run folder (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from hydragent.grammar import Grammar
+from hydragent.runner.build import (
+    build_agent,
+    build_model,
+    build_scorers,
+    build_tools,
+    plain,
+)
+from hydragent.runner.execute import Outcome, run_all, work_on
+from hydragent.runner.records import (
+    SAMPLES_FILE,
+    SUMMARY_FILE,
+    RecordWriter,
+    config_hash,
+    keep_for_resume,
+    write_json_atomic,
+)
+from hydragent.scorers.base import mean_and_stderr
+from hydragent.secrets import mask_override, mask_secrets
+
+log = logging.getLogger(__name__)
+
+
+def job_overrides(output_dir: Path) -> list[str]:
+    """The job's command-line overrides, masked: from Hydra when it runs us, else .hydra/."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except (ValueError, ImportError):
+        file = output_dir / ".hydra" / "overrides.yaml"
+        overrides = [str(o) for o in OmegaConf.load(file)] if file.exists() else []
+    return [mask_override(str(o)) for o in overrides]
+
+
+def to_record(outcome: Outcome, model_id: str, chash: str) -> dict[str, Any]:
+    sample = outcome.sample
+    return {
+        "id": sample.id,
+        "input": sample.input,
+        "target": sample.target,
+        "answer": outcome.answer,
+        "scores": outcome.scores,
+        "status": outcome.status,
+        "error": outcome.error,
+        "messages": outcome.messages,
+        "token_usage": outcome.token_usage.dict(),
+        "latency_s": round(outcome.latency_s, 4),
+        "model": model_id,
+        "deployment": outcome.deployment,
+        "config_hash": chash,
+    }
+
+
+def summarise(records: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    metric_names = sorted({name for r in records for name in r["scores"]})
+    usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    for record in records:
+        for key in usage:
+            usage[key] += int(record["token_usage"].get(key, 0))
+    latencies = [r["latency_s"] for r in records]
+    return {
+        "metrics": {
+            name: mean_and_stderr(r["scores"][name] for r in records if name in r["scores"])
+            for name in metric_names
+        },
+        "counts": {
+            "total": len(records),
+            "ok": sum(r["status"] == "ok" for r in records),
+            "error": sum(r["status"] != "ok" for r in records),
+        },
+        "token_usage": usage,
+        "latency_s": mean_and_stderr(latencies),
+        **extra,
+    }
+
+
+def results_table(summary: dict[str, Any]) -> str:
+    rows = [("metric", "mean ± stderr", "n")]
+    for name, stat in summary["metrics"].items():
+        rows.append((name, f"{stat['mean']:.3f} ± {stat['stderr']:.3f}", str(stat["n"])))
+    counts, usage = summary["counts"], summary["token_usage"]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    lines.append(
+        f"samples {counts['total']} (ok {counts['ok']}, errors {counts['error']}, "
+        f"not run {summary.get('not_run', 0)}), tokens {usage['total_tokens']}, "
+        f"wall {summary['wall_time_s']:.2f}s"
+    )
+    return "\n".join(lines)
+
+
+def _model_calls(cached: Any) -> int | None:
+    """Calls that reached the backend; unknown without a cache, zero in replay."""
+    if cached is None:
+        return None
+    return 0 if cached.mode == "replay" else cached.misses
+
+
+def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+    """Run every sample not already done into `output_dir`; return the summary."""
+    began = time.perf_counter()
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    resolved = plain(cfg)
+    chash = config_hash(resolved)
+    runner = cfg.get("runner") or OmegaConf.create({})
+    task = instantiate(cfg.task, _convert_="all")
+    samples = task.samples()
+    model, cached = build_model(
+        cfg.model, cfg.get("cache"), plain(runner.get("backend_concurrency"))
+    )
+    judge = None
+    if cfg.get("judge"):
+        judge, _ = build_model(cfg.judge, cfg.get("cache"), None)
+    try:
+        scorers = build_scorers(cfg.get("scorer"), judge)
+        agent = build_agent(cfg.agent, build_tools(cfg.get("tools")))
+        grammar = Grammar.coerce(cfg.get("grammar"))
+        samples_path = output_dir / SAMPLES_FILE
+        kept = keep_for_resume(samples_path, chash)
+        todo = [s for s in samples if s.id not in kept]
+        log.info(
+            "%d samples, %d kept from an earlier run, %d to run", len(samples), len(kept), len(todo)
+        )
+        model_id = str(model.model_id)
+        records = {sid: r for sid, r in kept.items() if sid in {s.id for s in samples}}
+        zero = {k: v for s in scorers for k, v in s.zero().items()}
+        attempts = int(runner.get("attempts", 1) or 1)
+        writer = RecordWriter(samples_path)
+        bar = tqdm(
+            total=len(samples),
+            initial=len(records),
+            desc="samples",
+            disable=not runner.get("progress", True),
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+        totals = {"errors": 0, "tokens": 0, "score": 0.0, "scored": 0}
+        headline = next(iter(zero), None)
+
+        def finish(outcome: Outcome) -> None:
+            if outcome.status == "error":
+                for name, value in zero.items():
+                    outcome.scores.setdefault(name, value)
+            record = to_record(outcome, model_id, chash)
+            writer.write(record)
+            records[outcome.sample.id] = record
+            totals["errors"] += outcome.status != "ok"
+            totals["tokens"] += outcome.token_usage.total_tokens
+            if headline is not None:
+                totals["score"] += outcome.scores.get(headline, 0.0)
+                totals["scored"] += 1
+            bar.set_postfix(
+                {
+                    headline or "score": f"{totals['score'] / max(totals['scored'], 1):.3f}",
+                    "errors": totals["errors"],
+                    "tokens": totals["tokens"],
+                },
+                refresh=False,
+            )
+            bar.update(1)
+
+        try:
+            not_run = run_all(
+                todo,
+                lambda s: work_on(s, agent, model, grammar, scorers, attempts),
+                finish,
+                max_concurrency=max(1, int(runner.get("max_concurrency", 4))),
+                sample_timeout_s=runner.get("sample_timeout_s"),
+                timeout_s=runner.get("timeout_s"),
+            )
+        finally:
+            bar.close()
+            writer.close()
+        ordered = [records[s.id] for s in samples if s.id in records]
+        summary = summarise(
+            ordered,
+            not_run=len(not_run),
+            resumed=len(kept),
+            wall_time_s=round(time.perf_counter() - began, 3),
+            config_hash=chash,
+            overrides=job_overrides(output_dir),
+            model=model_id,
+            task=task.name,
+            cache={
+                "mode": cached.mode if cached else "off",
+                "hits": cached.hits if cached else 0,
+                "model_calls": _model_calls(cached),
+            },
+            finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        summary = mask_secrets(summary)
+        write_json_atomic(output_dir / SUMMARY_FILE, summary)
+        print(results_table(summary))
+        print(f"Run folder: {output_dir.resolve()}")
+        if cached is not None and cached.mode == "replay" and cached.misses:
+            raise RuntimeError(
+                f"cache=replay: {cached.misses} calls had no recorded reply in "
+                f"{cached.store.path}; run once with cache=on to record them"
+            )
+        return summary
+    finally:
+        model.cleanup()
+        if judge is not None:
+            judge.cleanup()

@@ -1,0 +1,109 @@
+"""samples.jsonl and summary.json: crash-safe appends, resume, and the config hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hydragent.secrets import is_secret_key
+
+SAMPLES_FILE = "samples.jsonl"
+SUMMARY_FILE = "summary.json"
+RECORD_FIELDS = (
+    "id",
+    "input",
+    "target",
+    "answer",
+    "scores",
+    "status",
+    "error",
+    "messages",
+    "token_usage",
+    "latency_s",
+    "model",
+    "deployment",
+    "config_hash",
+)
+# Keys that change how a run goes, never what a sample's result is.
+RESULT_NEUTRAL = {
+    "runner": ("max_concurrency", "backend_concurrency", "timeout_s", "progress"),
+    "task": ("limit",),
+}
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_secrets(v) for k, v in value.items() if not is_secret_key(k)}
+    if isinstance(value, list):
+        return [_without_secrets(v) for v in value]
+    return value
+
+
+def config_hash(resolved: dict[str, Any]) -> str:
+    """Hash of the resolved config minus secrets, output paths, cache mode and the knobs in
+    RESULT_NEUTRAL, so a rerun with more threads or a larger limit still resumes."""
+    config = _without_secrets({k: v for k, v in resolved.items() if k not in ("hydra", "cache")})
+    for group, keys in RESULT_NEUTRAL.items():
+        if isinstance(config.get(group), dict):
+            config[group] = {k: v for k, v in config[group].items() if k not in keys}
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every whole record in the file; a line torn by a kill mid-write is ignored."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "id" in record:
+            records.append(record)
+    return records
+
+
+def keep_for_resume(path: Path, config_hash_value: str) -> dict[str, dict[str, Any]]:
+    """Rewrite the file with the records a rerun keeps (ok, same config hash, one per id)
+    and return them by id. The rewrite goes through a temp file and an atomic rename, so a
+    kill during it leaves either the old file or the new one."""
+    kept: dict[str, dict[str, Any]] = {}
+    for record in read_records(path):
+        if record.get("status") == "ok" and record.get("config_hash") == config_hash_value:
+            kept[str(record["id"])] = record
+    if path.exists():
+        temp = path.with_suffix(".jsonl.tmp")
+        with temp.open("w") as handle:
+            for record in kept.values():
+                handle.write(json.dumps(record, default=str) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    return kept
+
+
+class RecordWriter:
+    """Appends one flushed and fsynced line per finished sample; one writer thread only."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._handle = path.open("a")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(record, default=str) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    temp = path.with_suffix(path.suffix + ".tmp")
+    temp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(temp, path)

@@ -1,0 +1,23 @@
+"""Scorers (`scorer=`): exact, includes, regex, numeric, json, code_exec, model_graded."""
+
+from __future__ import annotations
+
+from hydragent.scorers.base import Scorer, mean_and_stderr
+from hydragent.scorers.code import CodeExecScorer, build_program, pass_at_k
+from hydragent.scorers.graded import ModelGradedScorer
+from hydragent.scorers.structured import JsonScorer
+from hydragent.scorers.text import ExactScorer, IncludesScorer, NumericScorer, RegexScorer
+
+__all__ = [
+    "CodeExecScorer",
+    "ExactScorer",
+    "IncludesScorer",
+    "JsonScorer",
+    "ModelGradedScorer",
+    "NumericScorer",
+    "RegexScorer",
+    "Scorer",
+    "build_program",
+    "mean_and_stderr",
+    "pass_at_k",
+]

@@ -1,0 +1,46 @@
+"""Scorers (`scorer=`): each turns an answer into one or more metrics in [0, 1]."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from hydragent.tasks.base import Sample
+
+
+class Scorer:
+    """Scores one answer. Several attempts per sample are averaged unless a scorer
+    knows better (code_exec reports pass@k)."""
+
+    #: metric names this scorer reports; an errored sample scores 0 on each of them.
+    metrics: tuple[str, ...] = ()
+
+    def score(self, answer: str | None, sample: Sample) -> dict[str, float]:
+        raise NotImplementedError(f"{type(self).__name__} does not implement score")
+
+    def score_attempts(self, answers: list[str | None], sample: Sample) -> dict[str, float]:
+        per_attempt = [self.score(answer, sample) for answer in answers]
+        return {
+            name: sum(s[name] for s in per_attempt) / len(per_attempt) for name in per_attempt[0]
+        }
+
+    def zero(self) -> dict[str, float]:
+        return dict.fromkeys(self.metrics, 0.0)
+
+
+def mean_and_stderr(values: Iterable[float]) -> dict[str, float]:
+    """Mean and standard error of the mean (sample standard deviation / sqrt n)."""
+    data = list(values)
+    n = len(data)
+    if n == 0:
+        return {"mean": float("nan"), "stderr": float("nan"), "n": 0}
+    mean = sum(data) / n
+    if n < 2:
+        return {"mean": mean, "stderr": 0.0, "n": n}
+    variance = sum((x - mean) ** 2 for x in data) / (n - 1)
+    return {"mean": mean, "stderr": math.sqrt(variance / n), "n": n}
+
+
+def as_text(value: Any) -> str:
+    return "" if value is None else str(value)

@@ -1,0 +1,17 @@
+"""Tasks (`task=`): the datasets a run iterates over."""
+
+from __future__ import annotations
+
+from hydragent.tasks.base import Sample, Task, rows_to_samples
+from hydragent.tasks.files import BuiltinTask, FileTask, HFDatasetTask
+from hydragent.tasks.humaneval import HumanEvalTask
+
+__all__ = [
+    "BuiltinTask",
+    "FileTask",
+    "HFDatasetTask",
+    "HumanEvalTask",
+    "Sample",
+    "Task",
+    "rows_to_samples",
+]
