@@ -1,0 +1,59 @@
+"""Declared chat templates for tokenizers that ship none (the bundled Gemma GGUF is one).
+
+`chat_template=` on a local backend names one of these, or is a Jinja string. Each template
+lists the available tools in a system preamble, because these formats have no native slot.
+"""
+
+from __future__ import annotations
+
+_TOOLS_PREAMBLE = (
+    "{%- if tools %}You can call these tools. To call one, answer with a JSON object "
+    '{"name": <tool name>, "arguments": <arguments>}.\n'
+    "{%- for tool in tools %}\n{{ tool | tojson }}{%- endfor %}\n\n{%- endif %}"
+)
+
+PLAIN = (
+    _TOOLS_PREAMBLE + "{%- for message in messages %}"
+    "{{ message['role'] | capitalize }}: {{ message['content'] }}\n\n"
+    "{%- endfor %}{%- if add_generation_prompt %}Assistant:{%- endif %}"
+)
+
+GEMMA = (
+    "{%- set preamble %}" + _TOOLS_PREAMBLE + "{%- endset %}"
+    "{%- for message in messages %}"
+    "{%- set role = 'model' if message['role'] == 'assistant' else 'user' %}"
+    "<start_of_turn>{{ role }}\n"
+    "{%- if loop.first %}{{ preamble }}{%- endif %}"
+    "{{ message['content'] | trim }}<end_of_turn>\n"
+    "{%- endfor %}{%- if add_generation_prompt %}<start_of_turn>model\n{%- endif %}"
+)
+
+CHATML = (
+    "{%- set preamble %}" + _TOOLS_PREAMBLE + "{%- endset %}"
+    "{%- if preamble %}<|im_start|>system\n{{ preamble | trim }}<|im_end|>\n{%- endif %}"
+    "{%- for message in messages %}"
+    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{%- endfor %}{%- if add_generation_prompt %}<|im_start|>assistant\n{%- endif %}"
+)
+
+TEMPLATES: dict[str, str] = {"plain": PLAIN, "gemma": GEMMA, "chatml": CHATML}
+
+#: end-of-turn markers each template emits; generation also stops on them when they are tokens.
+END_MARKERS: dict[str, tuple[str, ...]] = {
+    "plain": (),
+    "gemma": ("<end_of_turn>",),
+    "chatml": ("<|im_end|>",),
+}
+
+
+def resolve_template(choice: str | None) -> str | None:
+    """A template name or a Jinja string -> Jinja text; None stays None (use the tokenizer's)."""
+    if choice is None:
+        return None
+    if choice in TEMPLATES:
+        return TEMPLATES[choice]
+    if "{{" in choice or "{%" in choice:
+        return choice
+    raise ValueError(
+        f"unknown chat_template {choice!r}; valid: {', '.join(TEMPLATES)}, or a Jinja template"
+    )

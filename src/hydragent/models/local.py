@@ -1,0 +1,136 @@
+"""What the in-process backends (Transformers, MLX, vLLM) share: prompts, stops and usage.
+
+Each of them renders the chat with a tokenizer's template (or a declared fallback), stops on
+end-of-turn tokens and stop strings, and counts tokens itself; keeping that here means the
+backend modules only differ in how they run the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from hydragent.messages import prepare_messages
+from hydragent.models.base import TOOL_ROLE_CONVERSIONS, get_tool_json_schema
+from hydragent.models.chat_templates import END_MARKERS, TEMPLATES, resolve_template
+
+logger = logging.getLogger("hydragent.models")
+
+
+def chat_messages(
+    messages: list[Any], role_conversions: dict[str, str] | None
+) -> list[dict[str, Any]]:
+    """Text-only chat dicts; tool roles become assistant/user, as text models expect."""
+    return prepare_messages(
+        messages,
+        role_conversions={**TOOL_ROLE_CONVERSIONS, **(role_conversions or {})},
+        flatten_as_text=True,
+    )
+
+
+def pick_template(tokenizer: Any, chat_template: str | None, fallback: str) -> str | None:
+    """The Jinja template to use: the configured one, else the tokenizer's, else `fallback`."""
+    configured = resolve_template(chat_template)
+    if configured is not None:
+        return configured
+    if getattr(tokenizer, "chat_template", None):
+        return None
+    logger.warning(
+        "tokenizer has no chat template; using the %r fallback (set chat_template=%s to choose)",
+        fallback,
+        "|".join(TEMPLATES),
+    )
+    return TEMPLATES[fallback]
+
+
+def render_prompt(
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    template: str | None,
+    tools: list[Any] | None = None,
+    template_kwargs: dict[str, Any] | None = None,
+) -> str:
+    """The prompt text, generation prompt included, with tools given to the template."""
+    tool_schemas = [get_tool_json_schema(tool) for tool in tools] if tools else None
+    kwargs = {"add_generation_prompt": True, **(template_kwargs or {})}
+    if template is not None:
+        kwargs["chat_template"] = template
+    try:
+        return tokenizer.apply_chat_template(messages, tools=tool_schemas, tokenize=False, **kwargs)
+    except Exception as error:  # jinja errors surface here with no hint of the cause
+        raise ValueError(
+            f"chat template failed to render ({type(error).__name__}: {error}); "
+            f"choose one with chat_template={'|'.join(TEMPLATES)} or a Jinja string"
+        ) from error
+
+
+def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
+    """Token ids, adding BOS only when the rendered template did not already write it."""
+    bos = getattr(tokenizer, "bos_token", None)
+    add_special = not (bos and prompt.startswith(bos))
+    return list(tokenizer.encode(prompt, add_special_tokens=add_special))
+
+
+def stop_token_ids(tokenizer: Any, *eos_sources: Any) -> list[int]:
+    """EOS ids from the tokenizer and generation configs, plus known end-of-turn tokens."""
+    ids: list[int] = []
+    for source in (getattr(tokenizer, "eos_token_id", None), *eos_sources):
+        for value in source if isinstance(source, list | tuple | set) else [source]:
+            if isinstance(value, int) and value not in ids:
+                ids.append(value)
+    vocab = tokenizer.get_vocab()
+    for marker in {m for markers in END_MARKERS.values() for m in markers}:
+        if marker in vocab and vocab[marker] not in ids:
+            ids.append(vocab[marker])
+    return ids
+
+
+def cut_at_stop_tokens(tokens: Iterable[int], stops: Iterable[int]) -> tuple[list[int], bool]:
+    """Generated tokens up to (excluding) the first stop token, and whether one was seen."""
+    stop_set = set(stops)
+    kept: list[int] = []
+    for token in tokens:
+        if token in stop_set:
+            return kept, True
+        kept.append(token)
+    return kept, False
+
+
+class StopScanner:
+    """Streams text out while holding back anything that could be the start of a stop string.
+
+    `feed` returns the text that is safe to emit; `stopped` turns True once a stop sequence
+    has appeared, even when it arrived split across several tokens.
+    """
+
+    def __init__(self, stop_sequences: list[str] | None) -> None:
+        self.stops = [s for s in stop_sequences or [] if s]
+        self.stopped = False
+        self._pending = ""
+
+    def feed(self, text: str) -> str:
+        if self.stopped:
+            return ""
+        self._pending += text
+        cut = min((i for s in self.stops if (i := self._pending.find(s)) != -1), default=-1)
+        if cut != -1:
+            self.stopped = True
+            out, self._pending = self._pending[:cut], ""
+            return out
+        hold = max((_overlap(self._pending, s) for s in self.stops), default=0)
+        out = self._pending[: len(self._pending) - hold]
+        self._pending = self._pending[len(out) :]
+        return out
+
+    def flush(self) -> str:
+        out, self._pending = ("" if self.stopped else self._pending), ""
+        return out
+
+
+def _overlap(text: str, stop: str) -> int:
+    """Length of the longest suffix of `text` that is a proper prefix of `stop`."""
+    for size in range(min(len(text), len(stop) - 1), 0, -1):
+        if text.endswith(stop[:size]):
+            return size
+    return 0
