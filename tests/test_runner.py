@@ -1,0 +1,148 @@
+"""The runner end to end through `run_job`: files written, scores, errors, deadlines."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from hydragent.models.scripted import ScriptedModel
+from hydragent.runner import config_hash, run_job
+from hydragent.runner.records import RECORD_FIELDS
+from test_runner_support import compose_job, read_lines
+
+
+def test_smoke_on_scripted_writes_samples_and_summary(tmp_path: Path, capsys) -> None:
+    cfg = compose_job(tmp_path, "model=scripted", "task=smoke", "agent=direct", "scorer=exact")
+    summary = run_job(cfg, tmp_path / "run")
+
+    records = read_lines(tmp_path / "run" / "samples.jsonl")
+    assert len(records) == 6
+    for record in records:
+        assert tuple(record) == RECORD_FIELDS
+        assert record["status"] == "ok"
+        assert record["scores"] == {"exact": 1.0}
+        assert record["messages"][-1]["role"] == "assistant"
+        assert record["token_usage"]["total_tokens"] > 0
+    assert len({r["config_hash"] for r in records}) == 1
+
+    on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    assert on_disk["metrics"]["exact"] == {"mean": 1.0, "stderr": 0.0, "n": 6}
+    assert on_disk["counts"] == {"total": 6, "ok": 6, "error": 0}
+    assert on_disk["config_hash"] == records[0]["config_hash"]
+    printed = capsys.readouterr().out
+    assert "exact" in printed and "1.000 ± 0.000" in printed
+    assert str((tmp_path / "run").resolve()) in printed
+
+
+def test_wrong_answers_lower_the_mean_with_a_stderr(tmp_path: Path) -> None:
+    cfg = compose_job(
+        tmp_path,
+        "model=scripted",
+        "~model.match",
+        "model.responses=[Paris,wrong,blue,wrong,cold,Earth]",
+        "runner.max_concurrency=1",
+        "scorer=[exact,includes]",
+    )
+    summary = run_job(cfg, tmp_path / "run")
+    exact = summary["metrics"]["exact"]
+    assert exact["mean"] == pytest.approx(4 / 6)
+    # stderr of a 0/1 metric: sqrt(p(1-p) * n/(n-1) / n)
+    assert exact["stderr"] == pytest.approx(((4 / 6) * (2 / 6) / 5) ** 0.5)
+    assert set(summary["metrics"]) == {"exact", "includes"}
+
+
+def test_a_failing_sample_is_an_error_record_scored_zero(tmp_path: Path) -> None:
+    cfg = compose_job(
+        tmp_path,
+        "model=scripted",
+        "~model.match",
+        "model.responses=[Paris]",
+        "model.exhausted=error",
+        "runner.max_concurrency=1",
+    )
+    summary = run_job(cfg, tmp_path / "run")
+    records = read_lines(tmp_path / "run" / "samples.jsonl")
+    errors = [r for r in records if r["status"] == "error"]
+    assert len(errors) == 5 and summary["counts"]["error"] == 5
+    assert all("ScriptedModelExhausted" in r["error"] for r in errors)
+    assert all(r["scores"] == {"exact": 0.0} for r in errors)
+
+
+def test_task_limit_and_concurrency_run_every_sample_once(tmp_path: Path) -> None:
+    cfg = compose_job(tmp_path, "model=scripted", "task.limit=4", "runner.max_concurrency=3")
+    run_job(cfg, tmp_path / "run")
+    ids = [r["id"] for r in read_lines(tmp_path / "run" / "samples.jsonl")]
+    assert sorted(ids) == sorted(["smoke-capital", "smoke-add", "smoke-sky", "smoke-week"])
+
+
+class SlowModel(ScriptedModel):
+    """A scripted backend that blocks while the test counts concurrent calls."""
+
+    active = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def generate(self, messages, *args, **kwargs):
+        with SlowModel.lock:
+            SlowModel.active += 1
+            SlowModel.peak = max(SlowModel.peak, SlowModel.active)
+        try:
+            if "capital" in str(messages):
+                time.sleep(3)
+            else:
+                time.sleep(0.2)
+            return super().generate(messages, *args, **kwargs)
+        finally:
+            with SlowModel.lock:
+                SlowModel.active -= 1
+
+
+def test_concurrency_cap_per_backend_and_sample_deadline(tmp_path: Path) -> None:
+    cfg = compose_job(
+        tmp_path,
+        "model=scripted",
+        f"model._target_={__name__}.SlowModel",
+        "runner.max_concurrency=6",
+        "+runner.backend_concurrency.SlowModel=2",
+        "runner.sample_timeout_s=1.5",
+    )
+    summary = run_job(cfg, tmp_path / "run")
+    records = {r["id"]: r for r in read_lines(tmp_path / "run" / "samples.jsonl")}
+    assert SlowModel.peak == 2
+    assert records["smoke-capital"]["status"] == "error"
+    assert "sample deadline of 1.5s exceeded" in records["smoke-capital"]["error"]
+    assert summary["counts"]["ok"] == 5
+
+
+def test_overall_deadline_leaves_unstarted_samples_for_a_rerun(tmp_path: Path) -> None:
+    cfg = compose_job(
+        tmp_path,
+        "model=scripted",
+        f"model._target_={__name__}.SlowModel",
+        "runner.max_concurrency=1",
+        "runner.timeout_s=0.5",
+    )
+    summary = run_job(cfg, tmp_path / "run")
+    assert summary["not_run"] >= 4
+    assert summary["counts"]["total"] + summary["not_run"] == 6
+
+
+def test_config_hash_ignores_concurrency_limit_and_secrets_but_not_the_model(
+    tmp_path: Path,
+) -> None:
+    from omegaconf import OmegaConf
+
+    def hash_of(*overrides: str) -> str:
+        cfg = compose_job(tmp_path, "model=scripted", *overrides)
+        return config_hash(OmegaConf.to_container(cfg, resolve=True))
+
+    base = hash_of()
+    assert hash_of("runner.max_concurrency=16", "task.limit=2", "cache=on") == base
+    assert hash_of("+model.api_key=sk-one") == hash_of("+model.api_key=sk-two")
+    assert hash_of("model.model_id=other") != base
+    assert hash_of("grammar=json_object") != base
