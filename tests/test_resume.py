@@ -89,7 +89,7 @@ def _start_job(tmp_path: Path, run_dir: Path) -> subprocess.Popen:
     code = (
         "import sys; from pathlib import Path; "
         f"sys.path.insert(0, {str(TESTS)!r}); "
-        "from test_runner_support import compose_job; from hydragent.runner import read_records, run_job; "
+        "from test_runner_support import compose_job; from hydragent.runner import run_job; "
         f"run_job(compose_job(Path({str(tmp_path)!r}), 'model=scripted', "
         f"'model._target_=test_resume.PacedModel', 'runner.max_concurrency=2'), "
         f"Path({str(run_dir)!r}))"
