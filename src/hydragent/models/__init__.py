@@ -81,9 +81,17 @@ def backend_class(name: str) -> type[Model]:
     return getattr(importlib.import_module(module), attr)
 
 
+def _supported_grammars(name: str) -> frozenset[str]:
+    """A backend's grammar types; empty when its module is missing (not installed or built)."""
+    try:
+        return backend_class(name).supported_grammars
+    except ImportError:
+        return frozenset()
+
+
 def grammar_support_error(model_cls: type, grammar: Grammar) -> str:
     """The one-line error for a backend that cannot enforce `grammar`, naming those that can."""
-    able = [name for name in BACKENDS if grammar.type in backend_class(name).supported_grammars]
+    able = [name for name in BACKENDS if grammar.type in _supported_grammars(name)]
     return (
         f"grammar={grammar.type} cannot be enforced by {model_cls.__name__}; "
         f"backends that can: {', '.join(able) or 'none'}"

@@ -1,0 +1,282 @@
+"""The `hydragent` command: run, validate, recipes, report, cache.
+
+`run` and `validate` are real Hydra apps (so `--cfg job`, `--info`, `--config-dir`, `-m` and
+`hydra.*` overrides work); the others are plain subcommands. Exit codes: 0 success, 2 a usage
+or config error (one line; HYDRA_FULL_ERROR=1 shows the traceback), 1 a runtime failure.
+Heavy modules are imported only by the subcommand that needs them, so startup stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+USAGE = """\
+usage: hydragent COMMAND [ARGS]
+
+commands:
+  run [OVERRIDES]        run one job; `run -m ...` a sweep (Hydra flags work: --cfg job, --info)
+  validate [OVERRIDES]   compose, validate and instantiate without calling a model
+  recipes                list the checked-in recipes with their descriptions
+  report DIR             compare the runs in DIR: a table, report.html and PNG plots
+  cache stats|clear      show or empty the response cache
+
+examples:
+  hydragent run model=scripted task=smoke
+  hydragent run model=openai model.model_id=gpt-4o-mini model.temperature=0
+  hydragent run -m model=scripted grammar=none,json_object
+  hydragent validate model=bedrock roles=none
+"""
+
+COMMANDS = ("run", "validate", "recipes", "report", "cache")
+CONSOLE_FLAGS = ("--cfg", "-c", "--info", "-i")
+
+
+class _DropHydraJobBanner(io.TextIOBase):
+    """Stderr without Hydra's "Error executing job with overrides" line: the error itself
+    is reported on one line by `report_error`, and overrides can be long."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        if text.startswith("Error executing job with overrides"):
+            return len(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+class UsageError(Exception):
+    """A bad command line: printed on one line, exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command in ("-V", "--version"):
+        from hydragent import __version__
+
+        print(f"hydragent {__version__}")
+        return 0
+    handlers: dict[str, Callable[[list[str]], int]] = {
+        "run": lambda a: run_hydra_app("run", a),
+        "validate": lambda a: run_hydra_app("validate", a),
+        "recipes": recipes_command,
+        "report": report_command,
+        "cache": cache_command,
+    }
+    if command not in handlers:
+        return fail(f"unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", 2)
+    try:
+        return handlers[command](rest)
+    except UsageError as error:
+        return fail(str(error), 2)
+
+
+def fail(message: str, code: int) -> int:
+    sys.stderr.write(f"hydragent: {message}\n")
+    return code
+
+
+# --- run / validate: Hydra apps ------------------------------------------------------------
+
+
+def _run_task(cfg: Any) -> Any:
+    """The `hydragent run` job: validate (without building), then hand over to the runner."""
+    import logging
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from hydragent.config import validate_config
+
+    report = validate_config(cfg, instantiate=False)
+    log = logging.getLogger("hydragent")
+    log.info("Model <%s>", cfg.model.get("_target_"))
+    if report.forwarded:
+        log.info("Forwarded to every completion call: %s", ", ".join(report.forwarded))
+    from hydragent.runner import run_job
+
+    return run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+
+def _validate_task(cfg: Any) -> None:
+    """The `hydragent validate` job: print the resolved, masked config and what was checked."""
+    import yaml
+
+    from hydragent.config import validate_config
+
+    report = validate_config(cfg, instantiate=True)
+    sys.stdout.write(yaml.safe_dump(report.config, sort_keys=False, default_flow_style=False))
+    notes = [f"built: {', '.join(report.instantiated) or 'nothing'}"]
+    if report.signature_only:
+        notes.append(
+            f"checked by signature only (loads weights): {', '.join(report.signature_only)}"
+        )
+    if report.forwarded:
+        notes.append(f"forwarded to every completion call: {', '.join(report.forwarded)}")
+    sys.stdout.write(f"# config OK; {'; '.join(notes)}\n")
+
+
+def run_hydra_app(command: str, args: list[str]) -> int:
+    """Run `run` or `validate` as a Hydra app and map its outcome to an exit code."""
+    import hydra
+
+    from hydragent.config import conf_dir, prepare_overrides
+    from hydragent.config.secrets_guard import mask_text, protect_secret_overrides
+
+    args, secrets = protect_secret_overrides(args)
+    args = prepare_overrides(args)
+    scratch = None
+    if command == "validate":  # validation writes nothing: its job folder is thrown away
+        scratch = tempfile.mkdtemp(prefix="hydragent-validate-")
+        ours = [f"hydra.run.dir={scratch}", f"hydra.sweep.dir={scratch}"]
+        at = len(args) - 1 if args and args[-1] in ("--info", "-i") else len(args)
+        args = [*args[:at], *ours, *args[at:]]
+    task = _run_task if command == "run" else _validate_task
+    app = hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(task)
+
+    shows_config = any(a.split("=", 1)[0] in CONSOLE_FLAGS for a in args)
+    user_wants_traceback = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    saved_argv, saved_full_error = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
+    sys.argv = [f"hydragent {command}", *args]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, to choose the exit code
+    captured = io.StringIO()
+    try:
+        with contextlib.ExitStack() as streams:
+            streams.enter_context(contextlib.redirect_stderr(_DropHydraJobBanner(sys.stderr)))
+            if shows_config:
+                streams.enter_context(contextlib.redirect_stdout(captured))
+            app()
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except Exception as error:
+        return report_error(error, user_wants_traceback, secrets)
+    finally:
+        sys.argv = saved_argv
+        if saved_full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = saved_full_error
+        if shows_config:
+            sys.stdout.write(mask_text(captured.getvalue(), secrets))
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def is_config_error(error: BaseException) -> bool:
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+        SearchPathException,
+    )
+
+    from hydragent.config import ConfigError
+
+    config_errors = (
+        ConfigError,
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+        SearchPathException,
+    )
+    return isinstance(error, config_errors)
+
+
+def one_line(text: str) -> str:
+    """Hydra's multi-line messages (e.g. a list of options) as one line, search path dropped."""
+    text = text.split("Config search path:")[0]
+    out, listing = "", False
+    for line in (raw.strip() for raw in text.splitlines()):
+        if not line:
+            continue
+        if not out:
+            out = line
+        elif listing and not line.endswith(":"):
+            out += (" " if out.endswith(":") else ", ") + line
+        else:
+            out += ("; " if not out.endswith(":") else " ") + line
+        listing = listing or line.endswith(":")
+    return out
+
+
+def report_error(error: BaseException, traceback_wanted: bool, secrets: list[str]) -> int:
+    from hydragent.config.secrets_guard import mask_text
+
+    code = 2 if is_config_error(error) else 1
+    if traceback_wanted:
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        sys.stderr.write(mask_text(text, secrets))
+        return code
+    message = mask_text(one_line(str(error)) or type(error).__name__, secrets)
+    if code == 2:
+        return fail(f"config error: {message}", 2)
+    return fail(f"{type(error).__name__}: {message} (HYDRA_FULL_ERROR=1 shows the traceback)", 1)
+
+
+# --- plain subcommands ---------------------------------------------------------------------
+
+
+def _no_arguments(command: str, args: list[str]) -> None:
+    if args:
+        raise UsageError(f"`hydragent {command}` takes no arguments, got {' '.join(args)}")
+
+
+def recipes_command(args: list[str]) -> int:
+    from hydragent.config import list_recipes
+
+    _no_arguments("recipes", args)
+    recipes = list_recipes()
+    if not recipes:
+        print("no recipes found")
+        return 0
+    width = max(len(r.name) for r in recipes)
+    for recipe in recipes:
+        print(f"{recipe.name:<{width}}  {recipe.description}")
+        print(f"{'':<{width}}    {recipe.command}")
+    return 0
+
+
+def report_command(args: list[str]) -> int:
+    if len(args) != 1 or args[0].startswith("-"):
+        raise UsageError("usage: hydragent report DIR (a run or sweep folder)")
+    folder = Path(args[0])
+    if not folder.is_dir():
+        raise UsageError(f"report folder not found: {folder}")
+    from hydragent.report import write_report
+
+    try:
+        print(write_report(folder))
+    except (FileNotFoundError, ValueError) as error:
+        return fail(f"report: {one_line(str(error))}", 1)
+    return 0
+
+
+def cache_command(args: list[str]) -> int:
+    actions = ("stats", "clear")
+    if not args or args[0] not in actions or len(args) > 2:
+        raise UsageError(f"usage: hydragent cache {{{'|'.join(actions)}}} [PATH]")
+    from hydragent.runner import cache
+
+    path = Path(args[1]) if len(args) == 2 else None
+    action = cache.cache_stats if args[0] == "stats" else cache.cache_clear
+    print(action(path))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
