@@ -84,25 +84,17 @@ def _accepts(target: str, parameter: str) -> bool:
     )
 
 
-def build_tools(node: Any) -> list[Any]:
-    """cfg.tools: empty, one `_target_` node, or a mapping name -> `_target_` node."""
-    if node is None:
-        return []
-    if isinstance(node, DictConfig) and "_target_" in node:
-        return [instantiate(node, _convert_="all")]
-    if isinstance(node, DictConfig):
-        return [instantiate(child, _convert_="all") for child in node.values() if child]
-    return [instantiate(child, _convert_="all") for child in node]
-
-
-def build_agent(node: DictConfig, tools: list[Any]) -> Any:
+def build_agent(node: DictConfig, tools_node: Any) -> Any:
+    """The agent, handed ready tools (hydragent.tools.build_tools) when it takes any."""
     target = str(node.get("_target_", ""))
     if "tools" in inspect.signature(get_class(target)).parameters:
-        return instantiate(node, tools=tools, _convert_="all")
-    if tools:
+        from hydragent.tools import build_tools
+
+        return instantiate(node, tools=build_tools(tools_node), _convert_="all")
+    if tools_node:
         raise ValueError(
             f"agent {target.rsplit('.', 1)[-1]} takes no tools, but tools= selects "
-            f"{len(tools)}; use agent=tool_calling or agent=code, or tools=none"
+            f"{', '.join(map(str, tools_node))}; use agent=tool_calling, agent=code or tools=none"
         )
     return instantiate(node, _convert_="all")
 

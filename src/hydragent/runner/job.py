@@ -18,7 +18,6 @@ from hydragent.runner.build import (
     build_agent,
     build_model,
     build_scorers,
-    build_tools,
     plain,
 )
 from hydragent.runner.execute import Outcome, run_all, work_on
@@ -131,7 +130,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         judge, _ = build_model(cfg.judge, cfg.get("cache"), None)
     try:
         scorers = build_scorers(cfg.get("scorer"), judge)
-        agent = build_agent(cfg.agent, build_tools(cfg.get("tools")))
+        agent = build_agent(cfg.agent, cfg.get("tools"))
         grammar = Grammar.coerce(cfg.get("grammar"))
         samples_path = output_dir / SAMPLES_FILE
         kept = keep_for_resume(samples_path, chash)
