@@ -1,0 +1,40 @@
+"""Shared agent plumbing: prompts from package files or config, and the transcript.
+
+An agent's memory is a list of message dicts with the five roles (system, user, assistant,
+tool-call, tool-response). The same list is sent to the model (so `roles=`/`messages=` apply as
+to single calls: prepare_messages ignores the extra keys) and stored as the transcript, where
+entries also carry `step`, `token_usage`, `observation` and `error`.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hydragent.messages import ChatMessage, content_to_text
+
+
+def load_prompt(value: str | None, default_file: str) -> str:
+    """`value` may be a path to a file or inline text; None means the packaged default."""
+    if value is None:
+        return resources.files("hydragent.agents.prompts").joinpath(default_file).read_text()
+    candidate = Path(value).expanduser()
+    if "\n" not in value and len(value) < 4096 and candidate.is_file():
+        return candidate.read_text()
+    return value
+
+
+def fill(template: str, **values: str) -> str:
+    """Replace `{name}` placeholders only, so JSON braces in prompts stay as they are."""
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template
+
+
+def reply_entry(reply: ChatMessage, step: int, role: str = "assistant") -> dict[str, Any]:
+    entry = reply.dict()
+    entry.update(role=role, step=step, content=content_to_text(reply.content) or None)
+    if not entry.get("tool_calls"):
+        entry.pop("tool_calls", None)
+    return entry

@@ -1,0 +1,1 @@
+"""Default prompts of the agents; config replaces them with a path or inline text."""
