@@ -60,10 +60,11 @@ class HydragentRecipesConfigSource(ConfigSource):
         )
 
     def available(self) -> bool:
-        return self.folder is not None
+        return True  # an empty source in a wheel, rather than a warning on every run
 
     def is_group(self, config_path: str) -> bool:
-        return self.folder is not None and config_path.strip("/") in ("", GROUP)
+        groups = ("", GROUP) if self.folder is not None else ("",)
+        return config_path.strip("/") in groups
 
     def is_config(self, config_path: str) -> bool:
         path = self._file(config_path)
