@@ -97,6 +97,7 @@ class LoopbackServer:
     def stop(self) -> None:
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
@@ -120,6 +121,14 @@ class LoopbackServer:
 
     def next_reply(self) -> Reply:
         return self.replies.popleft() if self.replies else self.default_reply
+
+
+async def _cancel_pending() -> None:
+    """Handlers still sleeping in a `hang` fault are cancelled, so the loop closes cleanly."""
+    pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
 
 
 async def apply_fault(

@@ -1,0 +1,192 @@
+"""AmazonBedrockServerModel against a loopback Converse server, signed by real boto3."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.servers import Fault, LoopbackServer, Reply, bedrock_app, running
+
+from hydragent.models import AmazonBedrockModel, AmazonBedrockServerModel
+from hydragent.models.openai import MalformedResponseError, ModelServerError
+
+pytestmark = pytest.mark.timeout(60)
+
+MODEL_ID = "us.amazon.nova-lite-v1:0"
+FAST_RETRY = {"attempts": 3, "initial_wait": 0.01, "max_wait": 0.05, "jitter": 0.0}
+KEEP_SYSTEM = {"system": "system", "tool-call": "assistant", "tool-response": "user"}
+CALCULATOR = {
+    "name": "calculator",
+    "description": "Evaluates an arithmetic expression.",
+    "parameters": {"type": "object", "properties": {"expression": {"type": "string"}}},
+}
+CONVERSATION = [
+    {"role": "system", "content": "Answer briefly."},
+    {"role": "user", "content": "Capital of France?"},
+    {"role": "assistant", "content": "Paris."},
+    {"role": "user", "content": "And of Italy?"},
+]
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    with running(bedrock_app) as loopback:
+        yield loopback
+
+
+def make_model(server: LoopbackServer, **kwargs: object) -> AmazonBedrockServerModel:
+    client_kwargs = {
+        "endpoint_url": server.url,
+        "region_name": "us-east-1",
+        "aws_access_key_id": "AKIDLOOPBACK",
+        "aws_secret_access_key": "not-a-real-secret",
+    }
+    return AmazonBedrockServerModel(
+        MODEL_ID, client_kwargs=client_kwargs, retry=FAST_RETRY, **kwargs
+    )
+
+
+def test_the_request_is_sigv4_signed_and_routed_to_converse(server: LoopbackServer) -> None:
+    message = make_model(server).generate(CONVERSATION)
+    received = server.requests[0]
+    assert received.path == f"/model/{MODEL_ID}/converse"
+    assert re.match(
+        r"AWS4-HMAC-SHA256 Credential=AKIDLOOPBACK/\d{8}/us-east-1/bedrock/aws4_request, "
+        r"SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$",
+        received.headers["Authorization"],
+    )
+    assert message.content == "Hello from the loopback server."
+    assert message.tool_calls is None  # an ordinary reply: no KeyError 'tool_calls'
+    assert message.token_usage.output_tokens == 5
+
+
+def test_by_default_every_turn_becomes_one_user_turn(server: LoopbackServer) -> None:
+    make_model(server).generate(CONVERSATION)
+    sent = server.requests[0].json
+    assert "system" not in sent
+    assert sent["messages"] == [
+        {
+            "role": "user",
+            "content": [{"text": "Answer briefly.\nCapital of France?\nParis.\nAnd of Italy?"}],
+        }
+    ]
+
+
+def test_roles_can_keep_system_turns_as_system_blocks(server: LoopbackServer) -> None:
+    make_model(server, custom_role_conversions=KEEP_SYSTEM).generate(CONVERSATION)
+    sent = server.requests[0].json
+    assert sent["system"] == [{"text": "Answer briefly."}]
+    assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
+    assert sent["messages"][1]["content"] == [{"text": "Paris."}]
+
+
+def test_stop_sequences_and_sampling_go_into_inference_config(server: LoopbackServer) -> None:
+    server.replies.append(Reply(content="Rome. Observation: done"))
+    message = make_model(server, temperature=0.0).generate(
+        CONVERSATION, stop_sequences=["Observation:"], max_tokens=32
+    )
+    sent = server.requests[0].json
+    assert sent["inferenceConfig"] == {
+        "maxTokens": 32,
+        "temperature": 0.0,
+        "stopSequences": ["Observation:"],
+    }
+    assert message.content == "Rome. "
+
+
+def test_tools_become_tool_config_and_tool_use_becomes_tool_calls(server: LoopbackServer) -> None:
+    server.replies.append(
+        Reply(content=None, tool_calls=[{"name": "calculator", "arguments": {"expression": "2*3"}}])
+    )
+    message = make_model(server).generate(CONVERSATION, tools_to_call_from=[CALCULATOR])
+    sent = server.requests[0].json
+    assert "tools" not in sent and "tool_choice" not in sent
+    assert sent["toolConfig"] == {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": "calculator",
+                    "description": "Evaluates an arithmetic expression.",
+                    "inputSchema": {"json": CALCULATOR["parameters"]},
+                }
+            }
+        ],
+        "toolChoice": {"any": {}},
+    }
+    (call,) = message.tool_calls or []
+    assert (call.id, call.function.name) == ("tooluse_0", "calculator")
+    assert call.function.arguments == {"expression": "2*3"}
+
+
+def test_openai_style_tool_choice_is_translated(server: LoopbackServer) -> None:
+    make_model(server).generate(CONVERSATION, tools_to_call_from=[CALCULATOR], tool_choice="auto")
+    assert server.requests[0].json["toolConfig"]["toolChoice"] == {"auto": {}}
+
+
+def test_json_schema_is_enforced_through_a_forced_tool(server: LoopbackServer) -> None:
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    server.replies.append(
+        Reply(content=None, tool_calls=[{"name": "answer", "arguments": {"answer": "Rome"}}])
+    )
+    message = make_model(server).generate(
+        CONVERSATION, grammar={"type": "json_schema", "schema": schema}
+    )
+    tool_config = server.requests[0].json["toolConfig"]
+    assert tool_config["toolChoice"] == {"tool": {"name": "answer"}}
+    assert tool_config["tools"][0]["toolSpec"]["inputSchema"] == {"json": schema}
+    assert json.loads(message.content or "") == {"answer": "Rome"}
+    assert message.tool_calls is None
+
+
+def test_a_grammar_bedrock_cannot_enforce_is_refused(server: LoopbackServer) -> None:
+    with pytest.raises(ValueError, match="grammar=choice cannot be enforced"):
+        make_model(server).generate(CONVERSATION, grammar={"type": "choice", "choices": ["a"]})
+    assert server.requests == []
+
+
+def test_throttling_is_retried_after_retry_after(server: LoopbackServer) -> None:
+    server.faults.append(Fault(status=429, body="Too many requests", retry_after="0.05"))
+    assert make_model(server).generate(CONVERSATION).content
+    assert len(server.requests) == 2
+
+
+def test_retries_are_bounded_and_the_final_error_names_status_and_text(
+    server: LoopbackServer,
+) -> None:
+    server.always_fail = Fault(status=503, body="Bedrock is busy")
+    with pytest.raises(ModelServerError, match=r"HTTP 503.*Bedrock is busy"):
+        make_model(server).generate(CONVERSATION)
+    assert len(server.requests) == FAST_RETRY["attempts"]  # boto3's own retries are off
+
+
+def test_a_reset_connection_is_retried(server: LoopbackServer) -> None:
+    server.faults.append(Fault(kind="reset"))
+    assert make_model(server).generate(CONVERSATION).content
+    assert len(server.requests) == 2
+
+
+def test_a_hung_server_times_out(server: LoopbackServer) -> None:
+    server.faults.extend([Fault(kind="hang", seconds=30)] * 3)
+    model = make_model(server)
+    model.client_kwargs["config"] = {"read_timeout": 0.3, "connect_timeout": 0.3}
+    model.retry.attempts = 2
+    with pytest.raises(Exception, match=r"(?i)timeout"):
+        model.generate(CONVERSATION)
+    assert len(server.requests) == 2
+
+
+def test_a_malformed_body_is_a_clear_error(server: LoopbackServer) -> None:
+    server.faults.append(Fault(kind="malformed"))
+    with pytest.raises(MalformedResponseError, match="no output message"):
+        make_model(server).generate(CONVERSATION)
+
+
+def test_the_class_default_and_the_config_agree_on_roles() -> None:
+    from omegaconf import OmegaConf
+
+    conf = OmegaConf.load(Path(__file__).parents[1] / "conf" / "model" / "bedrock.yaml")
+    assert dict(conf.custom_role_conversions) == AmazonBedrockServerModel.default_role_conversions
+    assert AmazonBedrockModel is AmazonBedrockServerModel

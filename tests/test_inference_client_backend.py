@@ -1,0 +1,93 @@
+"""InferenceClientModel against a loopback server through `InferenceClient(base_url=...)`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from tests.servers import Fault, LoopbackServer, Reply, openai_app, running
+
+from hydragent.models import HfApiModel, InferenceClientModel
+from hydragent.models.openai import ModelServerError
+
+pytestmark = pytest.mark.timeout(60)
+FAST_RETRY = {"attempts": 3, "initial_wait": 0.01, "jitter": 0.0}
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}}
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    with running(openai_app) as loopback:
+        yield loopback
+
+
+def make_model(server: LoopbackServer, **kwargs: object) -> InferenceClientModel:
+    return InferenceClientModel(
+        "Qwen/Qwen2.5-0.5B-Instruct",
+        base_url=f"{server.url}/v1",
+        token="hf_test",
+        retry=FAST_RETRY,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_base_url_and_model_id_together(server: LoopbackServer) -> None:
+    message = make_model(server).generate([{"role": "user", "content": "hi"}], stop_sequences=["x"])
+    received = server.requests[0]
+    assert received.path == "/v1/chat/completions"
+    assert received.headers["Authorization"] == "Bearer hf_test"
+    assert received.json["model"] == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert received.json["stop"] == ["x"]
+    assert message.content == "Hello from the loopback server."
+    assert message.token_usage.output_tokens == 5
+
+
+def test_response_format_is_really_sent(server: LoopbackServer) -> None:
+    server.replies.append(Reply(content='{"answer": "4"}'))
+    message = make_model(server).generate(
+        [{"role": "user", "content": "2+2?"}], grammar={"type": "json_schema", "schema": SCHEMA}
+    )
+    # huggingface_hub rewrites json_schema into TGI's grammar form for URL endpoints.
+    assert server.requests[0].json["response_format"] == {"type": "json_object", "value": SCHEMA}
+    assert json.loads(message.content or "") == {"answer": "4"}
+
+
+def test_structured_output_on_an_unable_provider_fails_before_any_call() -> None:
+    model = InferenceClientModel("some/model", provider="together", token="hf_x")
+    with pytest.raises(ValueError, match="providers that can: cerebras, fireworks-ai"):
+        model.generate([{"role": "user", "content": "hi"}], response_format={"type": "json_object"})
+
+
+def test_tools_and_tool_calls(server: LoopbackServer) -> None:
+    server.replies.append(
+        Reply(content=None, tool_calls=[{"name": "search", "arguments": {"q": "x"}}])
+    )
+    tool = {"name": "search", "description": "Web search", "parameters": {"type": "object"}}
+    message = make_model(server).generate(
+        [{"role": "user", "content": "hi"}], tools_to_call_from=[tool]
+    )
+    assert server.requests[0].json["tools"][0]["function"]["name"] == "search"
+    assert message.tool_calls is not None and message.tool_calls[0].function.name == "search"
+
+
+def test_streaming_with_usage(server: LoopbackServer) -> None:
+    deltas = list(make_model(server).generate_stream([{"role": "user", "content": "hi"}]))
+    assert "".join(d.content or "" for d in deltas) == "Hello from the loopback server."
+    assert server.requests[0].json["stream_options"] == {"include_usage": True}
+    assert any(d.token_usage and d.token_usage.output_tokens == 5 for d in deltas)
+
+
+def test_token_and_api_key_together_is_an_error() -> None:
+    with pytest.raises(ValueError, match="both `token` and `api_key`"):
+        InferenceClientModel("m", token="a", api_key="b")
+    assert HfApiModel("m", api_key="b").token == "b"
+
+
+def test_failures_retry_then_surface_with_the_servers_text(server: LoopbackServer) -> None:
+    server.faults.append(Fault(status=429, retry_after="0.05"))
+    assert make_model(server).generate([{"role": "user", "content": "hi"}]).content
+    server.always_fail = Fault(status=500, body="model crashed")
+    with pytest.raises(ModelServerError, match=r"HTTP 500.*model crashed"):
+        make_model(server).generate([{"role": "user", "content": "hi"}])
+    assert len(server.requests) == 2 + FAST_RETRY["attempts"]

@@ -1,0 +1,87 @@
+"""LiteLLMModel against a loopback OpenAI-compatible server (`openai/` prefix + api_base)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from tests.servers import Fault, LoopbackServer, Reply, openai_app, running
+
+from hydragent.models import LiteLLMModel
+from hydragent.models.openai import ModelServerError
+
+pytestmark = pytest.mark.timeout(120)
+FAST_RETRY = {"attempts": 3, "initial_wait": 0.01, "jitter": 0.0}
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    with running(openai_app) as loopback:
+        yield loopback
+
+
+def make_model(server: LoopbackServer, **kwargs: object) -> LiteLLMModel:
+    return LiteLLMModel(
+        "openai/m",
+        api_base=f"{server.url}/v1",
+        api_key="sk-lite",
+        retry=FAST_RETRY,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def test_generate_sends_stop_tools_and_response_format(server: LoopbackServer) -> None:
+    server.replies.append(Reply(content='{"n": 1}'))
+    tool = {"name": "f", "description": "d", "parameters": {"type": "object", "properties": {}}}
+    model = make_model(server)
+    message = model.generate(
+        [{"role": "user", "content": "hi"}], stop_sequences=["END"], grammar={"type": "json_object"}
+    )
+    sent = server.requests[0].json
+    assert server.requests[0].headers["Authorization"] == "Bearer sk-lite"
+    assert (sent["model"], sent["stop"], sent["response_format"]) == (
+        "m",
+        ["END"],
+        {"type": "json_object"},
+    )
+    assert json.loads(message.content or "") == {"n": 1}
+    server.replies.append(Reply(content=None, tool_calls=[{"name": "f", "arguments": {"a": 1}}]))
+    message = model.generate([{"role": "user", "content": "hi"}], tools_to_call_from=[tool])
+    assert server.requests[1].json["tool_choice"] == "required"
+    assert message.tool_calls is not None and message.tool_calls[0].function.name == "f"
+
+
+def test_streaming_yields_text_and_usage(server: LoopbackServer) -> None:
+    deltas = list(make_model(server).generate_stream([{"role": "user", "content": "hi"}]))
+    assert "".join(d.content or "" for d in deltas) == "Hello from the loopback server."
+    assert any(d.token_usage and d.token_usage.output_tokens == 5 for d in deltas)
+
+
+def test_usage_null_is_zero(server: LoopbackServer) -> None:
+    server.replies.append(Reply(content="ok", usage=None))
+    assert (
+        make_model(server).generate([{"role": "user", "content": "hi"}]).token_usage.total_tokens
+        == 0
+    )
+
+
+@pytest.mark.parametrize(
+    ("model_id", "flat"),
+    [("ollama/llama3", True), ("groq/x", True), ("cerebras/x", True), ("openai/x", False)],
+)
+def test_flattening_defaults_by_provider(model_id: str, flat: bool) -> None:
+    assert LiteLLMModel(model_id).flatten_messages_as_text is flat
+
+
+def test_only_hydragent_retries_and_they_are_bounded(server: LoopbackServer) -> None:
+    server.always_fail = Fault(status=503, body="busy")
+    with pytest.raises(ModelServerError, match=r"HTTP 503.*busy"):
+        make_model(server).generate([{"role": "user", "content": "hi"}])
+    assert len(server.requests) == FAST_RETRY["attempts"]
+
+
+def test_retry_after_is_honoured_then_success(server: LoopbackServer) -> None:
+    server.faults.append(Fault(status=429, retry_after="0.05"))
+    assert make_model(server).generate([{"role": "user", "content": "hi"}]).content
+    assert len(server.requests) == 2
