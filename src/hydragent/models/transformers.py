@@ -109,9 +109,7 @@ class TransformersModel(Model):
         )
         load_kwargs: dict[str, Any] = {"device_map": self.device_map, **self.model_kwargs}
         if torch_dtype is not None:
-            load_kwargs["dtype"] = (
-                torch_dtype if torch_dtype == "auto" else getattr(torch, torch_dtype)
-            )
+            load_kwargs["dtype"] = _torch_dtype(torch, torch_dtype)
         self.model = transformers.AutoModelForCausalLM.from_pretrained(
             load_from, gguf_file=gguf_file, trust_remote_code=trust_remote_code, **load_kwargs
         )
@@ -278,6 +276,17 @@ class TransformersModel(Model):
         self.model = None
         if self._torch.cuda.is_available():
             self._torch.cuda.empty_cache()
+
+
+def _torch_dtype(torch: Any, name: str) -> Any:
+    if name == "auto":
+        return name
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(
+            f"unknown torch_dtype {name!r}; valid: auto, float32, float16, bfloat16 (or null)"
+        )
+    return dtype
 
 
 def _strip_trailing(tokens: list[int], pad_id: int) -> list[int]:
