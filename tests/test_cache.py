@@ -1,0 +1,115 @@
+"""The response cache: keyed on what decides a reply, shared safely by threads, replayable."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from hydragent.grammar import Grammar
+from hydragent.models.scripted import ScriptedModel
+from hydragent.runner import run_job
+from hydragent.runner.cache import CachedModel, CacheMiss, ResponseStore, cache_clear, cache_stats
+from test_runner_support import compose_job
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def cached(tmp_path: Path, mode: str = "on", **config) -> tuple[CachedModel, ScriptedModel]:
+    inner = ScriptedModel(match={"France": "Paris"}, responses=["other"])
+    store = ResponseStore(tmp_path / "cache.sqlite")
+    model_config = {"_target_": "ScriptedModel", "model_id": "scripted", **config}
+    return CachedModel(inner, store, mode, model_config), inner
+
+
+def test_a_repeated_call_is_answered_from_the_cache(tmp_path: Path) -> None:
+    model, inner = cached(tmp_path)
+    first = model.generate(QUESTION)
+    second = model.generate(QUESTION)
+    assert first.content == second.content == "Paris"
+    assert second.token_usage == first.token_usage
+    assert len(inner.calls) == 1
+    assert (model.hits, model.misses) == (1, 1)
+
+
+def test_the_key_covers_params_grammar_tools_and_model_config(tmp_path: Path) -> None:
+    model, inner = cached(tmp_path)
+    model.generate(QUESTION)
+    model.generate(QUESTION, stop_sequences=["\n"])
+    model.generate(QUESTION, grammar=Grammar(type="regex", pattern="[A-Za-z]+"))
+    model.generate(QUESTION, temperature=0.5)
+    assert len(inner.calls) == 4
+    other_config, other_inner = cached(tmp_path, temperature=0.9)
+    other_config.generate(QUESTION)
+    assert len(other_inner.calls) == 1
+
+
+def test_secrets_in_the_model_config_never_reach_the_cache_file(tmp_path: Path) -> None:
+    model, _ = cached(tmp_path, api_key="sk-cache-secret-123")
+    model.generate(QUESTION)
+    model.store.close()
+    for file in tmp_path.iterdir():
+        assert b"sk-cache-secret-123" not in file.read_bytes()
+
+
+def test_a_different_secret_still_hits(tmp_path: Path) -> None:
+    first, _ = cached(tmp_path, api_key="sk-one")
+    first.generate(QUESTION)
+    second, inner = cached(tmp_path, api_key="sk-two")
+    second.generate(QUESTION)
+    assert inner.calls == []
+
+
+def test_replay_fails_clearly_on_a_miss(tmp_path: Path) -> None:
+    model, inner = cached(tmp_path, mode="replay")
+    with pytest.raises(CacheMiss, match=r"cache=replay: no recorded reply.*cache=on"):
+        model.generate(QUESTION)
+    assert inner.calls == []
+
+
+def test_threads_share_one_store(tmp_path: Path) -> None:
+    model, inner = cached(tmp_path)
+    questions = [[{"role": "user", "content": f"France question {i}"}] for i in range(24)]
+
+    def ask(batch):
+        for question in batch:
+            model.generate(question)
+
+    threads = [threading.Thread(target=ask, args=(questions[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(inner.calls) == 24
+    assert model.store.stats()[0] == 24
+
+
+def test_stats_and_clear(tmp_path: Path) -> None:
+    model, _ = cached(tmp_path)
+    model.generate(QUESTION)
+    path = tmp_path / "cache.sqlite"
+    assert "1 replies" in cache_stats(path) and "scripted: 1" in cache_stats(path)
+    assert "removed 1 replies" in cache_clear(path)
+    assert "0 replies" in cache_stats(path)
+    assert "no file yet" in cache_stats(tmp_path / "missing.sqlite")
+
+
+def test_a_run_replayed_from_the_cache_reproduces_its_scores(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HYDRAGENT_CACHE_DIR", str(tmp_path / "cache"))
+    recorded = run_job(compose_job(tmp_path, "model=scripted", "cache=on"), tmp_path / "a")
+    assert recorded["cache"] == {"mode": "on", "hits": 0, "model_calls": 6}
+    replayed = run_job(compose_job(tmp_path, "model=scripted", "cache=replay"), tmp_path / "b")
+    assert replayed["cache"] == {"mode": "replay", "hits": 6, "model_calls": 0}
+    assert replayed["metrics"] == recorded["metrics"]
+    assert replayed["token_usage"] == recorded["token_usage"]
+    assert replayed["config_hash"] == recorded["config_hash"]
+
+
+def test_replay_of_an_unrecorded_run_fails_after_writing_its_errors(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("HYDRAGENT_CACHE_DIR", str(tmp_path / "empty"))
+    with pytest.raises(RuntimeError, match="6 calls had no recorded reply"):
+        run_job(compose_job(tmp_path, "model=scripted", "cache=replay"), tmp_path / "run")
+    assert (tmp_path / "run" / "summary.json").exists()
