@@ -355,6 +355,8 @@ def status_code_of(error: BaseException) -> int | None:
 def _headers_of(error: BaseException) -> dict[str, str]:
     response = getattr(error, "response", None)
     headers = getattr(response, "headers", None)
+    if headers is None:  # urllib's HTTPError carries them itself
+        headers = getattr(error, "headers", None)
     if headers is None and isinstance(response, dict):
         headers = response.get("ResponseMetadata", {}).get("HTTPHeaders")
     return {str(k).lower(): str(v) for k, v in (headers or {}).items()}
