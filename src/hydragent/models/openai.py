@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 from collections.abc import Generator, Iterable, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from hydragent.grammar import Grammar
 from hydragent.messages import (
@@ -229,6 +229,7 @@ class OpenAIServerModel(ApiModel):
     """OpenAI Chat Completions through the official client, or any compatible server.
 
     The client's own retries are off (`max_retries=0`) so the `retry` policy is the only one;
+    with `api_base` set and no key anywhere, the key "EMPTY" is sent (local servers need none);
     set `client_kwargs={"timeout": ...}` for a per-request deadline. Tools are sent with
     `tool_choice="required"` unless a call says otherwise, as smolagents does.
     """
@@ -247,8 +248,15 @@ class OpenAIServerModel(ApiModel):
         client_kwargs: dict[str, Any] | None = None,
         custom_role_conversions: dict[str, str] | None = None,
         flatten_messages_as_text: bool = False,
+        json_schema_style: Literal["openai", "json_object_schema"] = "openai",
         **kwargs: Any,
     ) -> None:
+        if json_schema_style not in ("openai", "json_object_schema"):
+            raise ValueError(
+                f"json_schema_style must be 'openai' or 'json_object_schema', "
+                f"got {json_schema_style!r}"
+            )
+        self.json_schema_style = json_schema_style
         self.api_base = api_base
         self.api_key = api_key
         self.organization = organization
@@ -285,7 +293,13 @@ class OpenAIServerModel(ApiModel):
         )
 
     def grammar_request(self, grammar: Grammar) -> dict[str, Any]:
-        """The request fields that enforce `grammar` on this server."""
+        """The request fields that enforce `grammar` on this server.
+
+        `json_schema_style="json_object_schema"` sends `{"type": "json_object", "schema": ...}`,
+        the dialect of servers without OpenAI's `json_schema` type (llama-cpp-python's server).
+        """
+        if grammar.type == "json_schema" and self.json_schema_style == "json_object_schema":
+            return {"response_format": {"type": "json_object", "schema": grammar.schema}}
         return {"response_format": grammar.to_response_format()}
 
     def build_request(
