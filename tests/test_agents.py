@@ -180,3 +180,26 @@ def test_roles_config_applies_to_agent_memory() -> None:
         "assistant",
         "user",
     ]
+
+
+def test_prompts_are_replaced_by_a_path_or_inline_text(tmp_path: Any) -> None:
+    prompt_file = tmp_path / "prompt.md"
+    prompt_file.write_text("Custom prompt. Tools:\n{tools}")
+    answer = {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "x"}}]}
+    for prompt, expected in ((str(prompt_file), "Custom prompt."), ("Inline {tools}", "Inline")):
+        model = ScriptedModel(responses=[answer])
+        ToolCallingAgent(tools=CALCULATOR, system_prompt=prompt).run("task", model)
+        system = model.calls[0]["messages"][0]["content"][0]["text"]
+        assert system.startswith(expected) and "calculator(expression: string)" in system
+
+
+def test_agents_keep_no_per_sample_state_across_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    agent = CodeAgent()
+    model = ScriptedModel(
+        match={f"task {i}": f"<code>value = {i}\nfinal_answer(value * 10)</code>" for i in range(6)}
+    )
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        results = list(pool.map(lambda i: agent.run(f"task {i}", model), range(6)))
+    assert [r.answer for r in results] == [str(i * 10) for i in range(6)]

@@ -117,6 +117,24 @@ def test_killing_the_parent_is_blocked() -> None:
     assert_blocked(run_python("import os; os.kill(os.getppid(), 9)"), "signals")
 
 
+def test_unaudited_kill_paths_are_removed() -> None:
+    """pidfd_send_signal raises no audit event, so it is gone, and cannot be re-created."""
+    assert_blocked(run_python("import os; os.pidfd_open(os.getppid())"), "pidfd_open")
+    assert_blocked(run_python("import os; os.mkfifo('pipe')"), "mkfifo")
+    recreate = (
+        "import importlib.util\n"
+        "posix = importlib.util.module_from_spec(importlib.util.find_spec('posix'))"
+    )
+    assert_blocked(run_python(recreate), "sandbox blocked")
+    reimport = "import sys\ndel sys.modules['posix']\nimport posix"
+    assert_blocked(run_python(reimport), "sandbox blocked")
+
+
+def test_a_forged_protocol_message_cannot_exhaust_the_runner() -> None:
+    code = "import os, sys\nos.write(int(sys.argv[2]), b'\\xff\\xff\\xff\\xff' + b'x' * 100)"
+    assert_blocked(run_python(code), "protocol")
+
+
 def test_ctypes_cannot_reach_memory_or_c_functions() -> None:
     for code in (
         "import ctypes; ctypes.CDLL('libc.so.6').system(b'id')",

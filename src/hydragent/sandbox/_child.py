@@ -41,6 +41,15 @@ ALWAYS_BLOCKED_MODULES = frozenset(
         "_cffi_backend",
     }
 )
+# Functions with effects outside the sandbox that raise no audit event: removed at startup
+# (and their modules may not be re-created), e.g. pidfd_send_signal could kill the runner.
+UNAUDITED_FUNCTIONS = {
+    "posix": ("pidfd_open", "mkfifo", "mknod", "chroot"),
+    "os": ("pidfd_open", "mkfifo", "mknod", "chroot"),
+    "_signal": ("pidfd_send_signal",),
+    "signal": ("pidfd_send_signal",),
+}
+SCRUBBED_MODULES = frozenset({"posix", "_signal"})
 # ctypes may be imported (numpy needs it) but not used to reach raw memory or C functions.
 CTYPES_ALLOWED_EVENTS = frozenset({"ctypes.dlopen", "ctypes.get_errno", "ctypes.set_errno"})
 BLOCKED_BUILTINS = (
@@ -179,6 +188,7 @@ def make_audit_hook(workdir: str, read_roots: tuple[str, ...]):
     write_events = MappingProxyType(dict(PATH_EVENTS_WRITE))
     read_events = MappingProxyType(dict(PATH_EVENTS_READ))
     blocked_modules = ALWAYS_BLOCKED_MODULES
+    scrubbed_modules = SCRUBBED_MODULES
     ctypes_allowed = CTYPES_ALLOWED_EVENTS
     read_only_files = frozenset({"/dev/null", "/dev/urandom", "/dev/random"})
     write_flags = WRITE_FLAGS
@@ -263,6 +273,8 @@ def make_audit_hook(workdir: str, read_roots: tuple[str, ...]):
         elif event == "import":
             if text(args[0]).split(".")[0] in blocked_modules:
                 deny(f"importing {args[0]!r}")
+            if text(args[0]) in scrubbed_modules:
+                deny(f"re-importing {args[0]!r}")
         elif event.startswith("socket."):
             deny("network access (" + event + ")")
         elif event.startswith("ctypes.") and event not in ctypes_allowed:
@@ -281,6 +293,27 @@ def make_audit_hook(workdir: str, read_roots: tuple[str, ...]):
             deny(denied_events[event] + " (" + event + ")")
 
     return hook
+
+
+def scrub_unaudited_functions() -> None:
+    """Remove functions the audit hook cannot see, everywhere Python keeps them."""
+    import _imp
+
+    removed = []
+    for module_name, names in UNAUDITED_FUNCTIONS.items():
+        namespace = vars(sys.modules[module_name])
+        removed += [namespace.pop(name) for name in names if name in namespace]
+    for registry in ("supports_dir_fd", "supports_fd", "supports_follow_symlinks"):
+        for function in removed:
+            getattr(os, registry).discard(function)
+    real_create_builtin = _imp.create_builtin
+
+    def create_builtin(spec):
+        if spec.name in SCRUBBED_MODULES:
+            raise SandboxViolation(f"sandbox blocked re-creating module {spec.name!r}")
+        return real_create_builtin(spec)
+
+    _imp.create_builtin = create_builtin
 
 
 class CappedOutput(io.TextIOBase):
@@ -474,6 +507,7 @@ def main() -> None:
     authorized = None if authorized is None else frozenset(authorized)
     apply_limits(config)
     namespace = make_namespace(authorized, config["tool_names"], resp_fd, req_fd)
+    scrub_unaudited_functions()
     sys.addaudithook(make_audit_hook(workdir, read_roots))
     write_message(resp_fd, {"type": "ready"})
     while True:

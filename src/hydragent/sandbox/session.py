@@ -28,6 +28,7 @@ from typing import Any
 
 CHILD_SCRIPT = str(Path(__file__).with_name("_child.py"))
 STARTUP_TIMEOUT_S = 30.0
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -259,7 +260,11 @@ class PythonSession:
         self._restarted_note = (
             "(The previous step crashed the sandbox, so a fresh session started.)"
         )
-        cause = f"the sandbox process died (exit code {returncode})"
+        cause = (
+            f"the sandbox process died (exit code {returncode})"
+            if process
+            else "the sandbox process broke the message protocol and was killed"
+        )
         timed_out = False
         if returncode == -signal.SIGXCPU or returncode == -signal.SIGKILL:
             cause = (
@@ -287,7 +292,11 @@ class PythonSession:
         header = self._read_exactly(4, deadline)
         if header is None:
             return None
-        body = self._read_exactly(struct.unpack(">I", header)[0], deadline)
+        size = struct.unpack(">I", header)[0]
+        if size > MAX_MESSAGE_BYTES + 8 * self.max_output_chars:
+            self._kill()  # a forged header: never let the child make this process allocate it
+            return None
+        body = self._read_exactly(size, deadline)
         return None if body is None else json.loads(body)
 
     def _read_exactly(self, size: int, deadline: float) -> bytes | None:
@@ -317,6 +326,8 @@ class PythonSession:
         if process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
         for fd in (self._req_w, self._resp_r):
