@@ -26,10 +26,12 @@ import resource
 import signal
 import struct
 import sys
+import threading
 import traceback
 from types import MappingProxyType
 
 MEGABYTE = 1024 * 1024
+MAX_ANSWER_CHARS = 100_000
 # Modules whose only use here would be to get around the audit hook.
 ALWAYS_BLOCKED_MODULES = frozenset(
     {
@@ -408,13 +410,16 @@ def make_namespace(
     def final_answer(answer):
         raise FinalAnswer(answer)
 
+    protocol_lock = threading.Lock()  # tool calls from threads must not interleave
+
     def make_tool(tool_name: str):
         def call_tool(*args, **kwargs):
-            write_message(
-                resp_fd,
-                {"type": "tool_call", "name": tool_name, "args": list(args), "kwargs": kwargs},
-            )
-            reply = read_message(req_fd)
+            with protocol_lock:
+                write_message(
+                    resp_fd,
+                    {"type": "tool_call", "name": tool_name, "args": list(args), "kwargs": kwargs},
+                )
+                reply = read_message(req_fd)
             if reply.get("error"):
                 raise RuntimeError(reply["error"])
             return reply.get("result")
@@ -485,11 +490,14 @@ def _describe(error: BaseException) -> str:
 
 
 def _jsonable(value: object) -> object:
+    """The value itself when JSON can carry it, else its repr; huge answers are cut."""
     try:
-        json.dumps(value)
-        return value
-    except (TypeError, ValueError):
-        return repr(value)
+        size = len(json.dumps(value))
+    except (TypeError, ValueError, RecursionError):
+        value, size = repr(value), 0
+    if size > MAX_ANSWER_CHARS or (isinstance(value, str) and len(value) > MAX_ANSWER_CHARS):
+        return (value if isinstance(value, str) else repr(value))[:MAX_ANSWER_CHARS]
+    return value
 
 
 def main() -> None:

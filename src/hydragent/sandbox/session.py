@@ -293,11 +293,18 @@ class PythonSession:
         if header is None:
             return None
         size = struct.unpack(">I", header)[0]
-        if size > MAX_MESSAGE_BYTES + 8 * self.max_output_chars:
+        if size > MAX_MESSAGE_BYTES + 32 * self.max_output_chars:
             self._kill()  # a forged header: never let the child make this process allocate it
             return None
         body = self._read_exactly(size, deadline)
-        return None if body is None else json.loads(body)
+        try:
+            message = None if body is None else json.loads(body)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict):
+            self._kill()
+            return None
+        return message
 
     def _read_exactly(self, size: int, deadline: float) -> bytes | None:
         chunks: list[bytes] = []
