@@ -1,0 +1,102 @@
+"""Every recipe composes; each one that needs no server runs end to end on ScriptedModel."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from hydragent.messages import content_to_text
+from hydragent.runner import run_job
+from test_runner_support import REPO, compose_job, conf_dir, read_lines
+
+RECIPES = sorted(p.stem for p in (REPO / "recipes").glob("*.yaml"))
+SWEEPS = {
+    "grammar_compare": ("grammar", ["none", "json_schema"]),
+    "router_compare": (
+        "router",
+        ["simple_shuffle", "least_busy", "latency_based", "usage_based", "cost_based"],
+    ),
+    "backend_matrix": ("model", ["openai", "vllm_server"]),
+}
+
+
+def test_the_expected_recipes_are_checked_in() -> None:
+    assert set(RECIPES) >= {
+        "quickstart",
+        "humaneval",
+        "tool_use",
+        "grammar_compare",
+        "router_compare",
+        "backend_matrix",
+    }
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_each_recipe_opens_with_its_package_description_and_command(name: str) -> None:
+    lines = (REPO / "recipes" / f"{name}.yaml").read_text().splitlines()
+    assert lines[0] == "# @package _global_"  # Hydra reads the header before other comments
+    assert lines[1].startswith("# ") and "hydragent " not in lines[1]
+    assert lines[2].startswith("# hydragent run ") and f"recipe={name}" in lines[2]
+    body = "\n".join(lines)
+    assert "defaults:" in body and "override /" in body
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_each_recipe_composes_with_its_sweep(tmp_path: Path, name: str) -> None:
+    with initialize_config_dir(str(conf_dir(tmp_path)), version_base=None):
+        cfg = compose("config", overrides=[f"recipe={name}"], return_hydra_config=True)
+    assert cfg.model._target_ and cfg.task._target_ and cfg.scorer
+    if name in SWEEPS:
+        key, values = SWEEPS[name]
+        assert str(cfg.hydra.sweeper.params[key]).split(",") == values
+        for value in values:
+            compose_job(tmp_path, f"recipe={name}", f"{key}={value}")
+
+
+def test_quickstart_on_the_scripted_backend(tmp_path: Path) -> None:
+    cfg = compose_job(tmp_path, "recipe=quickstart", "model=scripted", "~model.max_new_tokens")
+    summary = run_job(cfg, tmp_path / "run")
+    assert summary["metrics"]["exact"]["mean"] == 1.0
+    assert summary["metrics"]["includes"]["mean"] == 1.0
+    first = read_lines(tmp_path / "run" / "samples.jsonl")[0]
+    assert [m["role"] for m in first["messages"]][:4] == ["system", "user", "assistant", "user"]
+
+
+@pytest.mark.parametrize("grammar", ["none", "json_schema"])
+def test_grammar_compare_jobs_on_the_scripted_backend(tmp_path: Path, grammar: str) -> None:
+    cfg = compose_job(tmp_path, "recipe=grammar_compare", "model=scripted", f"grammar={grammar}")
+    summary = run_job(cfg, tmp_path / "run")
+    assert summary["metrics"]["json_valid"]["mean"] == 1.0
+    assert summary["metrics"]["json_fields"]["mean"] == 1.0
+
+
+def calculator_then_answer(messages: list[dict]) -> dict:
+    """A scripted tool user: call the calculator on the task's expression, then answer with
+    what it returned."""
+    last = messages[-1]
+    text = content_to_text(last["content"])
+    if str(getattr(last["role"], "value", last["role"])) == "tool-response":
+        value = text.split("Observation:")[-1].strip()
+        return {"tool_calls": [{"name": "final_answer", "arguments": {"answer": value}}]}
+    expression = re.search(r"compute (.+?)\. Reply", text).group(1)
+    return {"tool_calls": [{"name": "calculator", "arguments": {"expression": expression}}]}
+
+
+def test_tool_use_on_the_scripted_backend(tmp_path: Path) -> None:
+    pytest.importorskip("hydragent.agents.tool_calling", reason="needs the tool-calling agent")
+    cfg = compose_job(
+        tmp_path,
+        "recipe=tool_use",
+        "model=scripted",
+        "~model.match",
+        f"+model.responder._target_={__name__}.calculator_then_answer",
+        "+model.responder._partial_=true",
+        "task.limit=4",
+    )
+    summary = run_job(cfg, tmp_path / "run")
+    records = read_lines(tmp_path / "run" / "samples.jsonl")
+    assert summary["metrics"]["numeric"]["mean"] == 1.0, [r["error"] for r in records]
+    assert all(any("calculator" in str(m.get("content")) for m in r["messages"]) for r in records)
