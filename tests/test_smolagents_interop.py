@@ -80,3 +80,28 @@ def test_smolagents_code_agent_with_openai_server_model(server: LoopbackServer) 
     model = OpenAIServerModel("gpt-4o-mini", api_base=f"{server.url}/v1", api_key="sk-test")
     agent = smolagents.CodeAgent(tools=[multiply], model=model, max_steps=4)
     assert agent.run("What is 6 times 7?") == 42
+
+
+def test_smolagents_streaming_agents_read_our_stream_deltas(server: LoopbackServer) -> None:
+    server.replies.append(
+        Reply(content=None, tool_calls=[{"name": "multiply", "arguments": {"a": 6, "b": 7}}])
+    )
+    server.replies.append(
+        Reply(content=None, tool_calls=[{"name": "final_answer", "arguments": {"answer": "42"}}])
+    )
+    model = OpenAIServerModel("gpt-4o-mini", api_base=f"{server.url}/v1", api_key="sk-test")
+    agent = smolagents.ToolCallingAgent(
+        tools=[multiply], model=model, max_steps=4, stream_outputs=True, verbosity_level=0
+    )
+    assert str(agent.run("What is 6 times 7?")) == "42"
+
+    scripted = ScriptedModel(
+        responses=[
+            "<code>\nproduct = multiply(a=6, b=7)\n</code>",
+            "<code>final_answer(product)</code>",
+        ]
+    )
+    code_agent = smolagents.CodeAgent(
+        tools=[multiply], model=scripted, max_steps=4, stream_outputs=True, verbosity_level=0
+    )
+    assert code_agent.run("What is 6 times 7?") == 42
