@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from tests.servers import Fault, LoopbackServer, Reply, bedrock_app, running
 
+from hydragent.messages import agglomerate_stream_deltas
 from hydragent.models import AmazonBedrockModel, AmazonBedrockServerModel
-from hydragent.models.openai import MalformedResponseError, ModelServerError
+from hydragent.models.openai import IncompleteStreamError, MalformedResponseError, ModelServerError
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -190,3 +191,43 @@ def test_the_class_default_and_the_config_agree_on_roles() -> None:
     conf = OmegaConf.load(Path(__file__).parents[1] / "conf" / "model" / "bedrock.yaml")
     assert dict(conf.custom_role_conversions) == AmazonBedrockServerModel.default_role_conversions
     assert AmazonBedrockModel is AmazonBedrockServerModel
+
+
+# --- ConverseStream: AWS event-stream framing, decoded by botocore ---------------------------
+
+
+def test_streaming_yields_text_tool_use_and_usage(server: LoopbackServer) -> None:
+    server.replies.append(
+        Reply(content="Let me compute", tool_calls=[{"name": "calculator", "arguments": {"e": 1}}])
+    )
+    deltas = list(make_model(server).generate_stream(CONVERSATION, tools_to_call_from=[CALCULATOR]))
+    message = agglomerate_stream_deltas(deltas)
+    assert server.requests[0].path == f"/model/{MODEL_ID}/converse-stream"
+    assert message.content == "Let me compute"
+    (call,) = message.tool_calls or []
+    assert (call.id, call.function.name) == ("tooluse_0", "calculator")
+    assert json.loads(call.function.arguments) == {"e": 1}
+    assert message.token_usage.output_tokens == 4  # three words and one tool call
+
+
+def test_streaming_under_a_grammar_streams_the_json_answer(server: LoopbackServer) -> None:
+    server.replies.append(
+        Reply(content=None, tool_calls=[{"name": "answer", "arguments": {"a": 1}}])
+    )
+    deltas = make_model(server).generate_stream(CONVERSATION, grammar={"type": "json_object"})
+    message = agglomerate_stream_deltas(deltas)
+    assert json.loads(message.content or "") == {"a": 1}
+    assert message.tool_calls is None
+
+
+def test_a_truncated_stream_is_an_error(server: LoopbackServer) -> None:
+    server.faults.append(Fault(kind="truncate"))
+    with pytest.raises(IncompleteStreamError, match="before messageStop"):
+        list(make_model(server).generate_stream(CONVERSATION))
+
+
+def test_opening_a_stream_is_retried_on_throttling(server: LoopbackServer) -> None:
+    server.faults.append(Fault(status=429, retry_after="0.05"))
+    text = "".join(d.content or "" for d in make_model(server).generate_stream(CONVERSATION))
+    assert text == "Hello from the loopback server."
+    assert len(server.requests) == 2

@@ -1,4 +1,5 @@
-"""Amazon Bedrock Converse (`POST /model/{modelId}/converse`) as boto3 expects it.
+"""Amazon Bedrock Converse (`POST /model/{modelId}/converse`) and ConverseStream
+(`POST /model/{modelId}/converse-stream`, AWS event-stream binary framing) as boto3 expects.
 
 The server checks what the real service checks before answering: a well-formed SigV4
 `Authorization` header, only the request keys Converse accepts, content blocks with exactly
@@ -11,10 +12,12 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import struct
+import zlib
 from typing import Any
 
 from aiohttp import web
-from tests.servers.base import LoopbackServer, apply_fault, word_count
+from tests.servers.base import LoopbackServer, Reply, apply_fault, word_count
 
 SIGV4 = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=[A-Za-z0-9]+/\d{8}/[a-z0-9-]+/bedrock/aws4_request, "
@@ -79,8 +82,71 @@ def _cut_at_stop(text: str, stops: list[str]) -> str:
     return text[: min(cuts)] if cuts else text
 
 
+def event_frame(event_type: str, payload: dict[str, Any], message_type: str = "event") -> bytes:
+    """One AWS event-stream message: prelude (lengths + CRC), string headers, payload, CRC."""
+    type_header = ":exception-type" if message_type == "exception" else ":event-type"
+    headers = b""
+    for name, value in (
+        (type_header, event_type),
+        (":content-type", "application/json"),
+        (":message-type", message_type),
+    ):
+        encoded = value.encode()
+        headers += bytes([len(name)]) + name.encode() + b"\x07"
+        headers += struct.pack(">H", len(encoded)) + encoded
+    body = json.dumps(payload).encode()
+    total = 12 + len(headers) + len(body) + 4
+    prelude = struct.pack(">II", total, len(headers))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    message = prelude + headers + body
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+async def _converse_stream(
+    request: web.Request, reply: Reply, stops: list[str], usage: dict[str, int], truncate: bool
+) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "application/vnd.amazon.eventstream"})
+    await response.prepare(request)
+    await response.write(event_frame("messageStart", {"role": "assistant"}))
+    index = 0
+    if reply.content is not None:
+        words = _cut_at_stop(reply.content, stops).split(" ")
+        for i, word in enumerate(words):
+            text = word if i == 0 else " " + word
+            delta = {"contentBlockIndex": 0, "delta": {"text": text}}
+            await response.write(event_frame("contentBlockDelta", delta))
+            if truncate and i == 1:
+                await response.write_eof()  # cut off: no messageStop, no metadata
+                return response
+        await response.write(event_frame("contentBlockStop", {"contentBlockIndex": 0}))
+        index = 1
+    for offset, call in enumerate(reply.tool_calls):
+        block = index + offset
+        start = {"toolUse": {"toolUseId": f"tooluse_{offset}", "name": call["name"]}}
+        await response.write(
+            event_frame("contentBlockStart", {"contentBlockIndex": block, "start": start})
+        )
+        arguments = json.dumps(call.get("arguments", {}))
+        for piece in (arguments[: len(arguments) // 2], arguments[len(arguments) // 2 :]):
+            delta = {"contentBlockIndex": block, "delta": {"toolUse": {"input": piece}}}
+            await response.write(event_frame("contentBlockDelta", delta))
+        await response.write(event_frame("contentBlockStop", {"contentBlockIndex": block}))
+    stop_reason = "tool_use" if reply.tool_calls else "end_turn"
+    await response.write(event_frame("messageStop", {"stopReason": stop_reason}))
+    metadata = {"usage": usage, "metrics": {"latencyMs": 1}}
+    await response.write(event_frame("metadata", metadata))
+    await response.write_eof()
+    return response
+
+
 def bedrock_app(server: LoopbackServer) -> web.Application:
     async def converse(request: web.Request) -> web.StreamResponse:
+        return await answer(request, streaming=False)
+
+    async def converse_stream(request: web.Request) -> web.StreamResponse:
+        return await answer(request, streaming=True)
+
+    async def answer(request: web.Request, streaming: bool) -> web.StreamResponse:
         recorded = await server.record(request)
         if not SIGV4.match(request.headers.get("Authorization", "")):
             return aws_error(403, "The request signature is missing or malformed.")
@@ -107,6 +173,9 @@ def bedrock_app(server: LoopbackServer) -> web.Application:
         prompt = sum(word_count(json.dumps(m["content"])) for m in body["messages"])
         output = sum(word_count(block.get("text", "")) for block in content) + len(reply.tool_calls)
         usage = {"inputTokens": prompt, "outputTokens": output, "totalTokens": prompt + output}
+        if streaming:
+            truncate = fault is not None and fault.kind == "truncate"
+            return await _converse_stream(request, reply, stops, usage, truncate)
         return web.json_response(
             {
                 "output": {"message": {"role": "assistant", "content": content}},
@@ -118,4 +187,5 @@ def bedrock_app(server: LoopbackServer) -> web.Application:
 
     app = web.Application()
     app.router.add_post("/model/{model_id}/converse", converse)
+    app.router.add_post("/model/{model_id}/converse-stream", converse_stream)
     return app

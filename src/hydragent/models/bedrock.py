@@ -5,25 +5,29 @@ sequences into `inferenceConfig.stopSequences`, tools into `toolConfig` (never `
 `tool_choice`, which boto3 rejects), `toolUse` blocks become tool calls, and a reply without
 tool calls is simply a reply (no KeyError). Structured output is enforced through a forced
 tool whose input schema is the grammar's schema; the tool input is returned as JSON text.
-Streaming (ConverseStream) is not implemented.
+`generate_stream` uses ConverseStream (AWS event-stream framing, decoded by botocore).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Generator, Iterable
 from typing import Any, ClassVar
 
 from hydragent.grammar import Grammar
 from hydragent.messages import (
     ChatMessage,
+    ChatMessageStreamDelta,
     ChatMessageToolCall,
     ChatMessageToolCallFunction,
+    ChatMessageToolCallStreamDelta,
     MessageRole,
     TokenUsage,
 )
 from hydragent.models.base import ApiModel, get_tool_json_schema
 from hydragent.models.openai import (
+    IncompleteStreamError,
     MalformedResponseError,
     missing_extra,
     server_errors_explained,
@@ -125,6 +129,73 @@ class AmazonBedrockServerModel(ApiModel):
         with server_errors_explained(type(self).__name__):
             response = self.call_api(self.client.converse, **request)
         return _chat_message(response, resolved)
+
+    def generate_stream(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        grammar: Grammar | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Generator[ChatMessageStreamDelta]:
+        """ConverseStream events as deltas; only opening the stream is retried."""
+        resolved = self.resolve_grammar(grammar, response_format)
+        request = self.build_request(messages, stop_sequences, tools_to_call_from, resolved, kwargs)
+        with server_errors_explained(type(self).__name__):
+            response = self.call_api(self.client.converse_stream, **request)
+        yield from _stream_deltas(response.get("stream") or [], as_content=resolved is not None)
+
+
+def _stream_deltas(
+    events: Iterable[dict[str, Any]], as_content: bool
+) -> Generator[ChatMessageStreamDelta]:
+    """Text deltas, tool-use fragments (or, under a grammar, the forced tool's JSON as text),
+    then usage; a stream that ends before `messageStop` is an error."""
+    stopped = False
+    for event in events:
+        if "contentBlockStart" in event:
+            start = event["contentBlockStart"]
+            tool_use = (start.get("start") or {}).get("toolUse")
+            if tool_use and not as_content:
+                function = ChatMessageToolCallFunction(name=tool_use["name"], arguments="")
+                call = ChatMessageToolCallStreamDelta(
+                    index=start.get("contentBlockIndex"),
+                    id=tool_use.get("toolUseId"),
+                    type="function",
+                    function=function,
+                )
+                yield ChatMessageStreamDelta(tool_calls=[call])
+        elif "contentBlockDelta" in event:
+            block = event["contentBlockDelta"]
+            delta = block.get("delta") or {}
+            if "text" in delta:
+                yield ChatMessageStreamDelta(content=delta["text"])
+            elif "toolUse" in delta and as_content:
+                yield ChatMessageStreamDelta(content=delta["toolUse"].get("input", ""))
+            elif "toolUse" in delta:
+                function = ChatMessageToolCallFunction(
+                    name="", arguments=delta["toolUse"].get("input", "")
+                )
+                call = ChatMessageToolCallStreamDelta(
+                    index=block.get("contentBlockIndex"), function=function
+                )
+                yield ChatMessageStreamDelta(tool_calls=[call])
+        elif "messageStop" in event:
+            stopped = True
+        elif "metadata" in event:
+            usage = event["metadata"].get("usage") or {}
+            yield ChatMessageStreamDelta(
+                content="",
+                token_usage=TokenUsage(
+                    input_tokens=int(usage.get("inputTokens") or 0),
+                    output_tokens=int(usage.get("outputTokens") or 0),
+                ),
+            )
+    if not stopped:
+        raise IncompleteStreamError(
+            "the Bedrock stream ended before messageStop: truncated response"
+        )
 
 
 def converse_messages(
