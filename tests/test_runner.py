@@ -146,3 +146,43 @@ def test_config_hash_ignores_concurrency_limit_and_secrets_but_not_the_model(
     assert hash_of("+model.api_key=sk-one") == hash_of("+model.api_key=sk-two")
     assert hash_of("model.model_id=other") != base
     assert hash_of("grammar=json_object") != base
+
+
+def test_model_graded_uses_the_judge_group_built_like_a_model(tmp_path: Path) -> None:
+    cfg = compose_job(
+        tmp_path,
+        "model=scripted",
+        "scorer=[exact,model_graded]",
+        "judge=scripted",
+        "~judge.match",
+        "judge.responses=[CORRECT]",
+        "judge.model_id=the-judge",
+    )
+    assert cfg.judge._target_ == cfg.model._target_
+    summary = run_job(cfg, tmp_path / "run")
+    assert summary["metrics"]["model_graded"]["mean"] == 1.0
+    assert summary["metrics"]["exact"]["mean"] == 1.0
+
+
+def test_model_graded_without_a_judge_fails_before_any_sample(tmp_path: Path) -> None:
+    cfg = compose_job(tmp_path, "model=scripted", "scorer=model_graded")
+    with pytest.raises(Exception, match="judge="):
+        run_job(cfg, tmp_path / "run")
+
+
+def test_a_csv_file_task_with_a_declared_mapping(tmp_path: Path) -> None:
+    data = tmp_path / "questions.csv"
+    data.write_text("qid,question,gold\nq1,What is the capital of France?,Paris\n")
+    cfg = compose_job(
+        tmp_path,
+        "model=scripted",
+        "task=file",
+        f"task.path={data}",
+        "task.fields.id=qid",
+        "task.fields.input=question",
+        "task.fields.target=gold",
+    )
+    summary = run_job(cfg, tmp_path / "run")
+    assert read_lines(tmp_path / "run" / "samples.jsonl")[0]["id"] == "q1"
+    assert summary["metrics"]["exact"]["mean"] == 1.0
+    assert summary["task"] == "questions"
