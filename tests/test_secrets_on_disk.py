@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from test_runner_support import run_cli
+from hydragent.runner import run_job
+from test_runner_support import compose_job, run_cli
 
 SECRET = "sk-hydragent-test-0123456789abcdef"
 
@@ -65,3 +66,32 @@ def test_a_failing_remote_sweep_leaks_no_key_either(tmp_path: Path) -> None:
     for job in ("0", "1"):
         assert "error" in (sweep_dir / job / "samples.jsonl").read_text()
     _assert_nowhere(result, sweep_dir, cache_dir, tmp_path / "multirun")
+
+
+class LeakyModel:
+    """Stands in for a client library that quotes the key in its error message."""
+
+    def __init__(self, api_key: str, **kwargs) -> None:
+        self.api_key = api_key
+        self.model_id = "leaky"
+
+    def generate(self, messages, **kwargs):
+        raise PermissionError(f"Incorrect API key provided: {self.api_key}")
+
+    def cleanup(self) -> None:
+        pass
+
+
+def test_an_error_that_quotes_the_key_is_redacted(tmp_path: Path) -> None:
+
+    cfg = compose_job(
+        tmp_path,
+        "model=scripted",
+        f"model._target_={__name__}.LeakyModel",
+        f"+model.api_key={SECRET}",
+    )
+    summary = run_job(cfg, tmp_path / "run")
+    assert summary["counts"]["error"] == 6
+    text = (tmp_path / "run" / "samples.jsonl").read_text()
+    assert "Incorrect API key provided: ***" in text
+    assert SECRET not in text

@@ -27,6 +27,8 @@ from hydragent.runner.records import (
     RecordWriter,
     config_hash,
     keep_for_resume,
+    redact,
+    secret_values,
     write_json_atomic,
 )
 from hydragent.scorers.base import mean_and_stderr
@@ -119,6 +121,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     resolved = plain(cfg)
     chash = config_hash(resolved)
+    secrets = secret_values(resolved)
     runner = cfg.get("runner") or OmegaConf.create({})
     task = instantiate(cfg.task, _convert_="all")
     samples = task.samples()
@@ -158,7 +161,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             if outcome.status == "error":
                 for name, value in zero.items():
                     outcome.scores.setdefault(name, value)
-            record = to_record(outcome, model_id, chash)
+            record = redact(to_record(outcome, model_id, chash), secrets)
             writer.write(record)
             records[outcome.sample.id] = record
             totals["errors"] += outcome.status != "ok"
@@ -205,7 +208,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             },
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
-        summary = mask_secrets(summary)
+        summary = redact(mask_secrets(summary), secrets)
         write_json_atomic(output_dir / SUMMARY_FILE, summary)
         print(results_table(summary))
         print(f"Run folder: {output_dir.resolve()}")

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hydragent.secrets import is_secret_key
+from hydragent.secrets import MASK, is_secret_key
 
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -39,6 +39,37 @@ def _without_secrets(value: Any) -> Any:
         return {k: _without_secrets(v) for k, v in value.items() if not is_secret_key(k)}
     if isinstance(value, list):
         return [_without_secrets(v) for v in value]
+    return value
+
+
+def secret_values(value: Any) -> list[str]:
+    """The values held under secret-looking keys anywhere in a resolved config."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if is_secret_key(key) and isinstance(child, str) and len(child) >= 4:
+                found.append(child)
+            else:
+                found += secret_values(child)
+    elif isinstance(value, list):
+        for child in value:
+            found += secret_values(child)
+    return found
+
+
+def redact(value: Any, secrets: list[str]) -> Any:
+    """A copy with every known secret value replaced, for text such as error messages that
+    a client library may have built from the key."""
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, dict):
+        return {k: redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, secrets) for v in value]
     return value
 
 
