@@ -8,6 +8,7 @@ litellm never reaches the network.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Generator
 from typing import Any, ClassVar
 
@@ -23,6 +24,8 @@ from hydragent.models.openai import (
     to_openai_messages,
 )
 
+#: smolagents' fallback when no model_id is given.
+DEFAULT_MODEL_ID = "anthropic/claude-3-5-sonnet-20240620"
 #: providers whose chat templates want each message's content as one string.
 FLATTENING_PREFIXES = ("ollama", "groq", "cerebras")
 
@@ -54,7 +57,13 @@ class LiteLLMModel(ApiModel):
         **kwargs: Any,
     ) -> None:
         if not model_id:
-            raise ValueError("LiteLLMModel needs model_id, e.g. 'openai/gpt-4o-mini'")
+            warnings.warn(
+                f"LiteLLMModel without model_id uses {DEFAULT_MODEL_ID!r} (as smolagents does); "
+                "pass model_id, e.g. 'openai/gpt-4o-mini'",
+                FutureWarning,
+                stacklevel=2,
+            )
+            model_id = DEFAULT_MODEL_ID
         self.api_base = api_base
         self.api_key = api_key
         if flatten_messages_as_text is None:
