@@ -156,6 +156,21 @@ def test_code_agent_structured_mode_with_a_grammar() -> None:
     assert "JSON" in model.calls[0]["messages"][0]["content"][0]["text"]
 
 
+def test_code_agent_structured_steps_are_constrained_to_thought_and_code() -> None:
+    """The task's grammar describes the final answer; each step is held to {thought, code}."""
+    answer_schema = {"type": "object", "properties": {"answer": {"type": "string"}}}
+    code = "final_answer(json.dumps({'answer': '4'}))"
+    step = json.dumps({"thought": "compute", "code": "import json\n" + code})
+    model = ScriptedModel(responses=[step])
+    result = CodeAgent().run(
+        "2+2?", model, grammar=Grammar(type="json_schema", schema=answer_schema)
+    )
+    sent = model.calls[0]["grammar"]
+    assert sent["type"] == "json_schema"
+    assert sent["json_schema"]["required"] == ["thought", "code"]
+    assert json.loads(result.answer) == {"answer": "4"}
+
+
 def test_code_agent_runaway_code_is_an_observation() -> None:
     model = ScriptedModel(
         responses=["<code>while True:\n    pass</code>", "<code>final_answer('stopped')</code>"]

@@ -17,6 +17,20 @@ from hydragent.tools import Tool, build_tools
 
 CODE_BLOCK = re.compile(r"<code>(.*?)(?:</code>|$)|```(?:python|py)?\s*\n(.*?)(?:```|$)", re.S)
 STOP_SEQUENCES = ["</code>", "Observation:"]
+STEP_SCHEMA = {
+    "type": "object",
+    "properties": {"thought": {"type": "string"}, "code": {"type": "string"}},
+    "required": ["thought", "code"],
+    "additionalProperties": False,
+}
+
+
+def step_grammar(model: Model) -> Grammar:
+    """Structured mode constrains every step to {thought, code}, whatever the task's grammar:
+    the task's grammar describes the final answer, not the steps that lead to it."""
+    if "json_schema" in getattr(model, "supported_grammars", ()):
+        return Grammar(type="json_schema", name="code_step", schema=STEP_SCHEMA)
+    return Grammar(type="json_object")
 
 
 class CodeAgent(Agent):
@@ -78,7 +92,9 @@ class CodeAgent(Agent):
             {"role": "user", "content": task},
         ]
         usage = TokenUsage()
-        call_options = {"grammar": grammar} if structured else {"stop_sequences": STOP_SEQUENCES}
+        call_options: dict[str, Any] = (
+            {"grammar": step_grammar(model)} if structured else {"stop_sequences": STOP_SEQUENCES}
+        )
         tools = {name: tool.__call__ for name, tool in self.tools.items()}
         with PythonSession(tools=tools, **self.sandbox) as session:
             for step in range(1, self.max_steps + 1):
