@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -293,3 +295,44 @@ def test_vllm_server_can_speak_the_pre_0_12_guided_fields(server: LoopbackServer
         [{"role": "user", "content": "go"}], grammar={"type": "choice", "choices": ["a"]}
     )
     assert server.requests[0].json["guided_choice"] == ["a"]
+
+
+# --- packaging -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("backend", "library", "extra"),
+    [
+        ("openai", "openai", "openai"),
+        ("azure_openai", "openai", "openai"),
+        ("vllm_server", "openai", "openai"),
+        ("inference_client", "huggingface_hub", "hf"),
+        ("litellm", "litellm", "litellm"),
+        ("bedrock", "boto3", "bedrock"),
+    ],
+)
+def test_a_missing_client_library_names_the_pip_extra(
+    backend: str, library: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hydragent.models import backend_class
+
+    cls = backend_class(backend)
+    monkeypatch.setitem(sys.modules, library, None)  # as if the library were not installed
+    arguments = {"model_id": "m"}
+    if backend == "azure_openai":
+        arguments.update(azure_endpoint="http://127.0.0.1:9", api_version="2024-10-21")
+    model = cls(**arguments)
+    with pytest.raises(ImportError, match=rf"pip install 'hydragent\[{extra}\]'"):
+        model.client  # noqa: B018  (the client is built on first use)
+
+
+def test_importing_the_backends_imports_no_client_library() -> None:
+    code = (
+        "import sys, hydragent.models.openai, hydragent.models.azure_openai, "
+        "hydragent.models.vllm_server, hydragent.models.inference_client, "
+        "hydragent.models.litellm, hydragent.models.litellm_router, hydragent.models.bedrock\n"
+        "print(sorted(m for m in ('openai', 'litellm', 'boto3', 'huggingface_hub') "
+        "if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
