@@ -162,6 +162,7 @@ class CachedModel(Model):
 
     def cleanup(self) -> None:
         self.inner.cleanup()
+        self.store.close()
 
 
 def cache_stats(path: str | Path | None = None) -> str:

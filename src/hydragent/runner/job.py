@@ -107,6 +107,63 @@ def results_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+class ResultSink:
+    """Takes each finished sample on the runner's main thread: writes its line (flushed and
+    fsynced), keeps the record for the summary, and moves the progress bar."""
+
+    def __init__(
+        self,
+        path: Path,
+        records: dict[str, dict[str, Any]],
+        total: int,
+        zero: dict[str, float],
+        stamp: dict[str, Any],
+        secrets: list[str],
+        show_progress: bool,
+    ) -> None:
+        self.records = records
+        self.zero = zero
+        self.stamp = stamp
+        self.secrets = secrets
+        self.headline = next(iter(zero), "score")
+        self.errors = self.tokens = self.scored = 0
+        self.score = 0.0
+        self.writer = RecordWriter(path)
+        self.bar = tqdm(
+            total=total,
+            initial=len(records),
+            desc="samples",
+            disable=not show_progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
+
+    def __call__(self, outcome: Outcome) -> None:
+        if outcome.status == "error":
+            for name, value in self.zero.items():
+                outcome.scores.setdefault(name, value)
+        record = redact(to_record(outcome, **self.stamp), self.secrets)
+        self.writer.write(record)
+        self.records[outcome.sample.id] = record
+        self.errors += outcome.status != "ok"
+        self.tokens += outcome.token_usage.total_tokens
+        self.score += outcome.scores.get(self.headline, 0.0)
+        self.scored += 1
+        self.bar.set_postfix(
+            {
+                self.headline: f"{self.score / self.scored:.3f}",
+                "errors": self.errors,
+                "tokens": self.tokens,
+            },
+            refresh=False,
+        )
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.close()
+
+
 def _model_calls(cached: Any) -> int | None:
     """Calls that reached the backend; unknown without a cache, zero in replay."""
     if cached is None:
@@ -137,69 +194,39 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         grammar = Grammar.coerce(cfg.get("grammar"))
         samples_path = output_dir / SAMPLES_FILE
         kept = keep_for_resume(samples_path, chash)
+        records = {s.id: kept[s.id] for s in samples if s.id in kept}
         todo = [s for s in samples if s.id not in kept]
-        log.info(
-            "%d samples, %d kept from an earlier run, %d to run", len(samples), len(kept), len(todo)
-        )
-        model_id = str(model.model_id)
-        records = {sid: r for sid, r in kept.items() if sid in {s.id for s in samples}}
-        zero = {k: v for s in scorers for k, v in s.zero().items()}
-        attempts = int(runner.get("attempts", 1) or 1)
-        writer = RecordWriter(samples_path)
-        bar = tqdm(
+        log.info("%d samples: %d done earlier, %d to run", len(samples), len(records), len(todo))
+        resumed = len(records)
+        sink = ResultSink(
+            samples_path,
+            records,
             total=len(samples),
-            initial=len(records),
-            desc="samples",
-            disable=not runner.get("progress", True),
-            file=sys.stderr,
-            dynamic_ncols=True,
+            zero={k: v for s in scorers for k, v in s.zero().items()},
+            stamp={"model_id": str(model.model_id), "chash": chash},
+            secrets=secrets,
+            show_progress=bool(runner.get("progress", True)),
         )
-        totals = {"errors": 0, "tokens": 0, "score": 0.0, "scored": 0}
-        headline = next(iter(zero), None)
-
-        def finish(outcome: Outcome) -> None:
-            if outcome.status == "error":
-                for name, value in zero.items():
-                    outcome.scores.setdefault(name, value)
-            record = redact(to_record(outcome, model_id, chash), secrets)
-            writer.write(record)
-            records[outcome.sample.id] = record
-            totals["errors"] += outcome.status != "ok"
-            totals["tokens"] += outcome.token_usage.total_tokens
-            if headline is not None:
-                totals["score"] += outcome.scores.get(headline, 0.0)
-                totals["scored"] += 1
-            bar.set_postfix(
-                {
-                    headline or "score": f"{totals['score'] / max(totals['scored'], 1):.3f}",
-                    "errors": totals["errors"],
-                    "tokens": totals["tokens"],
-                },
-                refresh=False,
-            )
-            bar.update(1)
-
+        attempts = int(runner.get("attempts", 1) or 1)
         try:
             not_run = run_all(
                 todo,
                 lambda s: work_on(s, agent, model, grammar, scorers, attempts),
-                finish,
+                sink,
                 max_concurrency=max(1, int(runner.get("max_concurrency", 4))),
                 sample_timeout_s=runner.get("sample_timeout_s"),
                 timeout_s=runner.get("timeout_s"),
             )
         finally:
-            bar.close()
-            writer.close()
-        ordered = [records[s.id] for s in samples if s.id in records]
+            sink.close()
         summary = summarise(
-            ordered,
+            [records[s.id] for s in samples if s.id in records],
             not_run=len(not_run),
-            resumed=len(kept),
+            resumed=resumed,
             wall_time_s=round(time.perf_counter() - began, 3),
             config_hash=chash,
             overrides=job_overrides(output_dir),
-            model=model_id,
+            model=str(model.model_id),
             task=task.name,
             cache={
                 "mode": cached.mode if cached else "off",
