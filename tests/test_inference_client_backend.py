@@ -9,7 +9,7 @@ import pytest
 from tests.servers import Fault, LoopbackServer, Reply, openai_app, running
 
 from hydragent.models import HfApiModel, InferenceClientModel
-from hydragent.models.openai import ModelServerError
+from hydragent.models.openai import MalformedResponseError, ModelServerError
 
 pytestmark = pytest.mark.timeout(60)
 FAST_RETRY = {"attempts": 3, "initial_wait": 0.01, "jitter": 0.0}
@@ -91,3 +91,18 @@ def test_failures_retry_then_surface_with_the_servers_text(server: LoopbackServe
     with pytest.raises(ModelServerError, match=r"HTTP 500.*model crashed"):
         make_model(server).generate([{"role": "user", "content": "hi"}])
     assert len(server.requests) == 2 + FAST_RETRY["attempts"]
+
+
+def test_the_timeout_parameter_ends_a_hung_request(server: LoopbackServer) -> None:
+    server.faults.extend([Fault(kind="hang", seconds=30)] * 2)
+    model = make_model(server, timeout=0.3)
+    model.retry.attempts = 2
+    with pytest.raises(Exception, match=r"(?i)timed? ?out"):
+        model.generate([{"role": "user", "content": "hi"}])
+    assert len(server.requests) == 2
+
+
+def test_a_malformed_body_is_a_clear_error(server: LoopbackServer) -> None:
+    server.faults.append(Fault(kind="malformed"))
+    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+        make_model(server).generate([{"role": "user", "content": "hi"}])
