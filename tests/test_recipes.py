@@ -100,3 +100,14 @@ def test_tool_use_on_the_scripted_backend(tmp_path: Path) -> None:
     records = read_lines(tmp_path / "run" / "samples.jsonl")
     assert summary["metrics"]["numeric"]["mean"] == 1.0, [r["error"] for r in records]
     assert all(any("calculator" in str(m.get("content")) for m in r["messages"]) for r in records)
+
+
+@pytest.mark.slow
+def test_quickstart_on_the_bundled_model(tmp_path: Path) -> None:
+    """The recipe as a new user runs it: the real bundled Gemma on CPU."""
+    cfg = compose_job(tmp_path, "recipe=quickstart")
+    summary = run_job(cfg, tmp_path / "run")
+    records = read_lines(tmp_path / "run" / "samples.jsonl")
+    assert summary["counts"] == {"total": 6, "ok": 6, "error": 0}, [r["error"] for r in records]
+    assert all(r["answer"] and r["token_usage"]["output_tokens"] > 0 for r in records)
+    assert 0.0 <= summary["metrics"]["includes"]["mean"] <= 1.0
