@@ -11,7 +11,7 @@ from hydragent.grammar import Grammar
 from hydragent.models.scripted import ScriptedModel
 from hydragent.runner import run_job
 from hydragent.runner.cache import CachedModel, CacheMiss, ResponseStore, cache_clear, cache_stats
-from test_runner_support import compose_job
+from test_runner_support import compose_job, run_cli
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -113,3 +113,21 @@ def test_replay_of_an_unrecorded_run_fails_after_writing_its_errors(
     with pytest.raises(RuntimeError, match="6 calls had no recorded reply"):
         run_job(compose_job(tmp_path, "model=scripted", "cache=replay"), tmp_path / "run")
     assert (tmp_path / "run" / "summary.json").exists()
+
+
+def test_hydragent_cache_stats_and_clear_from_the_shell(tmp_path: Path) -> None:
+    env = {"HYDRAGENT_CACHE_DIR": str(tmp_path / "cache")}
+    recorded = run_cli(
+        "run",
+        "model=scripted",
+        "cache=on",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert recorded.returncode == 0, recorded.stderr[-2000:]
+    stats = run_cli("cache", "stats", cwd=tmp_path, env=env)
+    assert stats.returncode == 0 and "6 replies" in stats.stdout
+    cleared = run_cli("cache", "clear", cwd=tmp_path, env=env)
+    assert cleared.returncode == 0 and "removed 6 replies" in cleared.stdout
+    assert "0 replies" in run_cli("cache", "stats", cwd=tmp_path, env=env).stdout
