@@ -121,6 +121,30 @@ def test_tokenizer_without_template_gets_the_declared_fallback(
     assert reply.token_usage.input_tokens == len(model.tokenizer.encode(plain))
 
 
+def test_declared_gemma_template_puts_system_text_in_the_first_user_turn() -> None:
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"x": 0}, "x")))
+    rendered = tokenizer.apply_chat_template(
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Capital of Italy?"},
+            {"role": "assistant", "content": "Rome"},
+            {"role": "user", "content": "Of France?"},
+        ],
+        chat_template=TEMPLATES["gemma"],
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    assert rendered == (
+        "<start_of_turn>user\nBe brief.\n\nCapital of Italy?<end_of_turn>\n"
+        "<start_of_turn>model\nRome<end_of_turn>\n"
+        "<start_of_turn>user\nOf France?<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
+
+
 def test_chat_template_can_be_chosen_by_name_and_unknown_names_fail_clearly(
     tiny_dir: Path,
 ) -> None:

@@ -6,34 +6,41 @@ lists the available tools in a system preamble, because these formats have no na
 
 from __future__ import annotations
 
-_TOOLS_PREAMBLE = (
-    "{%- if tools %}You can call these tools. To call one, answer with a JSON object "
-    '{"name": <tool name>, "arguments": <arguments>}.\n'
-    "{%- for tool in tools %}\n{{ tool | tojson }}{%- endfor %}\n\n{%- endif %}"
+# Literal text sits inside {{ '...' }} so that the whitespace options transformers sets on
+# its Jinja environment (trim_blocks, lstrip_blocks) cannot eat a newline.
+_TOOLS_TEXT = (
+    "{% set tools_text %}{% if tools %}"
+    "{{ 'You can call these tools. To call one, answer with a JSON object "
+    '{"name": <tool name>, "arguments": <arguments>}.\n\' }}'
+    "{% for tool in tools %}{{ tool | tojson }}{{ '\n' }}{% endfor %}"
+    "{% endif %}{% endset %}"
 )
 
 PLAIN = (
-    _TOOLS_PREAMBLE + "{%- for message in messages %}"
-    "{{ message['role'] | capitalize }}: {{ message['content'] }}\n\n"
-    "{%- endfor %}{%- if add_generation_prompt %}Assistant:{%- endif %}"
+    _TOOLS_TEXT + "{% if tools_text %}{{ tools_text + '\n' }}{% endif %}"
+    "{% for message in messages %}"
+    "{{ (message['role'] | capitalize) + ': ' + message['content'] + '\n\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
 )
 
+# Gemma has no system role: system text and tools open the first user turn instead.
 GEMMA = (
-    "{%- set preamble %}" + _TOOLS_PREAMBLE + "{%- endset %}"
-    "{%- for message in messages %}"
-    "{%- set role = 'model' if message['role'] == 'assistant' else 'user' %}"
-    "<start_of_turn>{{ role }}\n"
-    "{%- if loop.first %}{{ preamble }}{%- endif %}"
-    "{{ message['content'] | trim }}<end_of_turn>\n"
-    "{%- endfor %}{%- if add_generation_prompt %}<start_of_turn>model\n{%- endif %}"
+    _TOOLS_TEXT + "{% set ns = namespace(preamble=tools_text) %}"
+    "{% for message in messages if message['role'] == 'system' %}"
+    "{% set ns.preamble = ns.preamble + message['content'] + '\n\n' %}{% endfor %}"
+    "{% for message in messages if message['role'] != 'system' %}"
+    "{% set role = 'model' if message['role'] == 'assistant' else 'user' %}"
+    "{{ '<start_of_turn>' + role + '\n' }}{% if loop.first %}{{ ns.preamble }}{% endif %}"
+    "{{ (message['content'] | trim) + '<end_of_turn>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
 )
 
 CHATML = (
-    "{%- set preamble %}" + _TOOLS_PREAMBLE + "{%- endset %}"
-    "{%- if preamble %}<|im_start|>system\n{{ preamble | trim }}<|im_end|>\n{%- endif %}"
-    "{%- for message in messages %}"
-    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{%- endfor %}{%- if add_generation_prompt %}<|im_start|>assistant\n{%- endif %}"
+    _TOOLS_TEXT + "{% if tools_text %}"
+    "{{ '<|im_start|>system\n' + (tools_text | trim) + '<|im_end|>\n' }}{% endif %}"
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
 TEMPLATES: dict[str, str] = {"plain": PLAIN, "gemma": GEMMA, "chatml": CHATML}

@@ -29,14 +29,20 @@ def chat_messages(
     )
 
 
-def pick_template(tokenizer: Any, chat_template: str | None, fallback: str) -> str | None:
-    """The Jinja template to use: the configured one, else the tokenizer's, else `fallback`."""
+def pick_template(
+    tokenizer: Any, chat_template: str | None, fallback: str, expected: bool = False
+) -> str | None:
+    """The Jinja template to use: the configured one, else the tokenizer's, else `fallback`.
+
+    `expected` marks a model known to ship no template (the bundled Gemma): no warning then.
+    """
     configured = resolve_template(chat_template)
     if configured is not None:
         return configured
     if getattr(tokenizer, "chat_template", None):
         return None
-    logger.warning(
+    logger.log(
+        logging.INFO if expected else logging.WARNING,
         "tokenizer has no chat template; using the %r fallback (set chat_template=%s to choose)",
         fallback,
         "|".join(TEMPLATES),

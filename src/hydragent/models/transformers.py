@@ -115,7 +115,7 @@ class TransformersModel(Model):
         )
         self.model.eval()
         self._template = pick_template(
-            self.tokenizer, chat_template, "gemma" if bundled else "plain"
+            self.tokenizer, chat_template, "gemma" if bundled else "plain", expected=bundled
         )
         self._stop_ids = stop_token_ids(self.tokenizer, self.model.generation_config.eos_token_id)
         pad = self.tokenizer.pad_token_id
