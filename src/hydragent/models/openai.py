@@ -57,7 +57,7 @@ def to_openai_messages(prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
     wire: list[dict[str, Any]] = []
     for entry in prepared:
         role = TOOL_ROLE_CONVERSIONS.get(entry["role"], entry["role"])
-        message: dict[str, Any] = {"role": role, "content": entry["content"]}
+        message: dict[str, Any] = {"role": role, "content": _wire_content(entry["content"])}
         if entry.get("tool_calls"):
             message["role"] = MessageRole.ASSISTANT.value
             message["tool_calls"] = [_wire_tool_call(call) for call in entry["tool_calls"]]
@@ -69,6 +69,17 @@ def to_openai_messages(prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         wire.append(message)
     return wire
+
+
+def _wire_content(content: Any) -> Any:
+    """A lone text part goes as a plain string: the same message to the server, and the openai
+    SDK's per-request transform walks every typed part, which made each call ~25% slower than
+    the raw client (benchmarks/p2_overhead.py). Images and several parts stay a list."""
+    if isinstance(content, list) and len(content) == 1:
+        part = content[0]
+        if isinstance(part, dict) and part.get("type") == "text" and set(part) == {"type", "text"}:
+            return part["text"]
+    return content
 
 
 def _wire_tool_call(call: ChatMessageToolCall) -> dict[str, Any]:
