@@ -131,3 +131,20 @@ def test_hydragent_cache_stats_and_clear_from_the_shell(tmp_path: Path) -> None:
     cleared = run_cli("cache", "clear", cwd=tmp_path, env=env)
     assert cleared.returncode == 0 and "removed 6 replies" in cleared.stdout
     assert "0 replies" in run_cli("cache", "stats", cwd=tmp_path, env=env).stdout
+
+
+def test_the_cached_model_behaves_as_its_backend(tmp_path: Path) -> None:
+    inner = ScriptedModel(
+        responses=['{"tool": "calculator", "args": {"expression": "2+2"}}'],
+        tool_name_key="tool",
+        tool_arguments_key="args",
+    )
+    model = CachedModel(inner, ResponseStore(tmp_path / "c.sqlite"), "on", {"m": 1})
+    assert model.supported_grammars == inner.supported_grammars
+    assert model.model_id == "scripted"
+    reply = model.parse_tool_calls(model.generate(QUESTION))
+    assert reply.tool_calls[0].function.name == "calculator"
+    assert reply.tool_calls[0].function.arguments == {"expression": "2+2"}
+    streamed = list(model.generate_stream(QUESTION))
+    assert streamed[0].content == reply.content
+    assert len(inner.calls) == 1  # the streamed call came from the cache

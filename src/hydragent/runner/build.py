@@ -16,30 +16,21 @@ from hydragent.messages import ChatMessage
 from hydragent.models import BACKENDS
 from hydragent.models.base import Model
 from hydragent.runner.cache import CachedModel, ResponseStore, default_cache_path, normalise_mode
+from hydragent.runner.wrappers import ModelWrapper
 from hydragent.scorers.base import Scorer
 
 
-class CappedModel(Model):
+class CappedModel(ModelWrapper):
     """Lets at most `limit` calls into the wrapped backend at once (runner.backend_concurrency),
     e.g. one for a local model that cannot batch, while other work still runs in parallel."""
 
     def __init__(self, inner: Model, limit: int) -> None:
-        super().__init__(model_id=inner.model_id)
-        self.inner = inner
-        self.supported_grammars = inner.supported_grammars
+        super().__init__(inner)
         self._slots = threading.BoundedSemaphore(limit)
 
     def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> ChatMessage:
         with self._slots:
             return self.inner.generate(messages, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def cleanup(self) -> None:
-        self.inner.cleanup()
 
 
 def plain(node: Any) -> Any:

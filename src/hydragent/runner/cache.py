@@ -18,6 +18,7 @@ from typing import Any
 from hydragent.grammar import Grammar
 from hydragent.messages import ChatMessage
 from hydragent.models.base import Model, get_tool_json_schema
+from hydragent.runner.wrappers import ModelWrapper
 from hydragent.secrets import mask_secrets
 
 CACHE_MODES = ("on", "off", "replay")
@@ -116,19 +117,17 @@ def cache_key(model_config: dict[str, Any], messages: list[Any], **call: Any) ->
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class CachedModel(Model):
+class CachedModel(ModelWrapper):
     """Wraps a model: answers from the store when it can, records new replies (mode `on`),
     or raises CacheMiss (mode `replay`). Counts hits and real calls for summary.json."""
 
     def __init__(
         self, inner: Model, store: ResponseStore, mode: str, model_config: dict[str, Any]
     ) -> None:
-        super().__init__(model_id=inner.model_id)
-        self.inner = inner
+        super().__init__(inner)
         self.store = store
         self.mode = normalise_mode(mode)
         self.model_config = model_config
-        self.supported_grammars = inner.supported_grammars
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()
@@ -153,12 +152,6 @@ class CachedModel(Model):
         reply = self.inner.generate(messages, **call)
         self.store.put(key, str(self.model_id), reply.dict())
         return reply
-
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for attributes this wrapper lacks: behave like the wrapped backend.
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
     def cleanup(self) -> None:
         self.inner.cleanup()

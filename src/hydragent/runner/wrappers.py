@@ -1,0 +1,64 @@
+"""Model wrappers the runner puts around a backend, invisible to agents."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from hydragent.messages import (
+    ChatMessage,
+    ChatMessageStreamDelta,
+    ChatMessageToolCallStreamDelta,
+    content_to_text,
+)
+from hydragent.models.base import Model
+
+
+class ModelWrapper(Model):
+    """Behaves as the wrapped model: every attribute and helper (parse_tool_calls, prepare,
+    supported_grammars...) is the inner model's; subclasses change only `generate`."""
+
+    def __init__(self, inner: Model) -> None:  # no Model.__init__: its state is inner's
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    @property
+    def supported_grammars(self) -> frozenset[str]:  # type: ignore[override]
+        return self.inner.supported_grammars
+
+    def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> ChatMessage:
+        return self.inner.generate(messages, *args, **kwargs)
+
+    def generate_stream(
+        self, messages: list[Any], *args: Any, **kwargs: Any
+    ) -> Generator[ChatMessageStreamDelta, None, None]:
+        """The reply of `generate` (so it is capped and cached too) as one delta."""
+        reply = self.generate(messages, *args, **kwargs)
+        calls = [
+            ChatMessageToolCallStreamDelta(index=i, id=c.id, type=c.type, function=c.function)
+            for i, c in enumerate(reply.tool_calls or [])
+        ]
+        yield ChatMessageStreamDelta(
+            content=content_to_text(reply.content) if reply.content is not None else None,
+            tool_calls=calls or None,
+            token_usage=reply.token_usage,
+        )
+
+    def parse_tool_calls(self, message: ChatMessage) -> ChatMessage:
+        return self.inner.parse_tool_calls(message)
+
+    def prepare(self, messages: list[Any], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return self.inner.prepare(messages, *args, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.inner.to_dict()
+
+    def cleanup(self) -> None:
+        self.inner.cleanup()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.inner!r})"
