@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -365,15 +366,18 @@ def validate_config(cfg: Any, instantiate: bool = True) -> ValidationReport:
     from hydra.utils import instantiate as build
 
     outermost = [p for p, _ in targets if not any(_inside(p, q) for q, _ in targets if q != p)]
+    outermost.sort(key=lambda p: p not in RUNTIME_PROVIDED.values())  # judges first
+    built: dict[str, Any] = {}
     for path in outermost:
         inner = [t for p, t in located.items() if p == path or _inside(p, path)]
-        if any(getattr(t, "loads_weights", False) for t in inner):
+        provided = _runtime_arguments(path, plain, located, built)
+        if provided is None or any(getattr(t, "loads_weights", False) for t in inner):
             report.signature_only.append(path)
             continue
         node = OmegaConf.select(cfg, path)
         try:
             with open_dict(node):
-                build(node)
+                built[path] = build(node, **provided)
         except Exception as error:
             cause = error.__cause__ or error
             name = getattr(located.get(path), "__name__", path)
@@ -383,6 +387,40 @@ def validate_config(cfg: Any, instantiate: bool = True) -> ValidationReport:
     if errors:
         raise ConfigError(errors)
     return report
+
+
+# Constructor parameters the runner fills with another built node (see runner/build.py):
+# a scorer taking `judge` gets the model built from the top-level `judge` node.
+RUNTIME_PROVIDED = {"judge": "judge"}
+
+
+def _runtime_arguments(
+    path: str, plain: dict[str, Any], located: dict[str, Any], built: dict[str, Any]
+) -> dict[str, Any] | None:
+    """Arguments the runner would pass when building `path`; None when one of them is only
+    signature-checked (a weight-loading judge), so `path` cannot be built either."""
+    node = _select(plain, path)
+    target = located.get(path)
+    if target is None or not isinstance(node, dict):
+        return {}
+    names = target_parameters(target).names
+    provided: dict[str, Any] = {}
+    for parameter, source in RUNTIME_PROVIDED.items():
+        if parameter in names and parameter not in node and plain.get(source) is not None:
+            if source not in built:
+                return None
+            provided[parameter] = built[source]
+    return provided
+
+
+def _select(plain: dict[str, Any], path: str) -> Any:
+    node: Any = plain
+    for part in re.split(r"\.|\[", path):
+        part = part.rstrip("]")
+        node = node[int(part)] if isinstance(node, list) else node.get(part)
+        if node is None:
+            return None
+    return node
 
 
 def _inside(path: str, outer: str) -> bool:
