@@ -11,13 +11,12 @@ Run: python benchmarks/p4_cache_replay.py [--size tiny|full] [--samples N] [--re
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from common import Target, median, parser, print_table, write_record
-from hydragent_job import compose, openai_overrides, run_job, write_tasks
+from hydragent_job import openai_overrides, run_job, write_tasks
 from latency_server import LatencyServer
 
 NAME = "p4_cache_replay"
@@ -26,17 +25,11 @@ SIZES = {
     "full": {"samples": 200, "concurrency": 16, "latency_ms": 200, "repeats": 3},
 }
 STEPS = 3
-CACHE_FOLDER_KEYS = ("dir", "path", "directory", "root", "folder")
 
 
 def cache_override(folder: Path) -> list[str]:
-    """Point the cache at `folder` through whichever key conf/cache declares for its location."""
-    cache = compose(["cache=on"]).get("cache") or {}
-    key = next((k for k in CACHE_FOLDER_KEYS if k in cache), None)
-    if key is None:
-        os.environ["XDG_CACHE_HOME"] = str(folder)  # fall back on the user cache folder
-        return []
-    return [f"cache.{key}={folder}"]
+    """A fresh sqlite cache per repetition, so the first run always starts empty."""
+    return [f"cache.path={folder / 'responses.sqlite'}"]
 
 
 def main() -> None:
