@@ -35,9 +35,9 @@ $(VENV)/.installed-llamacpp: | $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/hydragent run recipe=quickstart
 
+# pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
 test: $(VENV)/.installed $(VENV)/.installed-llamacpp
 	$(BIN)/ruff check .
-	@# pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
 	@$(BIN)/pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
