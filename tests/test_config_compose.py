@@ -47,7 +47,19 @@ def discover_groups() -> dict[str, list[str]]:
     return groups
 
 
+def installed_launchers() -> list[str]:
+    """`hydra/launcher` options that Hydra and its installed plugins provide (basic, joblib,
+    submitit_*), beyond the presets in conf/hydra/launcher/."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return GlobalHydra.instance().config_loader().get_group_options("hydra/launcher")
+
+
 GROUPS = discover_groups()
+LAUNCHERS = installed_launchers()
 GROUP_OPTIONS = [(g, o) for g, options in GROUPS.items() for o in options]
 RECIPES = sorted(p.stem for p in recipes_dir().glob("*.yaml")) if recipes_dir() else []
 MODELS = GROUPS.get("model", [])
@@ -111,6 +123,13 @@ def test_every_option_of_every_group_composes_and_validates(
     if group.startswith("hydra/"):
         return  # Hydra's own nodes are Hydra's to check when the sweep starts
     validate_with_fills(overrides, tmp_path)
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_every_launcher_composes(launcher: str) -> None:
+    cfg = compose([f"hydra/launcher={launcher}"])
+    assert cfg.hydra.runtime.choices["hydra/launcher"] == launcher
+    assert cfg.hydra.launcher._target_
 
 
 @pytest.mark.parametrize("model", MODELS)
