@@ -103,6 +103,7 @@ class SlowModel(ScriptedModel):
 
 
 def test_concurrency_cap_per_backend_and_sample_deadline(tmp_path: Path) -> None:
+    SlowModel.peak = 0
     cfg = compose_job(
         tmp_path,
         "model=scripted",
@@ -120,16 +121,16 @@ def test_concurrency_cap_per_backend_and_sample_deadline(tmp_path: Path) -> None
 
 
 def test_overall_deadline_leaves_unstarted_samples_for_a_rerun(tmp_path: Path) -> None:
-    cfg = compose_job(
-        tmp_path,
-        "model=scripted",
-        f"model._target_={__name__}.SlowModel",
-        "runner.max_concurrency=1",
-        "runner.timeout_s=0.5",
-    )
-    summary = run_job(cfg, tmp_path / "run")
-    assert summary["not_run"] >= 4
-    assert summary["counts"]["total"] + summary["not_run"] == 6
+    slow = ("model=scripted", f"model._target_={__name__}.SlowModel", "runner.max_concurrency=1")
+    # The first sample (capital) takes 3 s: the 0.5 s run deadline ends it, the rest wait.
+    summary = run_job(compose_job(tmp_path, *slow, "runner.timeout_s=0.5"), tmp_path / "run")
+    assert summary["not_run"] == 5
+    (record,) = read_lines(tmp_path / "run" / "samples.jsonl")
+    assert record["id"] == "smoke-capital"
+    assert "run deadline of 0.5s exceeded" in record["error"]
+
+    rerun = run_job(compose_job(tmp_path, *slow), tmp_path / "run")
+    assert rerun["not_run"] == 0 and rerun["counts"] == {"total": 6, "ok": 6, "error": 0}
 
 
 def test_config_hash_ignores_concurrency_limit_and_secrets_but_not_the_model(

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from hydragent.runner import run_job
 from hydragent.tasks import BuiltinTask, FileTask, HFDatasetTask, HumanEvalTask
+from test_runner_support import compose_job
 
 ROWS = [
     {"qid": "q1", "question": "What is 1 + 1?", "answer": "2", "topic": "math"},
@@ -100,3 +102,14 @@ def test_humaneval_reads_the_packaged_problems() -> None:
     assert first.id == "HumanEval/0"
     assert first.metadata["entry_point"] == "has_close_elements"
     assert "def check(" in first.metadata["test"]
+
+
+def test_hf_dataset_task_runs_from_the_command_line_group(tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    path = tmp_path / "qa.jsonl"
+    path.write_text(json.dumps({"id": "fr", "input": "capital of France?", "target": "Paris"}))
+    cfg = compose_job(
+        tmp_path, "model=scripted", "task=hf_dataset", "task.path=json", f"task.data_files={path}"
+    )
+    summary = run_job(cfg, tmp_path / "run")
+    assert summary["counts"]["ok"] == 1 and summary["metrics"]["exact"]["mean"] == 1.0
