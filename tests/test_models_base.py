@@ -385,3 +385,22 @@ def test_a_real_429_with_retry_after_is_waited_out_and_retried(
     (line,) = [r.getMessage() for r in caplog.records]
     assert "in 1.00s" in line, "the server's Retry-After, not the 0.01 s backoff"
     assert "HTTP 429" in line
+
+
+# --- the suite's own network guard ---------------------------------------------------------
+
+
+def test_the_suite_blocks_connections_beyond_loopback(tmp_path: Any) -> None:
+    import socket
+
+    # conftest's NetworkBlocked is a RuntimeError, so no client library retries it as an OSError
+    with pytest.raises(RuntimeError, match="may only connect to loopback"):
+        socket.create_connection(("192.0.2.1", 80), timeout=1)  # TEST-NET-1: never sent
+    with pytest.raises(RuntimeError, match="may only connect to loopback"):
+        socket.create_connection(("example.com", 443), timeout=1)
+
+    path = str(tmp_path / "s.sock")
+    with socket.socket(socket.AF_UNIX) as server, socket.socket(socket.AF_UNIX) as client:
+        server.bind(path)
+        server.listen(1)
+        client.connect(path)  # unix sockets are local: allowed

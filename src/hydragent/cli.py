@@ -37,7 +37,8 @@ examples:
 """
 
 COMMANDS = ("run", "validate", "recipes", "report", "cache")
-CONSOLE_FLAGS = ("--cfg", "-c", "--info", "-i")
+# Flags that make Hydra print the composed config: their output is masked.
+CONSOLE_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help")
 
 
 class _DropHydraJobBanner(io.TextIOBase):
