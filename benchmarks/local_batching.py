@@ -89,8 +89,10 @@ def compare(model: Any, batch: list[list[dict[str, str]]], repeats: int, title: 
             for name in walls
         ],
     )
+    batcher = getattr(model, "_batcher", None)  # TransformersModel's MicroBatcher, if any
     return {
         "requests": len(batch),
+        "batch_sizes": list(getattr(batcher, "batch_sizes", [])),
         "tokens_per_s": rates,
         "speedup": speedup,
         "median_wall_s": {name: median(values) for name, values in walls.items()},
