@@ -265,3 +265,56 @@ def test_importing_hydragent_imports_no_heavy_library(tmp_path: Path) -> None:
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
     assert result.stdout.strip() == "[]", result.stderr
+
+
+# --- the packaged wheel --------------------------------------------------------------------
+
+
+def test_a_non_editable_wheel_carries_conf_and_recipes_and_works_from_any_folder(
+    tmp_path: Path,
+) -> None:
+    if importlib.util.find_spec("hatchling") is None:
+        pytest.skip("needs hatchling (the `test` extra) to build the wheel offline")
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--no-index", "-q", "-w", str(tmp_path / "dist"), str(REPO)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "dist").glob("hydragent-*.whl")
+    import zipfile
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "hydragent/conf/config.yaml" in names
+    assert "hydra_plugins/hydragent_recipes/__init__.py" in names
+    assert {f"hydragent/conf/recipe/{r}.yaml" for r in RECIPES} <= names
+    assert not any(name.startswith("hydragent/conf/local/") for name in names)
+
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
+         "--target", str(site), str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    code = (
+        "import sys\n"
+        "from hydragent.config import conf_dir\n"
+        "from hydragent.cli import main\n"
+        "print(conf_dir())\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    outputs = {}
+    for command in ("recipes", "run --cfg job model=scripted"):
+        result = subprocess.run(
+            [sys.executable, "-c", code, *command.split()],
+            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[0] == str(site / "hydragent" / "conf")
+        outputs[command] = result.stdout
+    assert all(f"recipe={recipe}" in outputs["recipes"] for recipe in RECIPES)
+    assert "hydragent.models.scripted.ScriptedModel" in outputs["run --cfg job model=scripted"]
