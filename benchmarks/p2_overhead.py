@@ -12,6 +12,7 @@ Run: python benchmarks/p2_overhead.py [--size tiny|full] [--calls N] [--repeats 
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -57,16 +58,19 @@ CLIENTS: dict[str, Callable[[str], Callable[[], Any]]] = {
 }
 
 
-def run_calls(call: Callable[[], Any], count: int) -> float:
-    """Seconds for `count` sequential calls, with the collector paused as in a tight loop."""
+def run_calls(call: Callable[[], Any], count: int) -> tuple[float, float]:
+    """Wall and CPU seconds of `count` sequential calls, after a collection so that one
+    client's garbage is not billed to the next. CPU time is this process's only: the server's
+    work is not in it, and it is less disturbed by other load on a shared machine."""
     gc.collect()
+    cpu_start = time.process_time()
 
     def loop() -> None:
         for _ in range(count):
             call()
 
     seconds, _ = timed(loop)
-    return seconds
+    return seconds, time.process_time() - cpu_start
 
 
 def main() -> None:
@@ -82,22 +86,42 @@ def main() -> None:
         for call in callers.values():
             run_calls(call, size["warmup"])
         seconds: dict[str, list[float]] = {name: [] for name in callers}
+        cpu: dict[str, list[float]] = {name: [] for name in callers}
         order = list(callers)
         for round_number in range(repeats):
             shift = round_number % len(order)
             for name in order[shift:] + order[:shift]:
-                seconds[name].append(run_calls(callers[name], calls))
+                wall_s, cpu_s = run_calls(callers[name], calls)
+                seconds[name].append(wall_s)
+                cpu[name].append(cpu_s)
         served = server.requests
 
     wall = {name: median(values) for name, values in seconds.items()}
+    cpu_us = {name: 1e6 * median(values) / calls for name, values in cpu.items()}
     raw = wall["raw openai"]
     rows = [
-        [name, wall[name], 1e6 * wall[name] / calls, wall[name] / raw, calls / wall[name]]
+        [
+            name,
+            wall[name],
+            1e6 * wall[name] / calls,
+            cpu_us[name],
+            wall[name] / raw,
+            cpu_us[name] / cpu_us["raw openai"],
+            calls / wall[name],
+        ]
         for name in callers
     ]
     print_table(
         f"P2 per-call overhead: {calls} calls x {repeats} rounds, zero-latency server",
-        ["client", "median wall s", "us/call", "x raw client", "calls/s"],
+        [
+            "client",
+            "median wall s",
+            "wall us/call",
+            "cpu us/call",
+            "wall x raw",
+            "cpu x raw",
+            "calls/s",
+        ],
         rows,
     )
     expected = (calls * repeats + size["warmup"]) * len(callers)
@@ -116,6 +140,8 @@ def main() -> None:
             "us_per_call": {name: 1e6 * value / calls for name, value in wall.items()},
             "all_wall_s": seconds,
             "ratio_to_raw": {name: value / raw for name, value in wall.items()},
+            "client_cpu_us_per_call": cpu_us,
+            "cpu_ratio_to_raw": {n: v / cpu_us["raw openai"] for n, v in cpu_us.items()},
             "server_requests": served,
             "expected_requests": expected,
         },
