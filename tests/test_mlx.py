@@ -90,3 +90,9 @@ def _token_boundaries(model: MLXModel, count: int) -> list[int]:
         )
     ]
     return [len(model.hf_tokenizer.decode(tokens[:n])) for n in range(1, len(tokens))]
+
+
+def test_plain_transcript_answers_end_where_the_next_turn_would_begin(tiny_dir: Path) -> None:
+    model = MLXModel(model_id=str(tiny_dir), chat_template="plain", max_tokens=30)
+    runs_on = {"type": "regex", "pattern": " Paris\nUser: and Rome"}  # forces the overrun
+    assert model.generate(QUESTION, grammar=runs_on).content == "Paris"

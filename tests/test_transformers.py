@@ -145,6 +145,20 @@ def test_declared_gemma_template_puts_system_text_in_the_first_user_turn() -> No
     )
 
 
+@pytest.mark.parametrize("streaming", [False, True])
+def test_plain_transcript_answers_end_where_the_next_turn_would_begin(
+    tiny_dir: Path, streaming: bool
+) -> None:
+    """A base model on the plain template runs on into "User: ..."; the answer stops there."""
+    model = TransformersModel(model_id=str(tiny_dir), chat_template="plain", max_new_tokens=30)
+    runs_on = {"type": "regex", "pattern": " Paris\nUser: and Rome"}  # forces the overrun
+    if streaming:
+        content = "".join(d.content or "" for d in model.generate_stream(QUESTION, grammar=runs_on))
+    else:
+        content = model.generate(QUESTION, grammar=runs_on).content
+    assert content == "Paris"
+
+
 def test_chat_template_can_be_chosen_by_name_and_unknown_names_fail_clearly(
     tiny_dir: Path,
 ) -> None:

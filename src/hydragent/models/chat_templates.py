@@ -53,6 +53,19 @@ END_MARKERS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: text that opens the next turn; a model (a base model above all) that writes it is done.
+TURN_STOPS: dict[str, tuple[str, ...]] = {
+    "plain": ("\nUser:", "\nSystem:"),
+    "gemma": (),
+    "chatml": (),
+}
+
+
+def template_name(template: str | None) -> str | None:
+    """Which declared template `template` is, if any."""
+    return next((name for name, text in TEMPLATES.items() if text == template), None)
+
+
 def resolve_template(choice: str | None) -> str | None:
     """A template name or a Jinja string -> Jinja text; None stays None (use the tokenizer's)."""
     if choice is None:

@@ -13,7 +13,13 @@ from typing import Any
 
 from hydragent.messages import prepare_messages
 from hydragent.models.base import TOOL_ROLE_CONVERSIONS, get_tool_json_schema
-from hydragent.models.chat_templates import END_MARKERS, TEMPLATES, resolve_template
+from hydragent.models.chat_templates import (
+    END_MARKERS,
+    TEMPLATES,
+    TURN_STOPS,
+    resolve_template,
+    template_name,
+)
 
 logger = logging.getLogger("hydragent.models")
 
@@ -48,6 +54,18 @@ def pick_template(
         "|".join(TEMPLATES),
     )
     return TEMPLATES[fallback]
+
+
+def stops_for(template: str | None, stop_sequences: list[str] | None) -> list[str]:
+    """The caller's stop sequences plus the declared template's next-turn markers."""
+    stops = [s for s in stop_sequences or [] if s]
+    extra = TURN_STOPS.get(template_name(template) or "", ())
+    return stops + [s for s in extra if s not in stops]
+
+
+def answer_opens_with_space(template: str | None) -> bool:
+    """The plain template ends with "Assistant:", so answers start with a space to drop."""
+    return template_name(template) == "plain"
 
 
 def render_prompt(
@@ -107,17 +125,22 @@ class StopScanner:
     """Streams text out while holding back anything that could be the start of a stop string.
 
     `feed` returns the text that is safe to emit; `stopped` turns True once a stop sequence
-    has appeared, even when it arrived split across several tokens.
+    has appeared, even when it arrived split across several tokens. `lstrip` drops the
+    whitespace an answer opens with.
     """
 
-    def __init__(self, stop_sequences: list[str] | None) -> None:
+    def __init__(self, stop_sequences: list[str] | None, lstrip: bool = False) -> None:
         self.stops = [s for s in stop_sequences or [] if s]
         self.stopped = False
         self._pending = ""
+        self._lstrip = lstrip
 
     def feed(self, text: str) -> str:
         if self.stopped:
             return ""
+        if self._lstrip:
+            text = text.lstrip()
+            self._lstrip = not text
         self._pending += text
         cut = min((i for s in self.stops if (i := self._pending.find(s)) != -1), default=-1)
         if cut != -1:

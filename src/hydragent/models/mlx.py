@@ -23,11 +23,13 @@ from hydragent.models.base import Model
 from hydragent.models.constrained import LOCAL_GRAMMARS, MlxGrammarProcessor, compile_grammar
 from hydragent.models.local import (
     StopScanner,
+    answer_opens_with_space,
     chat_messages,
     encode_prompt,
     pick_template,
     render_prompt,
     stop_token_ids,
+    stops_for,
 )
 
 #: call keywords that shape sampling; everything else reaches stream_generate unchanged.
@@ -123,7 +125,10 @@ class MLXModel(Model):
             program = compile_grammar(self.hf_tokenizer, resolved, self._vocab_size, self._stop_ids)
             processors.append(MlxGrammarProcessor(program, self._vocab_size))
 
-        scanner = StopScanner(stop_sequences)
+        scanner = StopScanner(
+            stops_for(self._template, stop_sequences),
+            lstrip=answer_opens_with_space(self._template),
+        )
         generated = 0
         with self._lock:
             for response in stream_generate(

@@ -20,12 +20,14 @@ from hydragent.models.batching import MicroBatcher
 from hydragent.models.constrained import LOCAL_GRAMMARS, TorchGrammarProcessor, compile_grammar
 from hydragent.models.local import (
     StopScanner,
+    answer_opens_with_space,
     chat_messages,
     cut_at_stop_tokens,
     encode_prompt,
     pick_template,
     render_prompt,
     stop_token_ids,
+    stops_for,
 )
 
 
@@ -114,9 +116,8 @@ class TransformersModel(Model):
             load_from, gguf_file=gguf_file, trust_remote_code=trust_remote_code, **load_kwargs
         )
         self.model.eval()
-        self._template = pick_template(
-            self.tokenizer, chat_template, "gemma" if bundled else "plain", expected=bundled
-        )
+        self._template = pick_template(self.tokenizer, chat_template, "plain", expected=bundled)
+        self._lstrip = answer_opens_with_space(self._template)
         self._stop_ids = stop_token_ids(self.tokenizer, self.model.generation_config.eos_token_id)
         pad = self.tokenizer.pad_token_id
         # a pad distinct from the stop tokens tells "finished, then padded" from "stopped"
@@ -169,7 +170,7 @@ class TransformersModel(Model):
             target=self.model.generate, kwargs={**generation, "streamer": streamer}, daemon=True
         )
         worker.start()
-        scanner = StopScanner(list(request.stop_sequences))
+        scanner = StopScanner(list(request.stop_sequences), lstrip=self._lstrip)
         for piece in streamer:
             text = scanner.feed(piece)
             if text:
@@ -209,7 +210,7 @@ class TransformersModel(Model):
         return _Request(
             prompt_ids=encode_prompt(self.tokenizer, prompt),
             settings=tuple(sorted(settings.items())),
-            stop_sequences=tuple(s for s in stop_sequences or [] if s),
+            stop_sequences=tuple(stops_for(self._template, stop_sequences)),
             grammar=resolved,
         )
 
@@ -262,9 +263,10 @@ class TransformersModel(Model):
             generated = _strip_trailing(output[row, width:].tolist(), self._pad_id)
             tokens, stopped = cut_at_stop_tokens(generated, self._stop_ids)
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            text = trim_at_stop(text, request.stop_sequences) or ""
             results.append(
                 _Result(
-                    text=trim_at_stop(text, request.stop_sequences) or "",
+                    text=text.lstrip() if self._lstrip else text,
                     input_tokens=len(request.prompt_ids),
                     output_tokens=len(tokens) + int(stopped),
                 )

@@ -24,11 +24,13 @@ from hydragent.messages import ChatMessage, MessageRole, TokenUsage
 from hydragent.models.base import Model
 from hydragent.models.batching import MicroBatcher
 from hydragent.models.local import (
+    answer_opens_with_space,
     chat_messages,
     encode_prompt,
     pick_template,
     render_prompt,
     stop_token_ids,
+    stops_for,
 )
 
 
@@ -107,7 +109,9 @@ class VLLMModel(Model):
         completion = output.outputs[0]
         message = ChatMessage(
             role=MessageRole.ASSISTANT,
-            content=completion.text,
+            content=completion.text.lstrip()
+            if answer_opens_with_space(self._template)
+            else completion.text,
             raw=output,
             token_usage=TokenUsage(len(output.prompt_token_ids), len(completion.token_ids)),
         )
@@ -117,7 +121,8 @@ class VLLMModel(Model):
         self, stop_sequences: list[str] | None, grammar: Grammar | None, call_kwargs: dict[str, Any]
     ) -> Any:
         """`SamplingParams` for one request: instance and call kwargs, stops and grammar."""
-        settings = self.completion_kwargs({"stop": stop_sequences or None}, call_kwargs)
+        stops = stops_for(self._template, stop_sequences)
+        settings = self.completion_kwargs({"stop": stops or None}, call_kwargs)
         if "max_new_tokens" in settings:
             settings["max_tokens"] = settings.pop("max_new_tokens")
         settings.setdefault("stop_token_ids", self._stop_ids)
