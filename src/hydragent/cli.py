@@ -161,8 +161,10 @@ def run_hydra_app(command: str, args: list[str]) -> int:
             if shows_config:
                 streams.enter_context(contextlib.redirect_stdout(captured))
             app()
-    except SystemExit as exit_:
-        return exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    except SystemExit as exit_:  # argparse usage errors (2), --help (0), Hydra's own exits
+        if isinstance(exit_.code, str):
+            return fail(mask_text(exit_.code, secrets), 1)
+        return 0 if exit_.code is None else exit_.code
     except Exception as error:
         return report_error(error, user_wants_traceback, secrets)
     finally:
