@@ -51,6 +51,22 @@ def test_remove_parameter_drops_a_key_that_would_otherwise_be_sent() -> None:
     assert request == {"stop": ["END"]}
 
 
+def test_the_base_contract_names_the_class_that_lacks_generate_or_streaming() -> None:
+    class Bare(Model):
+        pass
+
+    with pytest.raises(NotImplementedError, match="Bare does not implement generate"):
+        Bare()([{"role": "user", "content": "hi"}])
+    with pytest.raises(NotImplementedError, match="Bare does not support streaming"):
+        next(iter(Bare().generate_stream([{"role": "user", "content": "hi"}])))
+
+
+def test_calling_a_model_is_the_same_as_generate() -> None:
+    model = KwargsModel(model_id="m")
+    messages = [{"role": "user", "content": "hi"}]
+    assert model(messages, max_tokens=3) == model.generate(messages, max_tokens=3)
+
+
 # --- stop sequences ------------------------------------------------------------------------
 
 
