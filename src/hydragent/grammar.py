@@ -15,7 +15,7 @@ GRAMMAR_TYPES: tuple[str, ...] = ("none", "json_object", "json_schema", "regex",
 class Grammar(BaseModel):
     """The `grammar=` config node; `schema` may be a dict or a path to a JSON schema file."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
     type: GrammarType = "none"
     json_schema: dict[str, Any] | str | None = None

@@ -8,7 +8,6 @@ bottom: build the request, call the client through `call_api`, convert the respo
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import inspect
 import json
 import logging
@@ -325,7 +324,7 @@ def _is_plain(value: Any) -> bool:
 class RetryPolicy(BaseModel):
     """The `retry` config node: bounded attempts with exponential backoff and full jitter."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use
 
     attempts: int = Field(4, ge=1, description="total tries, the first included")
     initial_wait: float = Field(1.0, ge=0, description="seconds before the first retry")
@@ -371,6 +370,8 @@ def retry_after_seconds(error: BaseException) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # only for HTTP-date values: keeps `import hydragent` light
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
