@@ -110,8 +110,8 @@ def _line_count(path: Path) -> int:
 
 def test_sigkill_at_several_points_then_rerun_gives_one_line_per_sample(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    # Kill before any result, after one, and after a few; each time the job resumes.
-    for lines_before_kill in (0, 1, 3):
+    # Kill before any result, after one, mid-run and near the end; each time it resumes.
+    for lines_before_kill in (0, 1, 3, 5):
         process = _start_job(tmp_path, run_dir)
         deadline = time.monotonic() + 120
         while _line_count(run_dir / "samples.jsonl") < lines_before_kill:
