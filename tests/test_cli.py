@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from hydragent.config import list_recipes, recipes_dir
+from hydragent.config.secrets_guard import mask_text
+from hydragent.secrets import is_secret_key
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "sk-test-DO-NOT-LEAK-4242"
@@ -39,6 +41,27 @@ def assert_no_secret(folder: Path, *outputs: str) -> None:
     assert leaks == [], f"secret written to {leaks}"
     for output in outputs:
         assert SECRET not in output
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [("api_key", True), ("OPENAI_API_KEY", True), ("token", True), ("hf_token", True),
+     ("accessToken", True), ("aws_secret_access_key", True), ("password", True),
+     ("max_tokens", False), ("max_new_tokens", False), ("max_tokenz", False),
+     ("tokenizer", False), ("tokens_per_minute", False), ("model_id", False)],
+)  # fmt: skip
+def test_which_keys_count_as_secrets(key: str, secret: bool) -> None:
+    assert is_secret_key(key) is secret
+
+
+def test_console_text_is_masked_by_key_and_by_known_value() -> None:
+    text = (
+        "model:\n  api_key: sk-abc\n  token: ${oc.env:HF_TOKEN,null}\n  max_tokens: 5\nx: q-123\n"
+    )
+    masked = mask_text(text, known_secrets=["q-123"])
+    assert masked == (
+        "model:\n  api_key: '***'\n  token: ${oc.env:HF_TOKEN,null}\n  max_tokens: 5\nx: ***\n"
+    )
 
 
 def test_no_command_prints_the_usage_and_exits_2(tmp_path: Path) -> None:
