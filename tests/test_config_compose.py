@@ -177,6 +177,14 @@ def problems(overrides: list[str]) -> list[str]:
     return error.value.problems
 
 
+def test_a_config_error_survives_pickling_from_a_sweep_worker() -> None:
+    import pickle
+
+    error = ConfigError(["a.b is required (???)", "c is not a parameter of X"])
+    copy = pickle.loads(pickle.dumps(error))
+    assert copy.problems == error.problems and str(copy) == str(error)
+
+
 def test_a_typo_of_a_parameter_names_the_key_the_class_the_fix_and_the_valid_keys() -> None:
     (problem,) = problems(["model=openai", "model.max_tokenz=5"])
     assert problem.startswith("model.max_tokenz is not a parameter of OpenAIServerModel")

@@ -50,6 +50,10 @@ class ConfigError(ValueError):
         count = f"{len(problems)} config errors: " if len(problems) > 1 else ""
         super().__init__(count + "; ".join(problems))
 
+    def __reduce__(self) -> tuple[type, tuple[list[str]]]:
+        """Survives pickling, so a sweep job in a joblib/submitit worker reports it intact."""
+        return (type(self), (self.problems,))
+
 
 @dataclass
 class Parameters:
