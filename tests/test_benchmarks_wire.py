@@ -1,4 +1,5 @@
-"""The per-call overhead fix P2 found: plain text goes over the wire as a string.
+"""The per-call overhead fixes P1/P2 found, seen from the server: plain text goes as a string,
+and the request is posted as built with its request options kept apart.
 
 The openai SDK transforms every typed content part of every request; sending a lone text part
 as a list made each call about 25% slower than the raw client for the same message.
@@ -51,3 +52,23 @@ def test_a_message_with_an_image_keeps_its_parts(server: LoopbackServer) -> None
     assert isinstance(content, list)
     assert content[0] == {"type": "text", "text": "What is it?"}
     assert content[1]["type"] == "image_url"
+
+
+def test_request_options_are_not_sent_as_body_fields(server: LoopbackServer) -> None:
+    server.replies.append(Reply(content="5"))
+    model = OpenAIServerModel(
+        "m",
+        api_base=f"{server.url}/v1",
+        api_key="sk-test",
+        extra_headers={"X-Trace": "abc"},
+        extra_body={"top_k": 5},
+        timeout=30,
+    )
+
+    model.generate([{"role": "user", "content": "2+3?"}], temperature=0.2)
+
+    received = server.requests[0]
+    assert {k.lower(): v for k, v in received.headers.items()}["x-trace"] == "abc"
+    assert received.json["top_k"] == 5
+    assert received.json["temperature"] == 0.2
+    assert not {"extra_headers", "extra_body", "timeout"} & set(received.json)
