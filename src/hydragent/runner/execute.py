@@ -96,37 +96,76 @@ def run_all(
     """Run `work` on each sample in daemon threads, at most `max_concurrency` at once, and call
     `finish` on this thread as each ends (so one thread writes the results file). A sample past
     its deadline is finished as an error and its thread abandoned; once the overall deadline
-    passes, running samples end as errors and those not started are returned, unrun."""
-    done: queue.Queue[Outcome] = queue.Queue()
-    pending = list(reversed(samples))
+    passes, running samples end as errors and those not started are returned, unrun.
+
+    The threads are long-lived workers that take the next sample from a queue: starting a
+    thread per sample made this thread wait on every start, and at 64 samples in flight that
+    wait, not the servers, set the pace (benchmarks/p1_runner.py). An abandoned worker is
+    replaced, so the concurrency stays at `max_concurrency`."""
+    todo: queue.SimpleQueue[Sample] = queue.SimpleQueue()
+    for sample in samples:
+        todo.put(sample)
+    done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
     running: dict[str, tuple[Sample, float]] = {}
+    abandoned: set[str] = set()
+    lock = threading.Lock()  # guards running, abandoned and taking from todo
+    stopped = threading.Event()  # the overall deadline passed: take no more samples
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if stopped.is_set() or todo.empty():
+                    return
+                sample = todo.get()
+                running[sample.id] = (sample, time.monotonic())
+            threading.current_thread().name = f"sample-{sample.id}"
+            outcome = work(sample)
+            done.put(outcome)
+            with lock:
+                if sample.id in abandoned:
+                    return  # a replacement worker took this one's place
+
+    def start_worker() -> None:
+        threading.Thread(target=worker, daemon=True).start()
+
+    for _ in range(min(max_concurrency, len(samples))):
+        start_worker()
     started_at = time.monotonic()
-    while pending or running:
-        now = time.monotonic()
-        overall_over = timeout_s is not None and now - started_at >= timeout_s
-        while pending and len(running) < max_concurrency and not overall_over:
-            sample = pending.pop()
-            running[sample.id] = (sample, time.monotonic())
-            threading.Thread(
-                target=lambda s=sample: done.put(work(s)), daemon=True, name=f"sample-{sample.id}"
-            ).start()
-        if overall_over and not running:
-            break
+    while True:
+        with lock:
+            if not running and (todo.empty() or stopped.is_set()):
+                break
         try:
-            outcome = done.get(timeout=0.05)
+            outcomes = [done.get(timeout=0.05)]
         except queue.Empty:
-            outcome = None
-        if outcome is not None and outcome.sample.id in running:
-            del running[outcome.sample.id]
-            finish(outcome)
+            outcomes = []
+        while not done.empty():
+            outcomes.append(done.get())
+        for outcome in outcomes:
+            with lock:
+                was_running = running.pop(outcome.sample.id, None) is not None
+            if was_running:
+                finish(outcome)
         now = time.monotonic()
-        for sample_id, (sample, began) in list(running.items()):
-            if sample_timeout_s is not None and now - began >= sample_timeout_s:
-                reason = f"sample deadline of {sample_timeout_s:g}s exceeded"
-            elif timeout_s is not None and now - started_at >= timeout_s:
-                reason = f"run deadline of {timeout_s:g}s exceeded"
-            else:
-                continue
-            del running[sample_id]
+        if timeout_s is not None and now - started_at >= timeout_s:
+            stopped.set()
+        overdue: list[tuple[Sample, float, str]] = []
+        with lock:
+            for sample_id, (sample, began) in list(running.items()):
+                if sample_timeout_s is not None and now - began >= sample_timeout_s:
+                    reason = f"sample deadline of {sample_timeout_s:g}s exceeded"
+                elif stopped.is_set():
+                    reason = f"run deadline of {timeout_s:g}s exceeded"
+                else:
+                    continue
+                del running[sample_id]
+                abandoned.add(sample_id)
+                overdue.append((sample, began, reason))
+        for sample, began, reason in overdue:
             finish(Outcome(sample=sample, status="error", error=reason, latency_s=now - began))
-    return list(reversed(pending))
+            if not stopped.is_set():
+                start_worker()
+    not_run: list[Sample] = []
+    while not todo.empty():
+        not_run.append(todo.get())
+    return not_run

@@ -108,8 +108,8 @@ def results_table(summary: dict[str, Any]) -> str:
 
 
 class ResultSink:
-    """Takes each finished sample on the runner's main thread: writes its line (flushed and
-    fsynced), keeps the record for the summary, and moves the progress bar."""
+    """Takes each finished sample on the runner's main thread: writes its line (flushed, see
+    RecordWriter), keeps the record for the summary, and moves the progress bar."""
 
     def __init__(
         self,
