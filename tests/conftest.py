@@ -77,6 +77,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_slow)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_hydra_state() -> Iterator[None]:
+    """Hydra keeps process-wide singletons (GlobalHydra, HydraConfig): reset them after each
+    test, so a test that composed a config cannot change how the next one behaves."""
+    yield
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None
+
+
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
     """A fresh folder for one test's run outputs (pass it as hydra.run.dir=...)."""

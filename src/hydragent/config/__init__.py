@@ -44,17 +44,15 @@ def prepare_overrides(overrides: list[str]) -> list[str]:
 def compose(overrides: list[str] | None = None, config_name: str = "config") -> Any:
     """Compose hydragent's config as `hydragent run` would, outside a Hydra app.
 
-    The returned config keeps its `hydra` node; HydraConfig is set so `${hydra:...}` resolves.
+    The returned config keeps its `hydra` node. Hydra's global state is left as it was found
+    (cleared), so code that asks `HydraConfig` whether it runs inside a Hydra app is not misled.
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(conf_dir()), version_base="1.3", job_name="hydragent"):
-        cfg = hydra_compose(
+        return hydra_compose(
             config_name, prepare_overrides(list(overrides or [])), return_hydra_config=True
         )
-    HydraConfig.instance().set_config(cfg)
-    return cfg
