@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -123,8 +124,13 @@ class TransformersModel(Model):
         # a pad distinct from the stop tokens tells "finished, then padded" from "stopped"
         self._pad_id = pad if pad is not None and pad not in self._stop_ids else self._stop_ids[0]
         self._vocab_size = self.model.get_output_embeddings().weight.shape[0]
+        # Every batch runs on this one thread. torch's CPU worker threads (OpenMP) belong to
+        # the thread that calls into torch: batches led by whichever runner thread arrived
+        # first each woke another set of them, which fought over the cores and made a batch
+        # of 8 run 2-3x slower than on one thread (benchmarks/p5_local_batching.py).
+        self._engine = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hydragent-engine")
         self._batcher: MicroBatcher[_Request, _Result] = MicroBatcher(
-            self._run_batch, max_batch_size=max_batch_size, window_s=batch_window_s
+            self._run_on_engine, max_batch_size=max_batch_size, window_s=batch_window_s
         )
         self._torch = torch
         self._engine_lock = threading.Lock()
@@ -214,6 +220,9 @@ class TransformersModel(Model):
             grammar=resolved,
         )
 
+    def _run_on_engine(self, requests: Sequence[_Request]) -> list[_Result]:
+        return self._engine.submit(self._run_batch, requests).result()
+
     def _run_batch(self, requests: Sequence[_Request]) -> list[_Result]:
         """Split the window's requests into groups that can share a generate call."""
         results: dict[int, _Result] = {}
@@ -274,7 +283,8 @@ class TransformersModel(Model):
         return results
 
     def cleanup(self) -> None:
-        """Drop the weights; on CUDA also return the cached memory to the driver."""
+        """Drop the weights and the engine thread; on CUDA also return the cached memory."""
+        self._engine.shutdown(wait=False)
         self.model = None
         if self._torch.cuda.is_available():
             self._torch.cuda.empty_cache()
