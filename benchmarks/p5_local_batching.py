@@ -80,19 +80,26 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="hydragent-p5-") as folder:
         checkpoint = write_tiny_model(Path(folder))
-        model = TransformersModel(
-            model_id=str(checkpoint), device_map="cpu", max_new_tokens=max_new_tokens
-        )
+        models = [
+            TransformersModel(
+                model_id=str(checkpoint),
+                device_map="cpu",
+                max_new_tokens=max_new_tokens,
+                max_batch_size=max_batch_size,
+            )
+            for max_batch_size in (requests, 1)
+        ]
         try:
             results = compare(
-                model,
+                *models,
                 prompts(requests),
                 repeats,
                 f"P5 local batching: tiny random Llama on CPU, {requests} requests, "
                 f"{max_new_tokens} new tokens, median of {repeats}",
             )
         finally:
-            model.cleanup()
+            for model in models:
+                model.cleanup()
     write_record(
         NAME,
         args,

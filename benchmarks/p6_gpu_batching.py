@@ -62,17 +62,23 @@ def main() -> None:
 
     from hydragent.models.transformers import TransformersModel
 
-    model = TransformersModel(device_map="cuda", max_new_tokens=max_new_tokens)
+    models = [
+        TransformersModel(
+            device_map="cuda", max_new_tokens=max_new_tokens, max_batch_size=max_batch_size
+        )
+        for max_batch_size in (requests, 1)
+    ]
     try:
         results = compare(
-            model,
+            *models,
             prompts(requests),
             repeats,
             f"P6 GPU batching: bundled Gemma on {device}, {requests} requests, "
             f"{max_new_tokens} new tokens, median of {repeats}",
         )
     finally:
-        model.cleanup()
+        for model in models:
+            model.cleanup()
     write_record(
         NAME,
         args,

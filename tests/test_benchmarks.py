@@ -82,7 +82,12 @@ def test_p5_local_batching_measures_both_modes(tmp_path: Path) -> None:
     needs("hydragent.models.transformers")
     needs("torch")
     record = run_benchmark("p5_local_batching.py", tmp_path / "p5.json")
-    assert set(record["results"]["tokens_per_s"]) == {"one at a time", "concurrent (micro-batched)"}
+    assert set(record["results"]["tokens_per_s"]) == {
+        "one at a time (same model)",
+        "one at a time (batching off)",
+        "concurrent (micro-batched)",
+    }
+    assert max(record["results"]["batch_sizes"]) > 1  # the concurrent calls were batched
 
 
 def _cuda() -> bool:

@@ -124,11 +124,6 @@ class TransformersModel(Model):
         # a pad distinct from the stop tokens tells "finished, then padded" from "stopped"
         self._pad_id = pad if pad is not None and pad not in self._stop_ids else self._stop_ids[0]
         self._vocab_size = self.model.get_output_embeddings().weight.shape[0]
-        # Every batch runs on this one thread. torch's CPU worker threads (OpenMP) belong to
-        # the thread that calls into torch: batches led by whichever runner thread arrived
-        # first each woke another set of them, which fought over the cores and made a batch
-        # of 8 run 2-3x slower than on one thread (benchmarks/p5_local_batching.py).
-        self._engine = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hydragent-engine")
         self._batcher: MicroBatcher[_Request, _Result] = MicroBatcher(
             self._run_on_engine, max_batch_size=max_batch_size, window_s=batch_window_s
         )
@@ -221,7 +216,7 @@ class TransformersModel(Model):
         )
 
     def _run_on_engine(self, requests: Sequence[_Request]) -> list[_Result]:
-        return self._engine.submit(self._run_batch, requests).result()
+        return engine_thread().submit(self._run_batch, requests).result()
 
     def _run_batch(self, requests: Sequence[_Request]) -> list[_Result]:
         """Split the window's requests into groups that can share a generate call."""
@@ -283,11 +278,30 @@ class TransformersModel(Model):
         return results
 
     def cleanup(self) -> None:
-        """Drop the weights and the engine thread; on CUDA also return the cached memory."""
-        self._engine.shutdown(wait=False)
+        """Drop the weights; on CUDA also return the cached memory to the driver."""
         self.model = None
         if self._torch.cuda.is_available():
             self._torch.cuda.empty_cache()
+
+
+_ENGINE: ThreadPoolExecutor | None = None
+_ENGINE_LOCK = threading.Lock()
+
+
+def engine_thread() -> ThreadPoolExecutor:
+    """The one thread on which every TransformersModel of this process runs its batches.
+
+    torch's CPU worker threads (OpenMP) belong to the thread that calls into torch, and keep
+    spinning for a while after each op. Batches led by whichever runner thread arrived first
+    each woke another set of them, which fought over the cores: a batch of 8 ran 2-3x slower
+    than on one thread (benchmarks/p5_local_batching.py). One thread for every model also
+    keeps two local models (say, a judge) from oversubscribing the CPU between them.
+    """
+    global _ENGINE
+    with _ENGINE_LOCK:
+        if _ENGINE is None:
+            _ENGINE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hydragent-engine")
+        return _ENGINE
 
 
 def _torch_dtype(torch: Any, name: str) -> Any:
