@@ -21,6 +21,8 @@ from common import BENCH_DIR
 class JobRun:
     wall_s: float
     samples: list[dict[str, Any]]
+    started_at: float = 0.0  # epoch seconds, to line up with the server's clock
+    ended_at: float = 0.0
 
     @property
     def ok(self) -> int:
@@ -61,12 +63,15 @@ def run_job(overrides: Sequence[str], output_dir: Path) -> JobRun:
 
     cfg = compose(overrides)
     output_dir.mkdir(parents=True, exist_ok=True)
+    started_at = time.time()
     start = time.perf_counter()
     hydragent_run_job(cfg, output_dir)
     wall = time.perf_counter() - start
+    ended_at = time.time()
     samples_file = output_dir / "samples.jsonl"
     lines = samples_file.read_text().splitlines() if samples_file.exists() else []
-    return JobRun(wall, [json.loads(line) for line in lines if line.strip()])
+    samples = [json.loads(line) for line in lines if line.strip()]
+    return JobRun(wall, samples, started_at, ended_at)
 
 
 def write_tasks(path: Path, count: int) -> Path:

@@ -97,11 +97,14 @@ def completion(body: dict[str, Any], message: dict[str, Any], call_number: int) 
 def build_app(latency_ms: float, steps: int) -> Any:
     from aiohttp import web
 
-    state = {"requests": 0, "in_flight": 0, "max_in_flight": 0}
+    state: dict[str, float] = {"requests": 0, "in_flight": 0, "max_in_flight": 0}
+    state.update(first_request_at=0.0, last_response_at=0.0)
 
     async def chat(request: web.Request) -> web.Response:
         state["requests"] += 1
-        call_number = state["requests"]
+        call_number = int(state["requests"])
+        if call_number == 1:
+            state["first_request_at"] = time.time()
         state["in_flight"] += 1
         state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
         try:
@@ -116,12 +119,15 @@ def build_app(latency_ms: float, steps: int) -> Any:
             return web.json_response(completion(body, reply, call_number))
         finally:
             state["in_flight"] -= 1
+            state["last_response_at"] = time.time()
 
     async def stats(_: web.Request) -> web.Response:
         return web.json_response(state)
 
     async def reset(_: web.Request) -> web.Response:
-        state.update(requests=0, in_flight=0, max_in_flight=0)
+        state.update(
+            requests=0, in_flight=0, max_in_flight=0, first_request_at=0.0, last_response_at=0.0
+        )
         return web.json_response(state)
 
     async def models(_: web.Request) -> web.Response:
@@ -213,13 +219,13 @@ class LatencyServer:
                 self.process.stdout.close()
             self.process = None
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, float]:
         with urllib.request.urlopen(f"{self.root}/stats", timeout=10) as response:
             return json.loads(response.read())
 
     @property
     def requests(self) -> int:
-        return self.stats()["requests"]
+        return int(self.stats()["requests"])
 
     def reset(self) -> None:
         request = urllib.request.Request(f"{self.root}/reset", method="POST", data=b"")

@@ -51,7 +51,14 @@ def hydragent_runner(server: LatencyServer, tasks: int, concurrency: int, work: 
         run = run_job(overrides, work / f"run-{next(counter)}")
         if run.ok != tasks:
             raise RuntimeError(f"{tasks - run.ok} hydragent samples failed: {run.first_error()}")
-        return {"wall_s": run.wall_s, "requests": server.requests}
+        stats = server.stats()
+        return {
+            "wall_s": run.wall_s,
+            "requests": stats["requests"],
+            # where the wall goes: before the first request, and after the last reply
+            "startup_s": stats["first_request_at"] - run.started_at,
+            "tail_s": run.ended_at - stats["last_response_at"],
+        }
 
     return once
 
@@ -164,6 +171,9 @@ def main() -> None:
             "requests_per_task": median([run["requests"] for run in runs[label]]) / count,
             "all_wall_s": [run["wall_s"] for run in runs[label]],
         }
+        if "startup_s" in runs[label][0]:
+            for phase in ("startup_s", "tail_s"):
+                results[label][f"median_{phase}"] = median([run[phase] for run in runs[label]])
     ours = results["hydragent runner"]["tasks_per_s"]
     pool_label = f"smolagents ThreadPoolExecutor({concurrency})"
     print_table(
