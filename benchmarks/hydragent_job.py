@@ -23,6 +23,7 @@ class JobRun:
     samples: list[dict[str, Any]]
     started_at: float = 0.0  # epoch seconds, to line up with the server's clock
     ended_at: float = 0.0
+    cpu_s: float = 0.0  # this process's CPU time during the run, all threads
 
     @property
     def ok(self) -> int:
@@ -64,14 +65,16 @@ def run_job(overrides: Sequence[str], output_dir: Path) -> JobRun:
     cfg = compose(overrides)
     output_dir.mkdir(parents=True, exist_ok=True)
     started_at = time.time()
+    cpu_start = time.process_time()
     start = time.perf_counter()
     hydragent_run_job(cfg, output_dir)
     wall = time.perf_counter() - start
+    cpu = time.process_time() - cpu_start
     ended_at = time.time()
     samples_file = output_dir / "samples.jsonl"
     lines = samples_file.read_text().splitlines() if samples_file.exists() else []
     samples = [json.loads(line) for line in lines if line.strip()]
-    return JobRun(wall, samples, started_at, ended_at)
+    return JobRun(wall, samples, started_at, ended_at, cpu)
 
 
 def write_tasks(path: Path, count: int) -> Path:

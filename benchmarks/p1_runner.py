@@ -58,6 +58,9 @@ def hydragent_runner(server: LatencyServer, tasks: int, concurrency: int, work: 
             # where the wall goes: before the first request, and after the last reply
             "startup_s": stats["first_request_at"] - run.started_at,
             "tail_s": run.ended_at - stats["last_response_at"],
+            # Python threads share one GIL: CPU per request bounds what 64 threads can do
+            "cpu_ms_per_request": 1000 * run.cpu_s / max(stats["requests"], 1),
+            "cpu_s_per_wall_s": run.cpu_s / run.wall_s,
         }
 
     return once
@@ -172,7 +175,7 @@ def main() -> None:
             "all_wall_s": [run["wall_s"] for run in runs[label]],
         }
         if "startup_s" in runs[label][0]:
-            for phase in ("startup_s", "tail_s"):
+            for phase in ("startup_s", "tail_s", "cpu_ms_per_request", "cpu_s_per_wall_s"):
                 results[label][f"median_{phase}"] = median([run[phase] for run in runs[label]])
     ours = results["hydragent runner"]["tasks_per_s"]
     pool_label = f"smolagents ThreadPoolExecutor({concurrency})"
