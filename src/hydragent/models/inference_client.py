@@ -7,27 +7,20 @@ Unlike smolagents, `response_format` is really sent, and `base_url` works togeth
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
 from typing import Any, ClassVar
 
 from hydragent.grammar import Grammar
-from hydragent.messages import ChatMessage, ChatMessageStreamDelta
-from hydragent.models.base import TOOL_ROLE_CONVERSIONS, ApiModel, supports_stop_parameter
+from hydragent.models.base import TOOL_ROLE_CONVERSIONS
 from hydragent.models.openai import (
-    chat_message_from_completion,
+    ChatCompletionsModel,
     missing_extra,
-    openai_tools,
-    parse_guard,
-    server_errors_explained,
-    stream_deltas_from_chunks,
-    to_openai_messages,
 )
 
 #: providers whose chat completions enforce `response_format` (a base_url server is trusted).
 STRUCTURED_OUTPUT_PROVIDERS = ("cerebras", "fireworks-ai")
 
 
-class InferenceClientModel(ApiModel):
+class InferenceClientModel(ChatCompletionsModel):
     """`huggingface_hub.InferenceClient` chat completions; `api_key` is an alias for `token`."""
 
     supported_grammars: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
@@ -91,60 +84,16 @@ class InferenceClientModel(ApiModel):
             f"{', '.join(STRUCTURED_OUTPUT_PROVIDERS)} (or a TGI/vLLM server via base_url)"
         )
 
-    def _request(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None,
-        response_format: dict[str, Any] | None,
-        tools_to_call_from: list[Any] | None,
-        grammar: Grammar | dict[str, Any] | None,
-        kwargs: dict[str, Any],
-    ) -> dict[str, Any]:
-        resolved = self.resolve_grammar(grammar, response_format)
-        self._check_structured_output(resolved)
-        tools = openai_tools(tools_to_call_from)
-        explicit = {
-            "model": self.model_id if self.base_url else None,
-            "messages": to_openai_messages(self.prepare(messages, images_as_urls=True)),
-            "stop": stop_sequences if supports_stop_parameter(self.model_id) else None,
-            "tools": tools,
-            "tool_choice": "required" if tools else None,
-            "response_format": resolved.to_response_format() if resolved else None,
-        }
-        return self.completion_kwargs(explicit, kwargs)
+    def request_model_id(self) -> str | None:
+        """A provider client is bound to its model; a base_url client takes it per request."""
+        return self.model_id if self.base_url else None
 
-    def generate(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ChatMessage:
-        request = self._request(
-            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
-        )
-        with server_errors_explained(type(self).__name__):
-            response = self.call_api(parse_guard, self.client.chat_completion, **request)
-        return chat_message_from_completion(response, None if "stop" in request else stop_sequences)
+    def grammar_request(self, grammar: Grammar) -> dict[str, Any]:
+        self._check_structured_output(grammar)
+        return super().grammar_request(grammar)
 
-    def generate_stream(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Generator[ChatMessageStreamDelta]:
-        request = self._request(
-            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
-        )
-        request.update(stream=True, stream_options={"include_usage": True})
-        with server_errors_explained(type(self).__name__):
-            stream = self.call_api(self.client.chat_completion, **request)
-        yield from stream_deltas_from_chunks(stream)
+    def send(self, request: dict[str, Any]) -> Any:
+        return self.client.chat_completion(**request)
 
 
 HfApiModel = InferenceClientModel

@@ -9,19 +9,12 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Generator
 from typing import Any, ClassVar
 
-from hydragent.grammar import Grammar
-from hydragent.messages import ChatMessage, ChatMessageStreamDelta
-from hydragent.models.base import TOOL_ROLE_CONVERSIONS, ApiModel, supports_stop_parameter
+from hydragent.models.base import TOOL_ROLE_CONVERSIONS
 from hydragent.models.openai import (
-    chat_message_from_completion,
+    ChatCompletionsModel,
     missing_extra,
-    openai_tools,
-    server_errors_explained,
-    stream_deltas_from_chunks,
-    to_openai_messages,
 )
 
 #: smolagents' fallback when no model_id is given.
@@ -40,7 +33,7 @@ def import_litellm() -> Any:
     return litellm
 
 
-class LiteLLMModel(ApiModel):
+class LiteLLMModel(ChatCompletionsModel):
     """`litellm.completion` with `api_base`/`api_key`; flattening defaults on for
     `ollama/`, `groq/` and `cerebras/` ids."""
 
@@ -78,30 +71,8 @@ class LiteLLMModel(ApiModel):
     def create_client(self) -> Any:
         return import_litellm()
 
-    def completion_function(self) -> Any:
-        return self.client.completion
-
-    def build_request(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None,
-        response_format: dict[str, Any] | None,
-        tools_to_call_from: list[Any] | None,
-        grammar: Grammar | dict[str, Any] | None,
-        kwargs: dict[str, Any],
-    ) -> dict[str, Any]:
-        resolved = self.resolve_grammar(grammar, response_format)
-        tools = openai_tools(tools_to_call_from)
-        explicit = {
-            "model": self.model_id,
-            "messages": to_openai_messages(self.prepare(messages, images_as_urls=True)),
-            "stop": stop_sequences if supports_stop_parameter(self.model_id) else None,
-            "tools": tools,
-            "tool_choice": "required" if tools else None,
-            "response_format": resolved.to_response_format() if resolved else None,
-            **self.connection_kwargs(),
-        }
-        return self.completion_kwargs(explicit, kwargs)
+    def send(self, request: dict[str, Any]) -> Any:
+        return self.client.completion(**request)
 
     def connection_kwargs(self) -> dict[str, Any]:
         """Endpoint and retry settings for one `litellm.completion` call."""
@@ -111,43 +82,3 @@ class LiteLLMModel(ApiModel):
             "num_retries": 0,
             "max_retries": 0,
         }
-
-    def generate(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ChatMessage:
-        request = self.build_request(
-            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
-        )
-        with server_errors_explained(type(self).__name__):
-            response = self.call_api(self.completion_function(), **request)
-        message = chat_message_from_completion(
-            response, None if "stop" in request else stop_sequences
-        )
-        message.metadata.update(self.response_metadata(response))
-        return message
-
-    def response_metadata(self, response: Any) -> dict[str, Any]:
-        return {}
-
-    def generate_stream(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Generator[ChatMessageStreamDelta]:
-        request = self.build_request(
-            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
-        )
-        request.update(stream=True, stream_options={"include_usage": True})
-        with server_errors_explained(type(self).__name__):
-            stream = self.call_api(self.completion_function(), **request)
-        yield from stream_deltas_from_chunks(stream)

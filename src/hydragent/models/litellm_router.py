@@ -57,9 +57,6 @@ class LiteLLMRouterModel(LiteLLMModel):
 
         return Router(model_list=self.model_list, **self.client_kwargs)
 
-    def completion_function(self) -> Any:
-        return self.client.completion
-
     def connection_kwargs(self) -> dict[str, Any]:
         return {}  # endpoints and retries belong to the deployments and the Router
 

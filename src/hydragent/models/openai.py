@@ -245,7 +245,94 @@ _REQUEST_OPTIONS = {
 # --- the backend ---------------------------------------------------------------------------
 
 
-class OpenAIServerModel(ApiModel):
+class ChatCompletionsModel(ApiModel):
+    """The shape shared by backends whose client speaks OpenAI chat completions (openai,
+    huggingface_hub, litellm): they differ only in the request fields they add and in the call
+    that sends the request, so each overrides `send` and, where needed, `grammar_request`,
+    `connection_kwargs` or `response_metadata`."""
+
+    def send(self, request: dict[str, Any]) -> Any:
+        """Send one chat-completions request (streaming when `request["stream"]` is set)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement send")
+
+    def request_model_id(self) -> str | None:
+        return self.model_id
+
+    def grammar_request(self, grammar: Grammar) -> dict[str, Any]:
+        """The request fields that enforce `grammar` on this server."""
+        return {"response_format": grammar.to_response_format()}
+
+    def connection_kwargs(self) -> dict[str, Any]:
+        """Per-request endpoint settings, for clients that take them with each call."""
+        return {}
+
+    def response_metadata(self, response: Any) -> dict[str, Any]:
+        """Facts about who answered (e.g. a router's deployment), kept on the message."""
+        return {}
+
+    def build_request(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None,
+        response_format: dict[str, Any] | None,
+        tools_to_call_from: list[Any] | None,
+        grammar: Grammar | dict[str, Any] | None,
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        """The chat-completions request; instance kwargs win over call kwargs over arguments."""
+        resolved = self.resolve_grammar(grammar, response_format)
+        tools = openai_tools(tools_to_call_from)
+        explicit: dict[str, Any] = {
+            "model": self.request_model_id(),
+            "messages": to_openai_messages(self.prepare(messages, images_as_urls=True)),
+            "stop": stop_sequences if supports_stop_parameter(self.model_id) else None,
+            "tools": tools,
+            "tool_choice": "required" if tools else None,
+            **(self.grammar_request(resolved) if resolved else {}),
+            **self.connection_kwargs(),
+        }
+        return self.completion_kwargs(explicit, kwargs)
+
+    def generate(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        grammar: Grammar | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> ChatMessage:
+        request = self.build_request(
+            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
+        )
+        with server_errors_explained(type(self).__name__):
+            response = self.call_api(parse_guard, self.send, request)
+        message = chat_message_from_completion(
+            response, None if "stop" in request else stop_sequences
+        )
+        message.metadata.update(self.response_metadata(response))
+        return message
+
+    def generate_stream(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        grammar: Grammar | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Generator[ChatMessageStreamDelta]:
+        """Streams deltas, then the usage; only opening the stream is retried, not its body."""
+        request = self.build_request(
+            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
+        )
+        request.update(stream=True, stream_options={"include_usage": True})
+        with server_errors_explained(type(self).__name__):
+            stream = self.call_api(self.send, request)
+        yield from stream_deltas_from_chunks(stream)
+
+
+class OpenAIServerModel(ChatCompletionsModel):
     """OpenAI Chat Completions through the official client, or any compatible server.
 
     The client's own retries are off (`max_retries=0`) so the `retry` policy is the only one;
@@ -322,54 +409,16 @@ class OpenAIServerModel(ApiModel):
             return {"response_format": {"type": "json_object", "schema": grammar.schema}}
         return {"response_format": grammar.to_response_format()}
 
-    def build_request(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None,
-        response_format: dict[str, Any] | None,
-        tools_to_call_from: list[Any] | None,
-        grammar: Grammar | dict[str, Any] | None,
-        kwargs: dict[str, Any],
-    ) -> dict[str, Any]:
-        """The chat-completions request; instance kwargs win over call kwargs over arguments."""
-        resolved = self.resolve_grammar(grammar, response_format)
-        tools = openai_tools(tools_to_call_from)
-        explicit: dict[str, Any] = {
-            "model": self.model_id,
-            "messages": to_openai_messages(self.prepare(messages, images_as_urls=True)),
-            "stop": stop_sequences if supports_stop_parameter(self.model_id) else None,
-            "tools": tools,
-            "tool_choice": "required" if tools else None,
-            **(self.grammar_request(resolved) if resolved else {}),
-        }
-        return self.completion_kwargs(explicit, kwargs)
-
-    def generate(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ChatMessage:
-        request = self.build_request(
-            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
-        )
-        with server_errors_explained(type(self).__name__):
-            response = self.call_api(parse_guard, self._create_completion, request)
-        trim = None if "stop" in request else stop_sequences
-        return chat_message_from_completion(response, trim)
-
-    def _create_completion(self, request: dict[str, Any]) -> Any:
+    def send(self, request: dict[str, Any]) -> Any:
         """POST the request as built, through the SDK's own `post` (auth, headers, timeouts,
         error types and the ChatCompletion model all kept). `chat.completions.create` would
         first walk the plain-JSON request against the SDK's TypedDicts, which costs a sixth of
         a tool-calling call's CPU and, with many threads, the runner's throughput
-        (benchmarks/p1_runner.py). A client that is not the openai SDK's gets `create`."""
+        (benchmarks/p1_runner.py). Streams, and a client that is not the openai SDK's, go
+        through `create`."""
         openai = self._openai_module()
         client = self.client
-        if not isinstance(client, openai.OpenAI):
+        if request.get("stream") or not isinstance(client, openai.OpenAI):
             return client.chat.completions.create(**request)
         body = dict(request)
         options = {
@@ -383,24 +432,6 @@ class OpenAIServerModel(ApiModel):
             options=options,
             cast_to=openai.types.chat.ChatCompletion,
         )
-
-    def generate_stream(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Generator[ChatMessageStreamDelta]:
-        """Streams deltas, then the usage; only opening the stream is retried, not its body."""
-        request = self.build_request(
-            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
-        )
-        request.update(stream=True, stream_options={"include_usage": True})
-        with server_errors_explained(type(self).__name__):
-            stream = self.call_api(self.client.chat.completions.create, **request)
-        yield from stream_deltas_from_chunks(stream)
 
 
 OpenAIModel = OpenAIServerModel
