@@ -23,6 +23,7 @@ from hydragent.models.base import (
     Model,
     RateLimiter,
     RetryPolicy,
+    StopScanner,
     call_with_retries,
     get_tool_json_schema,
     supports_stop_parameter,
@@ -420,3 +421,15 @@ def test_the_suite_blocks_connections_beyond_loopback(tmp_path: Any) -> None:
         server.bind(path)
         server.listen(1)
         client.connect(path)  # unix sockets are local: allowed
+
+
+def test_the_stop_scanner_holds_back_a_possible_stop_until_it_is_sure() -> None:
+    scanner = StopScanner(["</code>"])
+    assert scanner.feed("print(1)</co") == "print(1)"
+    assert scanner.feed("de> more") == ""
+    assert scanner.stopped
+    assert scanner.flush() == ""
+    unfinished = StopScanner(["</code>"])
+    assert unfinished.feed("a</c") == "a"
+    assert unfinished.feed("at") == "</cat"
+    assert unfinished.flush() == ""

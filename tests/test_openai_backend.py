@@ -85,6 +85,21 @@ def test_reasoning_models_get_no_stop_but_the_text_is_still_cut(server: Loopback
     assert message.content == "step one "
 
 
+def test_a_reasoning_model_stream_is_cut_at_a_stop_split_over_chunks(
+    server: LoopbackServer,
+) -> None:
+    server.replies.append(Reply(content="step one END step two"))
+    model = OpenAIServerModel("o3", api_base=f"{server.url}/v1", api_key="k", retry=FAST_RETRY)
+    deltas = list(
+        model.generate_stream([{"role": "user", "content": "go"}], stop_sequences=["one END"])
+    )
+    assert "stop" not in server.requests[0].json
+    assert len([d for d in deltas if d.content]) >= 1  # the server sent the words one by one
+    message = agglomerate_stream_deltas(deltas)
+    assert message.content == "step "
+    assert message.token_usage.output_tokens > 0  # the stream was read to its end for usage
+
+
 def test_tools_are_offered_and_tool_calls_parsed(server: LoopbackServer) -> None:
     server.replies.append(
         Reply(content=None, tool_calls=[{"name": "calculator", "arguments": {"expression": "6*7"}}])

@@ -76,6 +76,50 @@ def trim_at_stop(text: str | None, stop_sequences: Iterable[str] | None) -> str 
     return text if cut == -1 else text[:cut]
 
 
+class StopScanner:
+    """Streams text out while holding back anything that could be the start of a stop string.
+
+    `feed` returns the text that is safe to emit; `stopped` turns True once a stop sequence
+    has appeared, even when it arrived split across several tokens. `lstrip` drops the
+    whitespace an answer opens with.
+    """
+
+    def __init__(self, stop_sequences: list[str] | None, lstrip: bool = False) -> None:
+        self.stops = [s for s in stop_sequences or [] if s]
+        self.stopped = False
+        self._pending = ""
+        self._lstrip = lstrip
+
+    def feed(self, text: str) -> str:
+        if self.stopped:
+            return ""
+        if self._lstrip:
+            text = text.lstrip()
+            self._lstrip = not text
+        self._pending += text
+        cut = min((i for s in self.stops if (i := self._pending.find(s)) != -1), default=-1)
+        if cut != -1:
+            self.stopped = True
+            out, self._pending = self._pending[:cut], ""
+            return out
+        hold = max((_overlap(self._pending, s) for s in self.stops), default=0)
+        out = self._pending[: len(self._pending) - hold]
+        self._pending = self._pending[len(out) :]
+        return out
+
+    def flush(self) -> str:
+        out, self._pending = ("" if self.stopped else self._pending), ""
+        return out
+
+
+def _overlap(text: str, stop: str) -> int:
+    """Length of the longest suffix of `text` that is a proper prefix of `stop`."""
+    for size in range(min(len(text), len(stop) - 1), 0, -1):
+        if text.endswith(stop[:size]):
+            return size
+    return 0
+
+
 # --- tools ---------------------------------------------------------------------------------
 
 _JSON_TYPES = {"any": None, "image": "string", "audio": "string"}

@@ -19,10 +19,9 @@ from hydragent.messages import (
     TokenUsage,
     agglomerate_stream_deltas,
 )
-from hydragent.models.base import Model
+from hydragent.models.base import Model, StopScanner
 from hydragent.models.constrained import LOCAL_GRAMMARS, MlxGrammarProcessor, compile_grammar
 from hydragent.models.local import (
-    StopScanner,
     answer_opens_with_space,
     chat_messages,
     encode_prompt,

@@ -27,6 +27,7 @@ from hydragent.messages import (
 from hydragent.models.base import (
     TOOL_ROLE_CONVERSIONS,
     ApiModel,
+    StopScanner,
     describe_error,
     get_tool_json_schema,
     status_code_of,
@@ -186,9 +187,16 @@ class IncompleteStreamError(ConnectionError):
     """The stream ended before the server said it had finished (no finish_reason)."""
 
 
-def stream_deltas_from_chunks(chunks: Iterable[Any]) -> Generator[ChatMessageStreamDelta]:
-    """ChatMessageStreamDeltas from OpenAI-style stream chunks; a cut-off stream is an error."""
+def stream_deltas_from_chunks(
+    chunks: Iterable[Any], stop_sequences: list[str] | None = None
+) -> Generator[ChatMessageStreamDelta]:
+    """ChatMessageStreamDeltas from OpenAI-style stream chunks; a cut-off stream is an error.
+
+    `stop_sequences` are for models that reject `stop`: text is cut at the first one, even
+    when it arrives split over chunks, and the rest of the stream is still read for its usage.
+    """
     finished = False
+    scanner = StopScanner(stop_sequences)
     for chunk in chunks:
         usage = field_of(chunk, "usage")
         if usage:
@@ -197,6 +205,8 @@ def stream_deltas_from_chunks(chunks: Iterable[Any]) -> Generator[ChatMessageStr
             finished = finished or bool(field_of(choice, "finish_reason"))
             delta = field_of(choice, "delta")
             content = field_of(delta, "content")
+            if content and stop_sequences:
+                content = scanner.feed(content)
             raw_calls = field_of(delta, "tool_calls")
             if not content and not raw_calls:
                 continue
@@ -221,6 +231,9 @@ def stream_deltas_from_chunks(chunks: Iterable[Any]) -> Generator[ChatMessageStr
         raise IncompleteStreamError(
             "the server's stream ended before it finished (no finish_reason): truncated response"
         )
+    tail = scanner.flush()
+    if tail:
+        yield ChatMessageStreamDelta(content=tail)
 
 
 def openai_tools(tools_to_call_from: list[Any] | None) -> list[dict[str, Any]] | None:
@@ -326,10 +339,11 @@ class ChatCompletionsModel(ApiModel):
         request = self.build_request(
             messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
         )
+        trim = None if "stop" in request else stop_sequences
         request.update(stream=True, stream_options={"include_usage": True})
         with server_errors_explained(type(self).__name__):
             stream = self.call_api(self.send, request)
-        yield from stream_deltas_from_chunks(stream)
+        yield from stream_deltas_from_chunks(stream, trim)
 
 
 class OpenAIServerModel(ChatCompletionsModel):

@@ -16,11 +16,10 @@ from typing import Any, ClassVar
 
 from hydragent.grammar import Grammar
 from hydragent.messages import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
-from hydragent.models.base import Model, trim_at_stop
+from hydragent.models.base import Model, StopScanner, trim_at_stop
 from hydragent.models.batching import MicroBatcher
 from hydragent.models.constrained import LOCAL_GRAMMARS, TorchGrammarProcessor, compile_grammar
 from hydragent.models.local import (
-    StopScanner,
     answer_opens_with_space,
     chat_messages,
     cut_at_stop_tokens,
