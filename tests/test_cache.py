@@ -106,6 +106,15 @@ def test_a_run_replayed_from_the_cache_reproduces_its_scores(tmp_path: Path, mon
     assert replayed["config_hash"] == recorded["config_hash"]
 
 
+def test_replicates_with_another_seed_never_replay_each_other(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HYDRAGENT_CACHE_DIR", str(tmp_path / "cache"))
+    run_job(compose_job(tmp_path, "model=scripted", "cache=on", "seed=0"), tmp_path / "a")
+    other = run_job(compose_job(tmp_path, "model=scripted", "cache=on", "seed=1"), tmp_path / "b")
+    assert other["cache"] == {"mode": "on", "hits": 0, "model_calls": 6}
+    again = run_job(compose_job(tmp_path, "model=scripted", "cache=on", "seed=1"), tmp_path / "c")
+    assert again["cache"] == {"mode": "on", "hits": 6, "model_calls": 0}
+
+
 def test_replay_of_an_unrecorded_run_fails_after_writing_its_errors(
     tmp_path: Path, monkeypatch
 ) -> None:

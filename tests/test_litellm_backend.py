@@ -74,6 +74,15 @@ def test_flattening_defaults_by_provider(model_id: str, flat: bool) -> None:
     assert LiteLLMModel(model_id).flatten_messages_as_text is flat
 
 
+@pytest.mark.parametrize(
+    ("model_id", "seeded"), [("openai/x", True), ("anthropic/claude-3-5-sonnet", False)]
+)
+def test_the_run_seed_goes_only_to_providers_that_take_one(model_id: str, seeded: bool) -> None:
+    model = LiteLLMModel(model_id)
+    model.apply_seed(4)
+    assert model.kwargs.get("seed") == (4 if seeded else None)
+
+
 def test_only_hydragent_retries_and_they_are_bounded(server: LoopbackServer) -> None:
     server.always_fail = Fault(status=503, body="busy")
     with pytest.raises(ModelServerError, match=r"HTTP 503.*busy"):

@@ -96,3 +96,12 @@ def test_plain_transcript_answers_end_where_the_next_turn_would_begin(tiny_dir: 
     model = MLXModel(model_id=str(tiny_dir), chat_template="plain", max_tokens=30)
     runs_on = {"type": "regex", "pattern": " Paris\nUser: and Rome"}  # forces the overrun
     assert model.generate(QUESTION, grammar=runs_on).content == "Paris"
+
+
+def test_a_seeded_sampled_reply_repeats_and_another_seed_differs(model: MLXModel) -> None:
+    def sampled(seed: int) -> str:
+        return model.generate(QUESTION, temperature=1.0, seed=seed).content or ""
+
+    first = sampled(seed=1)
+    assert sampled(seed=1) == first
+    assert sampled(seed=2) != first  # 20 tokens drawn at temperature 1 from a random model

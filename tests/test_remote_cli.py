@@ -63,6 +63,20 @@ def test_openai(openai_server: LoopbackServer, tmp_path: Path) -> None:
     assert len(received) == len(samples)
     assert received[0].headers["Authorization"] == "Bearer sk-loopback"
     assert received[0].json["model"] == "m"
+    assert received[0].json["seed"] == 0  # the run's default seed
+
+
+def test_the_run_seed_reaches_the_server_and_a_seed_on_the_model_wins(
+    openai_server: LoopbackServer, tmp_path: Path
+) -> None:
+    common = ["model=openai", f"model.api_base={openai_server.url}/v1", "model.model_id=m"]
+    env = {"OPENAI_API_KEY": "sk-loopback"}
+    before = len(openai_server.requests)
+    hydragent_run([*common, "seed=3"], tmp_path / "run-seed", env)
+    assert {r.json["seed"] for r in openai_server.requests[before:]} == {3}
+    before = len(openai_server.requests)
+    hydragent_run([*common, "seed=3", "model.seed=7"], tmp_path / "model-seed", env)
+    assert {r.json["seed"] for r in openai_server.requests[before:]} == {7}
 
 
 def test_azure_openai(openai_server: LoopbackServer, tmp_path: Path) -> None:
@@ -91,6 +105,7 @@ def test_inference_client(openai_server: LoopbackServer, tmp_path: Path) -> None
     )
     assert_every_sample_answered(samples)
     assert openai_server.requests[before].headers["Authorization"] == "Bearer hf_loopback"
+    assert openai_server.requests[before].json["seed"] == 0
 
 
 def test_litellm(openai_server: LoopbackServer, tmp_path: Path) -> None:
@@ -102,6 +117,7 @@ def test_litellm(openai_server: LoopbackServer, tmp_path: Path) -> None:
     )
     assert_every_sample_answered(samples)
     assert openai_server.requests[before].json["model"] == "m"
+    assert openai_server.requests[before].json["seed"] == 0  # openai/ takes a seed
 
 
 def test_litellm_router_least_busy(openai_server: LoopbackServer, tmp_path: Path) -> None:
@@ -116,6 +132,7 @@ def test_litellm_router_least_busy(openai_server: LoopbackServer, tmp_path: Path
     )
     assert_every_sample_answered(samples)
     assert {sample["deployment"] for sample in samples} == {"loopback-1"}
+    assert openai_server.requests[-1].json["seed"] == 0  # every deployment takes a seed
 
 
 def test_bedrock(bedrock_server: LoopbackServer, tmp_path: Path) -> None:
@@ -131,3 +148,4 @@ def test_bedrock(bedrock_server: LoopbackServer, tmp_path: Path) -> None:
     )
     assert_every_sample_answered(samples)
     assert bedrock_server.requests[before].path.startswith("/model/us.amazon.nova-lite-v1:0/")
+    assert "seed" not in bedrock_server.requests[before].json  # Converse has no seed

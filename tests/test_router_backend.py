@@ -94,3 +94,15 @@ def test_each_router_option_declares_its_policy_and_builds_a_router(
     resolved = OmegaConf.to_container(conf, resolve=True)
     model = LiteLLMRouterModel(**resolved)  # type: ignore[arg-type]
     assert model.client.routing_strategy == policy.routing_strategy
+
+
+def test_the_run_seed_is_sent_only_when_every_deployment_of_the_group_takes_one() -> None:
+    def group(*models: str) -> LiteLLMRouterModel:
+        deployments = [{"model_name": "g", "litellm_params": {"model": m}} for m in models]
+        return LiteLLMRouterModel("g", model_list=deployments)
+
+    uniform, mixed = group("openai/a", "openai/b"), group("openai/a", "anthropic/claude-3-5")
+    uniform.apply_seed(2)
+    mixed.apply_seed(2)
+    assert uniform.kwargs.get("seed") == 2
+    assert "seed" not in mixed.kwargs

@@ -214,3 +214,27 @@ def _token_boundaries(model: TransformersModel, messages: list, limit: int) -> l
     output = model.model.generate(**prompt, max_new_tokens=limit, do_sample=False)
     new_tokens = output[0, prompt["input_ids"].shape[1] :].tolist()
     return [len(model.tokenizer.decode(new_tokens[:n])) for n in range(1, len(new_tokens))]
+
+
+def test_a_seeded_sampled_reply_repeats_and_another_seed_differs(model: TransformersModel) -> None:
+    def sampled(seed: int) -> str:
+        return model.generate(QUESTION, temperature=1.0, seed=seed).content or ""
+
+    first = sampled(seed=1)
+    assert sampled(seed=1) == first
+    assert sampled(seed=2) != first  # 20 tokens drawn at temperature 1 from a random model
+    streamed = "".join(
+        d.content or "" for d in model.generate_stream(QUESTION, temperature=1.0, seed=1)
+    )
+    assert streamed == first
+
+
+def test_the_run_seed_is_a_default_that_a_model_seed_overrides(tiny_dir: Path) -> None:
+    run_seeded = TransformersModel(model_id=str(tiny_dir), max_new_tokens=20, temperature=1.0)
+    run_seeded.apply_seed(5)
+    own_seed = TransformersModel(
+        model_id=str(tiny_dir), max_new_tokens=20, temperature=1.0, seed=9
+    )
+    own_seed.apply_seed(5)
+    assert run_seeded.kwargs["seed"] == 5 and own_seed.kwargs["seed"] == 9
+    assert run_seeded.generate(QUESTION).content == run_seeded.generate(QUESTION).content

@@ -215,6 +215,8 @@ class Model:
     default_role_conversions: ClassVar[dict[str, str] | None] = None
     #: loads weights at construction, so `hydragent validate` only checks its signature.
     loads_weights: ClassVar[bool] = False
+    #: its sampling takes a `seed` generation parameter, so the run's `seed` reaches it.
+    takes_seed: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -264,6 +266,14 @@ class Model:
 
     def cleanup(self) -> None:
         """Release engines or connections; the runner calls it once a job ends."""
+
+    def apply_seed(self, seed: int) -> None:
+        """Follow the run's `seed` (the top-level config key), so that sampled runs repeat and
+        `seed=0,1` sweeps differ. A `seed` set on the model itself wins. Backends whose API
+        has no seed (Bedrock Converse) and ones with nothing random (ScriptedModel) ignore it.
+        """
+        if self.takes_seed:
+            self.kwargs.setdefault("seed", seed)
 
     # Helpers for subclasses.
     def prepare(

@@ -33,6 +33,12 @@ def import_litellm() -> Any:
     return litellm
 
 
+def takes_seed(litellm_model: str) -> bool:
+    """Whether litellm sends `seed` to this model's provider rather than rejecting it."""
+    supported = import_litellm().get_supported_openai_params(model=litellm_model) or []
+    return "seed" in supported
+
+
 class LiteLLMModel(ChatCompletionsModel):
     """`litellm.completion` with `api_base`/`api_key`; flattening defaults on for
     `ollama/`, `groq/` and `cerebras/` ids."""
@@ -70,6 +76,12 @@ class LiteLLMModel(ChatCompletionsModel):
 
     def create_client(self) -> Any:
         return import_litellm()
+
+    def apply_seed(self, seed: int) -> None:
+        """Only for providers that take `seed`: litellm rejects it for the others (e.g.
+        `anthropic/`)."""
+        if takes_seed(str(self.model_id)):
+            super().apply_seed(seed)
 
     def send(self, request: dict[str, Any]) -> Any:
         return self.client.completion(**request)

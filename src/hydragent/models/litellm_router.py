@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydragent.models.litellm import LiteLLMModel, import_litellm
+from hydragent.models.litellm import LiteLLMModel, import_litellm, takes_seed
 
 
 class LiteLLMRouterModel(LiteLLMModel):
@@ -56,6 +56,12 @@ class LiteLLMRouterModel(LiteLLMModel):
         from litellm import Router
 
         return Router(model_list=self.model_list, **self.client_kwargs)
+
+    def apply_seed(self, seed: int) -> None:
+        """Only when every deployment of the group takes `seed`, since any may answer."""
+        group = [e for e in self.model_list if e.get("model_name") == self.model_id]
+        if all(takes_seed(str((e.get("litellm_params") or {}).get("model"))) for e in group):
+            super(LiteLLMModel, self).apply_seed(seed)  # past the single-model check
 
     def connection_kwargs(self) -> dict[str, Any]:
         return {}  # endpoints and retries belong to the deployments and the Router

@@ -40,6 +40,7 @@ class MLXModel(Model):
 
     supported_grammars: ClassVar[frozenset[str]] = LOCAL_GRAMMARS
     loads_weights: ClassVar[bool] = True
+    takes_seed: ClassVar[bool] = True  # MLX's generator is seeded before each generation
 
     def __init__(
         self,
@@ -103,12 +104,14 @@ class MLXModel(Model):
         grammar: Grammar | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Generator[ChatMessageStreamDelta, None, None]:
+        import mlx.core as mx
         from mlx_lm import stream_generate
         from mlx_lm.sample_utils import make_sampler
 
         resolved = self.resolve_grammar(grammar, response_format)
         settings = self.completion_kwargs({}, kwargs)
         max_tokens = settings.pop("max_tokens", settings.pop("max_new_tokens", self.max_tokens))
+        seed = settings.pop("seed", None)
         sampling = {key: settings.pop(key) for key in _SAMPLER_KEYS if key in settings}
         temperature = sampling.pop("temperature", sampling.pop("temp", 0.0))
         prompt = render_prompt(
@@ -130,6 +133,8 @@ class MLXModel(Model):
         )
         generated = 0
         with self._lock:
+            if seed is not None:
+                mx.random.seed(seed)
             for response in stream_generate(
                 self.model,
                 self.tokenizer,

@@ -264,6 +264,8 @@ class ChatCompletionsModel(ApiModel):
     that sends the request, so each overrides `send` and, where needed, `grammar_request`,
     `connection_kwargs` or `response_metadata`."""
 
+    takes_seed: ClassVar[bool] = True  # OpenAI, vLLM, TGI and llama.cpp servers take `seed`
+
     def send(self, request: dict[str, Any]) -> Any:
         """Send one chat-completions request (streaming when `request["stream"]` is set)."""
         raise NotImplementedError(f"{type(self).__name__} must implement send")

@@ -54,6 +54,10 @@ class _Request:
     def __post_init__(self) -> None:
         self.key = (self.settings, self.stop_sequences)
 
+    @property
+    def seed(self) -> int | None:
+        return dict(self.settings).get("seed")
+
 
 @dataclass
 class _Result:
@@ -72,6 +76,7 @@ class TransformersModel(Model):
 
     supported_grammars: ClassVar[frozenset[str]] = LOCAL_GRAMMARS
     loads_weights: ClassVar[bool] = True
+    takes_seed: ClassVar[bool] = True  # torch's generator is seeded before each generate
 
     def __init__(
         self,
@@ -167,7 +172,10 @@ class TransformersModel(Model):
         streamer = _counting_streamer(self.tokenizer)
         generation = self._generate_kwargs([request])
         worker = threading.Thread(
-            target=self.model.generate, kwargs={**generation, "streamer": streamer}, daemon=True
+            target=self._seeded_generate,
+            args=(request.seed,),
+            kwargs={**generation, "streamer": streamer},
+            daemon=True,
         )
         worker.start()
         scanner = StopScanner(list(request.stop_sequences), lstrip=self._lstrip)
@@ -241,7 +249,7 @@ class TransformersModel(Model):
             "attention_mask": attention.to(self.model.device),
             "eos_token_id": self._stop_ids or None,
             "pad_token_id": self._pad_id,
-            **dict(group[0].settings),
+            **{k: v for k, v in group[0].settings if k != "seed"},
         }
         if group[0].stop_sequences:
             kwargs["stop_strings"] = list(group[0].stop_sequences)
@@ -256,11 +264,18 @@ class TransformersModel(Model):
             kwargs["logits_processor"] = [TorchGrammarProcessor(programs, self._vocab_size)]
         return kwargs
 
+    def _seeded_generate(self, seed: int | None, **kwargs: Any) -> Any:
+        """`model.generate`, after seeding torch's generator when the request has a seed, so
+        that a sampled reply repeats (a batch shares one seed: it is part of `_Request.key`)."""
+        if seed is not None:
+            self._torch.manual_seed(seed)
+        return self.model.generate(**kwargs)
+
     def _generate_group(self, group: Sequence[_Request]) -> list[_Result]:
         kwargs = self._generate_kwargs(group)
         width = kwargs["input_ids"].shape[1]
         with self._engine_lock, self._torch.inference_mode():
-            output = self.model.generate(**kwargs)
+            output = self._seeded_generate(group[0].seed, **kwargs)
         results = []
         for row, request in enumerate(group):
             generated = _strip_trailing(output[row, width:].tolist(), self._pad_id)

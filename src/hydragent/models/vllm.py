@@ -57,6 +57,7 @@ class VLLMModel(Model):
         {"json_object", "json_schema", "regex", "choice"}
     )
     loads_weights: ClassVar[bool] = True
+    takes_seed: ClassVar[bool] = True  # SamplingParams(seed=...), per request
 
     def __init__(
         self,

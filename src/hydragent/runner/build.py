@@ -47,11 +47,21 @@ def backend_name(node: DictConfig) -> str:
 
 
 def build_model(
-    node: DictConfig, cache: DictConfig | None, caps: Mapping[str, int] | None
+    node: DictConfig,
+    cache: DictConfig | None,
+    caps: Mapping[str, int] | None,
+    seed: int | None = None,
 ) -> tuple[Model, CachedModel | None]:
-    """The model the agent talks to: capped per backend, then cached; returns the cache
-    wrapper too so the runner can report hits and real calls."""
+    """The model the agent talks to: seeded, capped per backend, then cached; returns the
+    cache wrapper too so the runner can report hits and real calls.
+
+    The run's `seed` is part of the cache key even for a backend that cannot take it, so
+    that replicates (`seed=0,1`) never replay each other's sampled replies."""
     model: Model = instantiate(node, _convert_="all")
+    identity = dict(plain(node))
+    if seed is not None:
+        model.apply_seed(int(seed))
+        identity.setdefault("seed", int(seed))
     name = backend_name(node)
     limit = (caps or {}).get(name) or (caps or {}).get(type(model).__name__)
     if limit:
@@ -61,7 +71,7 @@ def build_model(
         return model, None
     path = cache.get("path") if cache is not None else None
     store = ResponseStore(Path(path).expanduser() if path else default_cache_path())
-    cached = CachedModel(model, store, mode, plain(node))
+    cached = CachedModel(model, store, mode, identity)
     return cached, cached
 
 

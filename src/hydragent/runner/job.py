@@ -182,12 +182,13 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     runner = cfg.get("runner") or OmegaConf.create({})
     task = instantiate(cfg.task, _convert_="all")
     samples = task.samples()
+    seed = cfg.get("seed")
     model, cached = build_model(
-        cfg.model, cfg.get("cache"), plain(runner.get("backend_concurrency"))
+        cfg.model, cfg.get("cache"), plain(runner.get("backend_concurrency")), seed
     )
     judge = None
     if cfg.get("judge"):
-        judge, _ = build_model(cfg.judge, cfg.get("cache"), None)
+        judge, _ = build_model(cfg.judge, cfg.get("cache"), None, seed)
     try:
         scorers = build_scorers(cfg.get("scorer"), judge)
         agent = build_agent(cfg.agent, cfg.get("tools"))
