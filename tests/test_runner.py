@@ -165,6 +165,36 @@ def test_model_graded_uses_the_judge_group_built_like_a_model(tmp_path: Path) ->
     assert summary["metrics"]["exact"]["mean"] == 1.0
 
 
+def test_the_judge_tokens_are_counted_per_sample_apart_from_the_agent(
+    tmp_path: Path, capsys
+) -> None:
+    cfg = compose_job(
+        tmp_path,
+        "model=scripted",
+        "scorer=model_graded",
+        "judge=scripted",
+        "~judge.match",
+        "judge.responses=[CORRECT]",
+        "runner.max_concurrency=4",
+    )
+    summary = run_job(cfg, tmp_path / "run")
+    records = read_lines(tmp_path / "run" / "samples.jsonl")
+    # ScriptedModel counts words: each verdict is one output word, the prompt many input words
+    assert {r["judge_token_usage"]["output_tokens"] for r in records} == {1}
+    assert all(r["judge_token_usage"]["input_tokens"] > 10 for r in records)
+    judged = sum(r["judge_token_usage"]["total_tokens"] for r in records)
+    assert summary["judge_token_usage"]["total_tokens"] == judged
+    assert summary["token_usage"]["total_tokens"] == sum(
+        r["token_usage"]["total_tokens"] for r in records
+    )
+    assert f"(judge {judged})" in capsys.readouterr().out
+
+
+def test_without_a_judge_the_judge_tokens_are_zero(tmp_path: Path) -> None:
+    summary = run_job(compose_job(tmp_path, "model=scripted"), tmp_path / "run")
+    assert summary["judge_token_usage"]["total_tokens"] == 0
+
+
 def test_model_graded_without_a_judge_fails_before_any_sample(tmp_path: Path) -> None:
     cfg = compose_job(tmp_path, "model=scripted", "scorer=model_graded")
     with pytest.raises(Exception, match="judge="):

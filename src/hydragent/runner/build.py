@@ -60,7 +60,8 @@ def build_model(
     model: Model = instantiate(node, _convert_="all")
     identity = dict(plain(node))
     if seed is not None:
-        model.apply_seed(int(seed))
+        if hasattr(model, "apply_seed"):  # a duck-typed model (no Model base) is left as is
+            model.apply_seed(int(seed))
         identity.setdefault("seed", int(seed))
     name = backend_name(node)
     limit = (caps or {}).get(name) or (caps or {}).get(type(model).__name__)

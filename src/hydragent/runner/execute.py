@@ -15,6 +15,7 @@ from hydragent.grammar import Grammar
 from hydragent.messages import TokenUsage
 from hydragent.models.base import Model
 from hydragent.runner.cache import CacheMiss
+from hydragent.runner.wrappers import UsageMeter
 from hydragent.scorers.base import Scorer
 from hydragent.secrets import mask_secrets
 from hydragent.tasks.base import Sample
@@ -31,6 +32,7 @@ class Outcome:
     error: str | None = None
     messages: list[Any] = field(default_factory=list)
     token_usage: TokenUsage = field(default_factory=TokenUsage)
+    judge_token_usage: TokenUsage = field(default_factory=TokenUsage)
     latency_s: float = 0.0
     deployment: str | None = None
     cache_miss: bool = False
@@ -47,8 +49,10 @@ def work_on(
     grammar: Grammar | None,
     scorers: list[Scorer],
     attempts: int,
+    judge: UsageMeter | None = None,
 ) -> Outcome:
-    """Run the agent (`attempts` times) and score; any failure becomes an error outcome."""
+    """Run the agent (`attempts` times) and score; any failure becomes an error outcome.
+    The tokens `judge` spent grading this sample are kept apart from the agent's."""
     started = time.perf_counter()
     outcome = Outcome(sample=sample)
     try:
@@ -76,6 +80,8 @@ def work_on(
         tail = traceback.extract_tb(error.__traceback__)[-1:]
         if tail:
             outcome.error += f" (at {tail[0].filename.rsplit('/', 1)[-1]}:{tail[0].lineno})"
+    if judge is not None:
+        outcome.judge_token_usage = judge.take()
     if outcome.status == "error":
         for scorer in scorers:
             for name, value in scorer.zero().items():

@@ -31,6 +31,7 @@ from hydragent.runner.records import (
     secret_values,
     write_json_atomic,
 )
+from hydragent.runner.wrappers import UsageMeter
 from hydragent.scorers.base import mean_and_stderr
 from hydragent.secrets import mask_override, mask_secrets
 
@@ -61,6 +62,7 @@ def to_record(outcome: Outcome, model_id: str, chash: str) -> dict[str, Any]:
         "error": outcome.error,
         "messages": outcome.messages,
         "token_usage": outcome.token_usage.dict(),
+        "judge_token_usage": outcome.judge_token_usage.dict(),
         "latency_s": round(outcome.latency_s, 4),
         "model": model_id,
         "deployment": outcome.deployment,
@@ -71,9 +73,11 @@ def to_record(outcome: Outcome, model_id: str, chash: str) -> dict[str, Any]:
 def summarise(records: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     metric_names = sorted({name for r in records for name in r["scores"]})
     usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    judge_usage = dict.fromkeys(usage, 0)
     for record in records:
         for key in usage:
             usage[key] += int(record["token_usage"].get(key, 0))
+            judge_usage[key] += int((record.get("judge_token_usage") or {}).get(key, 0))
     latencies = [r["latency_s"] for r in records]
     return {
         "metrics": {
@@ -86,6 +90,7 @@ def summarise(records: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
             "error": sum(r["status"] != "ok" for r in records),
         },
         "token_usage": usage,
+        "judge_token_usage": judge_usage,
         "latency_s": mean_and_stderr(latencies),
         **extra,
     }
@@ -96,13 +101,15 @@ def results_table(summary: dict[str, Any]) -> str:
     for name, stat in summary["metrics"].items():
         rows.append((name, f"{stat['mean']:.3f} ± {stat['stderr']:.3f}", str(stat["n"])))
     counts, usage = summary["counts"], summary["token_usage"]
+    judged = summary.get("judge_token_usage", {}).get("total_tokens", 0)
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.append(
         f"samples {counts['total']} (ok {counts['ok']}, errors {counts['error']}, "
-        f"not run {summary.get('not_run', 0)}), tokens {usage['total_tokens']}, "
-        f"wall {summary['wall_time_s']:.2f}s"
+        f"not run {summary.get('not_run', 0)}), tokens {usage['total_tokens']}"
+        + (f" (judge {judged})" if judged else "")
+        + f", wall {summary['wall_time_s']:.2f}s"
     )
     return "\n".join(lines)
 
@@ -188,7 +195,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     )
     judge = None
     if cfg.get("judge"):
-        judge, _ = build_model(cfg.judge, cfg.get("cache"), None, seed)
+        judge = UsageMeter(build_model(cfg.judge, cfg.get("cache"), None, seed)[0])
     try:
         scorers = build_scorers(cfg.get("scorer"), judge)
         agent = build_agent(cfg.agent, cfg.get("tools"))
@@ -212,7 +219,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         try:
             not_run = run_all(
                 todo,
-                lambda s: work_on(s, agent, model, grammar, scorers, attempts),
+                lambda s: work_on(s, agent, model, grammar, scorers, attempts, judge),
                 sink,
                 max_concurrency=max(1, int(runner.get("max_concurrency", 4))),
                 sample_timeout_s=runner.get("sample_timeout_s"),

@@ -23,6 +23,7 @@ RECORD_FIELDS = (
     "error",
     "messages",
     "token_usage",
+    "judge_token_usage",
     "latency_s",
     "model",
     "deployment",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Generator
 from typing import Any
 
@@ -9,6 +10,7 @@ from hydragent.messages import (
     ChatMessage,
     ChatMessageStreamDelta,
     ChatMessageToolCallStreamDelta,
+    TokenUsage,
     content_to_text,
 )
 from hydragent.models.base import Model
@@ -62,3 +64,24 @@ class ModelWrapper(Model):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.inner!r})"
+
+
+class UsageMeter(ModelWrapper):
+    """Counts the tokens the wrapped model spends on each thread. The judge is shared by every
+    sample, but a sample is scored on its own worker thread, so `take` after scoring gives
+    exactly that sample's judge tokens."""
+
+    def __init__(self, inner: Model) -> None:
+        super().__init__(inner)
+        self._spent = threading.local()
+
+    def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> ChatMessage:
+        reply = self.inner.generate(messages, *args, **kwargs)
+        self._spent.usage = getattr(self._spent, "usage", TokenUsage()) + reply.token_usage
+        return reply
+
+    def take(self) -> TokenUsage:
+        """This thread's tokens since the last `take`, and start counting afresh."""
+        spent = getattr(self._spent, "usage", TokenUsage())
+        self._spent.usage = TokenUsage()
+        return spent
