@@ -232,9 +232,7 @@ def test_a_seeded_sampled_reply_repeats_and_another_seed_differs(model: Transfor
 def test_the_run_seed_is_a_default_that_a_model_seed_overrides(tiny_dir: Path) -> None:
     run_seeded = TransformersModel(model_id=str(tiny_dir), max_new_tokens=20, temperature=1.0)
     run_seeded.apply_seed(5)
-    own_seed = TransformersModel(
-        model_id=str(tiny_dir), max_new_tokens=20, temperature=1.0, seed=9
-    )
+    own_seed = TransformersModel(model_id=str(tiny_dir), max_new_tokens=20, temperature=1.0, seed=9)
     own_seed.apply_seed(5)
     assert run_seeded.kwargs["seed"] == 5 and own_seed.kwargs["seed"] == 9
     assert run_seeded.generate(QUESTION).content == run_seeded.generate(QUESTION).content
