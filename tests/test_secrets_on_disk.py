@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from pathlib import Path
 
+import pytest
+
 from hydragent.runner import run_job
+from hydragent.runner.records import record_line
+from hydragent.secrets import MASK
 from test_runner_support import compose_job, run_cli
 
 SECRET = "sk-hydragent-test-0123456789abcdef"
@@ -95,3 +100,18 @@ def test_an_error_that_quotes_the_key_is_redacted(tmp_path: Path) -> None:
     text = (tmp_path / "run" / "samples.jsonl").read_text()
     assert "Incorrect API key provided: ***" in text
     assert SECRET not in text
+
+
+@pytest.mark.parametrize("secret", ["sk-plain-123", 'sk-"quoted"\\slash', "sk-ünïcode-ключ"])
+def test_a_record_line_never_holds_a_secret_however_json_escapes_it(secret: str) -> None:
+    record = {"error": f"denied for key {secret}", "messages": [{"content": [secret]}], "n": 1}
+    redacted, line = record_line(record, [secret])
+    assert json.dumps(secret)[1:-1] not in line and secret not in line
+    assert json.loads(line) == redacted
+    assert redacted["error"] == f"denied for key {MASK}"
+    assert redacted["messages"][0]["content"] == [MASK]
+
+
+def test_a_record_without_secrets_is_written_as_it_is() -> None:
+    record = {"answer": "Paris", "scores": {"exact": 1.0}}
+    assert record_line(record, ["sk-elsewhere"]) == (record, json.dumps(record))

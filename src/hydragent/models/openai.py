@@ -426,12 +426,15 @@ class OpenAIServerModel(ChatCompletionsModel):
         return {"response_format": grammar.to_response_format()}
 
     def send(self, request: dict[str, Any]) -> Any:
-        """POST the request as built, through the SDK's own `post` (auth, headers, timeouts,
-        error types and the ChatCompletion model all kept). `chat.completions.create` would
-        first walk the plain-JSON request against the SDK's TypedDicts, which costs a sixth of
-        a tool-calling call's CPU and, with many threads, the runner's throughput
-        (benchmarks/p1_runner.py). Streams, and a client that is not the openai SDK's, go
-        through `create`."""
+        """POST the request as built through the SDK's own `post` (auth, headers, timeouts
+        and error types kept) and read the reply as plain JSON, so `message.raw` is the
+        server's body. `chat.completions.create` would first walk the plain-JSON request
+        against the SDK's TypedDicts, and then build a typed ChatCompletion that hydragent
+        reads once: together about a third of a tool-calling call's client CPU, which sets
+        the runner's pace at high concurrency (benchmarks/p1_runner.py). Streams, and a
+        client that is not the openai SDK's, go through `create`."""
+        import httpx
+
         openai = self._openai_module()
         client = self.client
         if request.get("stream") or not isinstance(client, openai.OpenAI):
@@ -442,12 +445,8 @@ class OpenAIServerModel(ChatCompletionsModel):
             for argument, option in _REQUEST_OPTIONS.items()
             if argument in body
         }
-        return client.post(
-            "/chat/completions",
-            body=body,
-            options=options,
-            cast_to=openai.types.chat.ChatCompletion,
-        )
+        reply = client.post("/chat/completions", body=body, options=options, cast_to=httpx.Response)
+        return reply.json()
 
 
 OpenAIModel = OpenAIServerModel

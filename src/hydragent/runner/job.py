@@ -27,6 +27,7 @@ from hydragent.runner.records import (
     RecordWriter,
     config_hash,
     keep_for_resume,
+    record_line,
     redact,
     secret_values,
     write_json_atomic,
@@ -149,8 +150,8 @@ class ResultSink:
         if outcome.status == "error":
             for name, value in self.zero.items():
                 outcome.scores.setdefault(name, value)
-        record = redact(to_record(outcome, **self.stamp), self.secrets)
-        self.writer.write(record)
+        record, line = record_line(to_record(outcome, **self.stamp), self.secrets)
+        self.writer.write(line)
         self.records[outcome.sample.id] = record
         self.errors += outcome.status != "ok"
         self.tokens += outcome.token_usage.total_tokens
