@@ -430,8 +430,8 @@ class OpenAIServerModel(ChatCompletionsModel):
         and error types kept) and read the reply as plain JSON, so `message.raw` is the
         server's body. `chat.completions.create` would first walk the plain-JSON request
         against the SDK's TypedDicts, and then build a typed ChatCompletion that hydragent
-        reads once: together about a third of a tool-calling call's client CPU, which sets
-        the runner's pace at high concurrency (benchmarks/p1_runner.py). Streams, and a
+        reads once; each cost about a fifth of a tool-calling call's client CPU, and that CPU
+        sets the runner's pace at high concurrency (docs/benchmarks.md). Streams, and a
         client that is not the openai SDK's, go through `create`."""
         import httpx
 
