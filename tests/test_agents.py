@@ -218,3 +218,71 @@ def test_agents_keep_no_per_sample_state_across_threads() -> None:
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = list(pool.map(lambda i: agent.run(f"task {i}", model), range(6)))
     assert [r.answer for r in results] == [str(i * 10) for i in range(6)]
+
+
+class SchemaRecorder(ScriptedModel):
+    """A scripted model that also keeps the JSON schemas of the tools each step offered."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.offered: list[dict[str, Any]] = []
+
+    def generate(
+        self,
+        messages,
+        stop_sequences=None,
+        response_format=None,
+        tools_to_call_from=None,
+        grammar=None,
+        **kwargs,
+    ):
+        self.offered.append(
+            {t.name: t.json_schema()["function"]["parameters"] for t in tools_to_call_from or []}
+        )
+        return super().generate(
+            messages, stop_sequences, response_format, tools_to_call_from, grammar, **kwargs
+        )
+
+
+def test_a_task_grammar_shapes_the_final_answer_not_the_tool_steps() -> None:
+    schema = {"type": "object", "properties": {"total": {"type": "number"}}, "required": ["total"]}
+    model = SchemaRecorder(
+        responses=[
+            {"tool_calls": [{"name": "calculator", "arguments": {"expression": "6 * 7"}}]},
+            {"tool_calls": [{"name": "final_answer", "arguments": {"answer": {"total": 42}}}]},
+        ]
+    )
+    grammar = Grammar(type="json_schema", schema=schema)
+    result = ToolCallingAgent(tools=CALCULATOR).run("6 times 7, as JSON", model, grammar=grammar)
+    assert result.status == "ok" and json.loads(result.answer) == {"total": 42}
+    assert [call["grammar"] for call in model.calls] == [None, None]  # steps stay free to call
+    answer = model.offered[0]["final_answer"]["properties"]["answer"]
+    assert {k: v for k, v in answer.items() if k != "description"} == schema
+
+
+def test_a_final_answer_outside_the_choices_is_an_observation_and_the_run_goes_on() -> None:
+    model = ScriptedModel(
+        responses=[
+            {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "maybe"}}]},
+            {"tool_calls": [{"name": "final_answer", "arguments": {"answer": "yes"}}]},
+        ]
+    )
+    grammar = Grammar(type="choice", choices=["yes", "no"])
+    result = ToolCallingAgent().run("Is 7 prime?", model, grammar=grammar)
+    assert result.answer == "yes" and result.steps == 2
+    assert "must be one of 'yes', 'no', got 'maybe'" in result.messages[3]["content"]
+
+
+def test_the_forced_final_answer_after_max_steps_is_held_to_the_grammar() -> None:
+    model = ScriptedModel(
+        responses=[
+            {"tool_calls": [{"name": "calculator", "arguments": {"expression": "1 + 1"}}]},
+            "no",
+        ]
+    )
+    grammar = Grammar(type="choice", choices=["yes", "no"])
+    result = ToolCallingAgent(tools=CALCULATOR, max_steps=1).run(
+        "Is 2 odd?", model, grammar=grammar
+    )
+    assert result.answer == "no"
+    assert model.calls[-1]["grammar"]["type"] == "choice" and model.calls[-1]["tools"] == []

@@ -54,6 +54,19 @@ class Grammar(BaseModel):
         """The schema as a dict (resolved from a file at validation time)."""
         return self.json_schema if isinstance(self.json_schema, dict) else None
 
+    def value_schema(self) -> dict[str, Any]:
+        """The JSON schema of one value that obeys this grammar, for a tool argument that
+        carries the answer (the tool-calling agent's `final_answer`)."""
+        if self.type == "json_schema":
+            return dict(self.schema or {})
+        if self.type == "json_object":
+            return {"type": "object"}
+        if self.type == "choice":
+            return {"type": "string", "enum": list(self.choices or [])}
+        if self.type == "regex":
+            return {"type": "string", "pattern": self.pattern}
+        return {}
+
     def to_response_format(self) -> dict[str, Any]:
         """OpenAI-style `response_format`; only JSON kinds have one."""
         if self.type == "json_object":

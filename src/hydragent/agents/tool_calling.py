@@ -54,12 +54,10 @@ class ToolCallingAgent(Agent):
             {"role": "user", "content": task},
         ]
         usage = TokenUsage()
-        tools = list(self.tools.values())
+        tools = self._tools_for(grammar)
         for step in range(1, self.max_steps + 1):
             try:
-                reply = model.generate(
-                    messages, tools_to_call_from=tools, grammar=grammar, **self.generate_kwargs
-                )
+                reply = model.generate(messages, tools_to_call_from=tools, **self.generate_kwargs)
             except Exception as error:  # a backend failure ends the sample, with its cause
                 return _failed(messages, usage, step, error)
             usage = usage + reply.token_usage
@@ -83,7 +81,7 @@ class ToolCallingAgent(Agent):
             listing = json.dumps([c.dict() for c in calls], default=str)
             entry["content"] = (text + "\n" if text else "") + "Calling tools:\n" + listing
             messages.append(entry)
-            outcomes = self._run_calls(calls)
+            outcomes = self._run_calls(calls, {tool.name: tool for tool in tools})
             for call, (value, error) in zip(calls, outcomes, strict=True):
                 if call.function.name == "final_answer" and error is None:
                     return AgentResult(
@@ -106,22 +104,22 @@ class ToolCallingAgent(Agent):
                 )
         return self._final_answer(messages, model, usage, grammar)
 
-    def _run_calls(self, calls: list[ChatMessageToolCall]) -> list[tuple[Any, str | None]]:
-        if len(calls) <= 1:
-            return [self._run_call(call) for call in calls]
-        with ThreadPoolExecutor(max_workers=min(self.max_parallel_tools, len(calls))) as pool:
-            return list(pool.map(self._run_call, calls))
+    def _tools_for(self, grammar: Grammar | None) -> list[Tool]:
+        """The tools offered at each step. The task's grammar describes the final answer, not
+        the steps, so it shapes final_answer's argument instead of every reply: on a local
+        backend, decoding each reply to the answer's grammar would rule out the tool calls."""
+        if grammar is None:
+            return list(self.tools.values())
+        others = [tool for name, tool in self.tools.items() if name != "final_answer"]
+        return [*others, FinalAnswerTool(grammar.value_schema())]
 
-    def _run_call(self, call: ChatMessageToolCall) -> tuple[Any, str | None]:
-        tool = self.tools.get(call.function.name)
-        if tool is None:
-            return None, (
-                f"unknown tool {call.function.name!r}; available tools: {', '.join(self.tools)}"
-            )
-        try:
-            return tool.call(call.function.arguments), None
-        except Exception as error:  # tool failures are observations the model can act on
-            return None, f"{type(error).__name__}: {error}"
+    def _run_calls(
+        self, calls: list[ChatMessageToolCall], tools: dict[str, Tool]
+    ) -> list[tuple[Any, str | None]]:
+        if len(calls) <= 1:
+            return [_run_call(call, tools) for call in calls]
+        with ThreadPoolExecutor(max_workers=min(self.max_parallel_tools, len(calls))) as pool:
+            return list(pool.map(lambda call: _run_call(call, tools), calls))
 
     def _final_answer(
         self,
@@ -144,6 +142,16 @@ class ToolCallingAgent(Agent):
             steps=step,
             deployment=reply.metadata.get("deployment"),
         )
+
+
+def _run_call(call: ChatMessageToolCall, tools: dict[str, Tool]) -> tuple[Any, str | None]:
+    tool = tools.get(call.function.name)
+    if tool is None:
+        return None, f"unknown tool {call.function.name!r}; available tools: {', '.join(tools)}"
+    try:
+        return tool.call(call.function.arguments), None
+    except Exception as error:  # tool failures are observations the model can act on
+        return None, f"{type(error).__name__}: {error}"
 
 
 def describe_tools(tools: dict[str, Tool]) -> str:

@@ -94,6 +94,11 @@ class Tool:
                     f"tool {self.name!r}: argument {name!r} must be {spec['type']}, "
                     f"got {type(value).__name__} {value!r}"
                 )
+            if "enum" in spec and value not in spec["enum"]:
+                raise ToolArgumentError(
+                    f"tool {self.name!r}: argument {name!r} must be one of "
+                    f"{', '.join(map(repr, spec['enum']))}, got {value!r}"
+                )
         return dict(arguments)
 
     def json_schema(self) -> dict[str, Any]:

@@ -46,6 +46,14 @@ class FinalAnswerTool(Tool):
     inputs = {"answer": {"type": "any", "description": "The final answer to the task."}}
     output_type = "any"
 
+    def __init__(self, answer_schema: dict[str, Any] | None = None) -> None:
+        """`answer_schema` (a JSON schema) is what the answer must be, e.g. the task's
+        `grammar=` as `Grammar.value_schema()`; servers that enforce tool schemas hold the
+        answer to it."""
+        if answer_schema:
+            description = "The final answer to the task, as this schema requires."
+            self.inputs = {"answer": {**answer_schema, "description": description}}
+
     def forward(self, answer: Any) -> Any:
         return answer
 
