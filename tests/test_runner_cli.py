@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from hydragent import cli
+from hydragent.runner import launchers
 from hydragent.runner.launchers import plugin_installed
 from test_runner_support import read_lines, run_cli
 
@@ -58,7 +60,16 @@ def _sweep(tmp_path: Path, *extra: str):
     return sweep_dir
 
 
-@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local"])
+RAY = pytest.param(
+    "ray",
+    marks=pytest.mark.skipif(
+        not plugin_installed("hydra_plugins.hydra_ray_launcher"),
+        reason="the ray launcher needs hydra-ray-launcher (pip install 'hydragent[ray]')",
+    ),
+)
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local", RAY])
 def test_a_sweep_writes_one_folder_per_job(tmp_path: Path, launcher: str) -> None:
     sweep_dir = _sweep(tmp_path, f"hydra/launcher={launcher}")
     summaries = [json.loads((sweep_dir / n / "summary.json").read_text()) for n in ("0", "1")]
@@ -81,27 +92,17 @@ def test_rerunning_a_sweep_resumes_each_job(tmp_path: Path) -> None:
         assert len(read_lines(sweep_dir / job / "samples.jsonl")) == 3
 
 
-@pytest.mark.skipif(
-    plugin_installed("hydra_plugins.hydra_ray_launcher"), reason="hydra-ray-launcher is installed"
-)
-def test_the_ray_preset_without_its_plugin_names_the_package(tmp_path: Path) -> None:
-    result = run_cli(
-        "run",
-        "-m",
-        *SMOKE,
-        "hydra/launcher=ray",
-        f"hydra.sweep.dir={tmp_path / 's'}",
-        cwd=tmp_path,
-    )
-    assert result.returncode != 0
-    assert "pip install hydra-ray-launcher" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-@pytest.mark.skipif(
-    not plugin_installed("hydra_plugins.hydra_ray_launcher"),
-    reason="the ray launcher needs hydra-ray-launcher (pip install hydra-ray-launcher)",
-)
-def test_a_sweep_on_ray(tmp_path: Path) -> None:
-    sweep_dir = _sweep(tmp_path, "hydra/launcher=ray")
-    assert (sweep_dir / "1" / "summary.json").exists()
+def test_a_launcher_without_its_plugin_stops_in_one_line_naming_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    absent = ("hydra_plugins.not_installed_launcher", "hydra-ray-launcher")
+    monkeypatch.setitem(launchers.LAUNCHER_PLUGINS, "ray", absent)
+    sweep_dir = tmp_path / "s"
+    code = cli.main(["run", "-m", *SMOKE, "hydra/launcher=ray", f"hydra.sweep.dir={sweep_dir}"])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert error.strip().splitlines() == [
+        "hydragent: hydra/launcher=ray needs the hydra-ray-launcher plugin: "
+        "pip install hydra-ray-launcher (or pip install 'hydragent[ray]')"
+    ]
+    assert not sweep_dir.exists()  # nothing ran

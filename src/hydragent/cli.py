@@ -137,9 +137,13 @@ def run_hydra_app(command: str, args: list[str]) -> int:
 
     from hydragent.config import conf_dir, prepare_overrides
     from hydragent.config.secrets_guard import mask_text, protect_secret_overrides
+    from hydragent.runner.launchers import missing_launcher_plugin
 
     args, secrets = protect_secret_overrides(args)
     args = prepare_overrides(args)
+    missing_plugin = missing_launcher_plugin(args)
+    if missing_plugin:
+        return fail(missing_plugin, 2)
     scratch = None
     if command == "validate":  # validation writes nothing: its job folder is thrown away
         scratch = tempfile.mkdtemp(prefix="hydragent-validate-")

@@ -1,22 +1,22 @@
-"""Launcher presets' safety net: a missing Hydra launcher plugin fails in one clear line."""
+"""Launcher presets (`hydra/launcher=`) that come from optional Hydra plugins.
+
+hydragent keeps no YAML for them: a config file with a plugin's name shadows the plugin's own
+schema, and with the plugin installed the two fail to merge. A missing plugin would leave
+Hydra's "could not find" message, so the CLI checks first and names the package to install.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterable
 
-from hydra.experimental.callback import Callback
-
-
-class RequirePlugin(Callback):
-    """A Hydra callback that a launcher preset adds; Hydra builds callbacks before the
-    launcher, so the user reads which pip package to install instead of a plugin traceback."""
-
-    def __init__(self, module: str, pip_package: str, launcher: str) -> None:
-        if not plugin_installed(module):
-            raise ImportError(
-                f"hydra/launcher={launcher} needs the {pip_package} plugin: "
-                f"pip install {pip_package}"
-            )
+#: preset name -> (the plugin's module, its pip package)
+LAUNCHER_PLUGINS: dict[str, tuple[str, str]] = {
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
+}
 
 
 def plugin_installed(module: str) -> bool:
@@ -24,3 +24,19 @@ def plugin_installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except ModuleNotFoundError:
         return False
+
+
+def missing_launcher_plugin(overrides: Iterable[str]) -> str | None:
+    """The one-line error for a `hydra/launcher=NAME` override whose plugin is missing."""
+    for override in overrides:
+        key, _, name = override.partition("=")
+        if key.lstrip("+") != "hydra/launcher" or name not in LAUNCHER_PLUGINS:
+            continue
+        module, package = LAUNCHER_PLUGINS[name]
+        if not plugin_installed(module):
+            extra = "ray" if name == "ray" else "launchers"
+            return (
+                f"hydra/launcher={name} needs the {package} plugin: pip install {package} "
+                f"(or pip install 'hydragent[{extra}]')"
+            )
+    return None
