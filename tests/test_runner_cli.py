@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hydragent import cli
-from hydragent.runner import launchers
-from hydragent.runner.launchers import plugin_installed
+from hydragent.config import launchers
+from hydragent.config.launchers import plugin_installed
 from test_runner_support import read_lines, run_cli
 
 SMOKE = ("model=scripted", "task=smoke", "agent=direct", "scorer=exact")

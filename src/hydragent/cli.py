@@ -136,8 +136,8 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     import hydra
 
     from hydragent.config import conf_dir, prepare_overrides
+    from hydragent.config.launchers import missing_launcher_plugin
     from hydragent.config.secrets_guard import mask_text, protect_secret_overrides
-    from hydragent.runner.launchers import missing_launcher_plugin
 
     args, secrets = protect_secret_overrides(args)
     args = prepare_overrides(args)
