@@ -95,7 +95,7 @@ def test_rerunning_a_sweep_resumes_each_job(tmp_path: Path) -> None:
 def test_a_launcher_without_its_plugin_stops_in_one_line_naming_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    absent = ("hydra_plugins.not_installed_launcher", "hydra-ray-launcher")
+    absent = ("hydra_plugins.not_installed_launcher", "hydra-ray-launcher", "ray")
     monkeypatch.setitem(launchers.LAUNCHER_PLUGINS, "ray", absent)
     sweep_dir = tmp_path / "s"
     code = cli.main(["run", "-m", *SMOKE, "hydra/launcher=ray", f"hydra.sweep.dir={sweep_dir}"])

@@ -54,7 +54,8 @@ class ToolCallingAgent(Agent):
             {"role": "user", "content": task},
         ]
         usage = TokenUsage()
-        tools = self._tools_for(grammar)
+        offered = self._tools_for(grammar)
+        tools = list(offered.values())
         for step in range(1, self.max_steps + 1):
             try:
                 reply = model.generate(messages, tools_to_call_from=tools, **self.generate_kwargs)
@@ -81,7 +82,7 @@ class ToolCallingAgent(Agent):
             listing = json.dumps([c.dict() for c in calls], default=str)
             entry["content"] = (text + "\n" if text else "") + "Calling tools:\n" + listing
             messages.append(entry)
-            outcomes = self._run_calls(calls, {tool.name: tool for tool in tools})
+            outcomes = self._run_calls(calls, offered)
             for call, (value, error) in zip(calls, outcomes, strict=True):
                 if call.function.name == "final_answer" and error is None:
                     return AgentResult(
@@ -104,14 +105,13 @@ class ToolCallingAgent(Agent):
                 )
         return self._final_answer(messages, model, usage, grammar)
 
-    def _tools_for(self, grammar: Grammar | None) -> list[Tool]:
+    def _tools_for(self, grammar: Grammar | None) -> dict[str, Tool]:
         """The tools offered at each step. The task's grammar describes the final answer, not
         the steps, so it shapes final_answer's argument instead of every reply: on a local
         backend, decoding each reply to the answer's grammar would rule out the tool calls."""
         if grammar is None:
-            return list(self.tools.values())
-        others = [tool for name, tool in self.tools.items() if name != "final_answer"]
-        return [*others, FinalAnswerTool(grammar.value_schema())]
+            return self.tools
+        return {**self.tools, "final_answer": FinalAnswerTool(grammar.value_schema())}
 
     def _run_calls(
         self, calls: list[ChatMessageToolCall], tools: dict[str, Tool]

@@ -10,12 +10,14 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterable
 
-#: preset name -> (the plugin's module, its pip package)
-LAUNCHER_PLUGINS: dict[str, tuple[str, str]] = {
-    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
-    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
-    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher"),
-    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher"),
+_JOBLIB = ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "launchers")
+_SUBMITIT = ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "launchers")
+#: preset name -> (the plugin's module, its pip package, the hydragent extra that has it)
+LAUNCHER_PLUGINS: dict[str, tuple[str, str, str]] = {
+    "joblib": _JOBLIB,
+    "submitit_local": _SUBMITIT,
+    "submitit_slurm": _SUBMITIT,
+    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "ray"),
 }
 
 
@@ -32,9 +34,8 @@ def missing_launcher_plugin(overrides: Iterable[str]) -> str | None:
         key, _, name = override.partition("=")
         if key.lstrip("+") != "hydra/launcher" or name not in LAUNCHER_PLUGINS:
             continue
-        module, package = LAUNCHER_PLUGINS[name]
+        module, package, extra = LAUNCHER_PLUGINS[name]
         if not plugin_installed(module):
-            extra = "ray" if name == "ray" else "launchers"
             return (
                 f"hydra/launcher={name} needs the {package} plugin: pip install {package} "
                 f"(or pip install 'hydragent[{extra}]')"

@@ -77,10 +77,14 @@ class LiteLLMModel(ChatCompletionsModel):
     def create_client(self) -> Any:
         return import_litellm()
 
+    def answering_models(self) -> list[str]:
+        """The litellm model ids that may answer a call."""
+        return [str(self.model_id)]
+
     def apply_seed(self, seed: int) -> None:
-        """Only for providers that take `seed`: litellm rejects it for the others (e.g.
-        `anthropic/`)."""
-        if takes_seed(str(self.model_id)):
+        """Only when every model that may answer takes `seed`: litellm rejects it for the
+        other providers (e.g. `anthropic/`)."""
+        if all(takes_seed(model) for model in self.answering_models()):
             super().apply_seed(seed)
 
     def send(self, request: dict[str, Any]) -> Any:

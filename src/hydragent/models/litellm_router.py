@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hydragent.models.litellm import LiteLLMModel, import_litellm, takes_seed
+from hydragent.models.litellm import LiteLLMModel, import_litellm
 
 
 class LiteLLMRouterModel(LiteLLMModel):
@@ -57,11 +57,13 @@ class LiteLLMRouterModel(LiteLLMModel):
 
         return Router(model_list=self.model_list, **self.client_kwargs)
 
-    def apply_seed(self, seed: int) -> None:
-        """Only when every deployment of the group takes `seed`, since any may answer."""
-        group = [e for e in self.model_list if e.get("model_name") == self.model_id]
-        if all(takes_seed(str((e.get("litellm_params") or {}).get("model"))) for e in group):
-            super(LiteLLMModel, self).apply_seed(seed)  # past the single-model check
+    def answering_models(self) -> list[str]:
+        """Every deployment of the group: the Router may send a call to any of them."""
+        return [
+            str((entry.get("litellm_params") or {}).get("model"))
+            for entry in self.model_list
+            if entry.get("model_name") == self.model_id
+        ]
 
     def connection_kwargs(self) -> dict[str, Any]:
         return {}  # endpoints and retries belong to the deployments and the Router
