@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from hydragent.generation import GenerationConfig
 from hydragent.messages import (
     ChatMessage,
     ChatMessageStreamDelta,
@@ -13,7 +14,14 @@ from hydragent.messages import (
     MessageRole,
     TokenUsage,
 )
-from hydragent.models.base import REMOVE_PARAMETER, ApiModel, Model, RetryPolicy
+from hydragent.models.base import (
+    REMOVE_PARAMETER,
+    ApiModel,
+    Capabilities,
+    Model,
+    RetryPolicy,
+    dry_build,
+)
 
 if TYPE_CHECKING:
     from hydragent.grammar import Grammar
@@ -49,10 +57,12 @@ __all__ = [
     "ApiModel",
     "AzureOpenAIModel",
     "AzureOpenAIServerModel",
+    "Capabilities",
     "ChatMessage",
     "ChatMessageStreamDelta",
     "ChatMessageToolCall",
     "ChatMessageToolCallFunction",
+    "GenerationConfig",
     "HfApiModel",
     "InferenceClientModel",
     "LiteLLMModel",
@@ -68,6 +78,7 @@ __all__ = [
     "TransformersModel",
     "VLLMModel",
     "backend_class",
+    "dry_build",
     "grammar_support_error",
 ]
 

@@ -8,6 +8,8 @@ bottom: build the request, call the client through `call_api`, convert the respo
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import dataclasses
 import inspect
 import json
 import logging
@@ -16,11 +18,12 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hydragent.generation import GenerationConfig
 from hydragent.grammar import Grammar
 from hydragent.messages import (
     ChatMessage,
@@ -55,17 +58,23 @@ TOOL_ROLE_CONVERSIONS = {
 
 # --- stop sequences ------------------------------------------------------------------------
 
-_NO_STOP_FAMILIES = re.compile(r"^(o3|o4|gpt-5|grok)")
+# smolagents' own pattern (models.supports_stop_parameter), matched on the name after the
+# last "/": o3 and o4 (bare or with a -/. suffix, o3-mini excepted), gpt-5*, and grok-* with
+# an optional vendor prefix such as "xai.grok-4".
+_NO_STOP_PATTERN = re.compile(
+    r"^((o3(?:$|[-.].*)|o4(?:$|[-.].*)|gpt-5.*)"
+    r"|([A-Za-z][A-Za-z0-9_-]*\.)?grok-[A-Za-z0-9][A-Za-z0-9_.-]*)$"
+)
 
 
 def supports_stop_parameter(model_id: str | None) -> bool:
     """Whether the model accepts `stop`; OpenAI reasoning models and grok reject it."""
     if not model_id:
         return True
-    name = model_id.rsplit("/", 1)[-1].lower()
-    if name == "o3-mini" or name.startswith("o3-mini-"):
+    name = model_id.split("/")[-1]
+    if name == "o3-mini":
         return True
-    return not _NO_STOP_FAMILIES.match(name)
+    return not _NO_STOP_PATTERN.match(name)
 
 
 def trim_at_stop(text: str | None, stop_sequences: Iterable[str] | None) -> str | None:
@@ -198,6 +207,42 @@ def parse_tool_arguments(arguments: Any) -> Any:
     return arguments
 
 
+# --- dry build and capabilities -------------------------------------------------------------
+
+_DRY_BUILD: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "hydragent_dry_build", default=False
+)
+
+
+@contextlib.contextmanager
+def dry_build() -> Iterator[None]:
+    """Build models cheaply: inside it, constructors load no weights, open no connection and
+    need no client library; what a real run would lack is reported by
+    `model.environment_problems()` instead of raised. `hydragent validate` builds this way."""
+    token = _DRY_BUILD.set(True)
+    try:
+        yield
+    finally:
+        _DRY_BUILD.reset(token)
+
+
+def in_dry_build() -> bool:
+    """Whether the current context is a `dry_build()`."""
+    return _DRY_BUILD.get()
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What one model instance can do; assembly checks a config against it."""
+
+    grammars: frozenset[str] = frozenset()
+    native_tools: bool = False
+    streaming: bool = False
+    images: bool = False
+    stop: bool = True
+    reasoning: bool = False
+
+
 # --- the contract --------------------------------------------------------------------------
 
 
@@ -217,6 +262,12 @@ class Model:
     loads_weights: ClassVar[bool] = False
     #: its sampling takes a `seed` generation parameter, so the run's `seed` reaches it.
     takes_seed: ClassVar[bool] = False
+    #: calls tools natively (the API's tool-calling field), rather than reading JSON from text.
+    native_tools: ClassVar[bool] = False
+    #: takes image parts in messages.
+    takes_images: ClassVar[bool] = False
+    #: returns reasoning apart from the answer.
+    returns_reasoning: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -225,8 +276,10 @@ class Model:
         custom_role_conversions: dict[str, str] | None = None,
         tool_name_key: str = "name",
         tool_arguments_key: str = "arguments",
+        generation: GenerationConfig | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        self.generation = GenerationConfig.coerce(generation)
         self.model_id = model_id
         self.flatten_messages_as_text = flatten_messages_as_text
         self.custom_role_conversions = (
@@ -266,6 +319,28 @@ class Model:
 
     def cleanup(self) -> None:
         """Release engines or connections; the runner calls it once a job ends."""
+
+    @property
+    def supports_stop_parameter(self) -> bool:
+        """Whether requests may carry `stop` (smolagents' name); o3, o4, gpt-5, grok may not."""
+        return supports_stop_parameter(self.model_id or "")
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this instance can do (grammars, tools, streaming, images, stop, reasoning)."""
+        return Capabilities(
+            grammars=frozenset(self.supported_grammars),
+            native_tools=self.native_tools,
+            streaming=type(self).generate_stream is not Model.generate_stream,
+            images=self.takes_images,
+            stop=self.supports_stop_parameter,
+            reasoning=self.returns_reasoning,
+        )
+
+    def environment_problems(self) -> list[tuple[str, str]]:
+        """What a real run of this model would lack here: [(config key relative to the model
+        node, one line with the fix)]. Empty when it can run. Cheap: no network, no weights."""
+        return []
 
     def apply_seed(self, seed: int) -> None:
         """Follow the run's `seed` (the top-level config key), so that sampled runs repeat and
