@@ -1,0 +1,231 @@
+"""Is job B better than job A on the same samples? Paired comparisons of per-sample scores.
+
+Two jobs run on the same sample ids are compared sample by sample: the difference b - a of
+each sample's score, its mean, and a confidence interval. Pairing removes the spread between
+easy and hard samples, so it finds differences that two independent CIs hide. The interval is
+the paired t interval (scipy's `ttest_rel`), or, when samples belong to groups (several
+questions from one document, one problem in several variants), a cluster-robust one
+(statsmodels OLS on a constant with cluster standard errors, t with G-1 degrees of freedom):
+samples in one group are not independent, and the plain SE would be too small. Binary scores
+also get McNemar's test (statsmodels), exact below 25 discordant pairs. A CI that holds 0
+reads "not distinguishable".
+
+Only samples scored in both jobs are paired: an errored sample has no score (it is counted
+apart, never as 0), so its pair is left out and counted in `excluded`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+EXACT_BELOW = 25  # discordant pairs under which McNemar uses the exact binomial test
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """McNemar's test on the discordant pairs of two binary scores."""
+
+    a_only: int  # samples A got right and B got wrong
+    b_only: int  # samples B got right and A got wrong
+    statistic: float
+    p_value: float
+    exact: bool
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of b - a over paired samples, with its CI; `distinguishable` when the CI excludes 0."""
+
+    metric: str
+    n: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    confidence: float
+    method: str
+    clusters: int | None = None
+    excluded: int = 0
+    mcnemar: McNemar | None = None
+
+    @property
+    def distinguishable(self) -> bool:
+        return bool(self.ci_low > 0 or self.ci_high < 0)
+
+    @property
+    def verdict(self) -> str:
+        if not self.distinguishable:
+            return "not distinguishable"
+        return f"B {'higher' if self.diff > 0 else 'lower'} by {abs(self.diff):.3g}"
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["distinguishable"] = self.distinguishable
+        data["verdict"] = self.verdict
+        return {k: _json_number(v) for k, v in data.items()}
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_number(v) for k, v in value.items()}
+    return value
+
+
+def is_binary(values: np.ndarray) -> bool:
+    return bool(np.isin(values, (0.0, 1.0)).all())
+
+
+def mcnemar_test(a: Sequence[float], b: Sequence[float]) -> McNemar:
+    """McNemar's test of two paired 0/1 score vectors (statsmodels)."""
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if not (is_binary(x) and is_binary(y)):
+        raise ValueError("McNemar's test needs 0/1 scores")
+    both = int(((x == 1) & (y == 1)).sum())
+    a_only = int(((x == 1) & (y == 0)).sum())
+    b_only = int(((x == 0) & (y == 1)).sum())
+    neither = int(((x == 0) & (y == 0)).sum())
+    exact = a_only + b_only < EXACT_BELOW
+    result = mcnemar([[both, a_only], [b_only, neither]], exact=exact, correction=True)
+    return McNemar(a_only, b_only, float(result.statistic), float(result.pvalue), exact)
+
+
+def paired_difference(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    groups: Sequence[Any] | None = None,
+    confidence: float = 0.95,
+    metric: str = "score",
+    excluded: int = 0,
+) -> PairedDifference:
+    """The paired difference b - a with a `confidence` CI; cluster-robust when `groups` holds
+    at least two distinct groups."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"paired scores need equal lengths, got {x.shape} and {y.shape}")
+    d = y - x
+    n = len(d)
+    common = {
+        "metric": metric,
+        "n": n,
+        "mean_a": float(x.mean()) if n else math.nan,
+        "mean_b": float(y.mean()) if n else math.nan,
+        "diff": float(d.mean()) if n else math.nan,
+        "confidence": confidence,
+        "excluded": excluded,
+        "mcnemar": mcnemar_test(x, y) if n and is_binary(x) and is_binary(y) else None,
+    }
+    labels = list(groups) if groups is not None else []
+    clusters = len(set(labels)) if labels else 0
+    if n < 2:
+        nan = math.nan
+        return PairedDifference(
+            **common, stderr=nan, ci_low=nan, ci_high=nan, p_value=nan, method="too few pairs"
+        )
+    if np.all(d == d[0]):  # no spread: every pair differs by the same amount
+        value = float(d[0])
+        return PairedDifference(
+            **common,
+            stderr=0.0,
+            ci_low=value,
+            ci_high=value,
+            p_value=1.0 if value == 0 else 0.0,
+            method="identical differences",
+            clusters=clusters or None,
+        )
+    if clusters >= 2:
+        if len(labels) != n:
+            raise ValueError(f"groups has {len(labels)} labels for {n} pairs")
+        import statsmodels.api as sm
+
+        codes = np.unique(np.asarray([str(g) for g in labels]), return_inverse=True)[1]
+        fit = sm.OLS(d, np.ones(n)).fit(cov_type="cluster", cov_kwds={"groups": codes}, use_t=True)
+        low, high = fit.conf_int(alpha=1 - confidence)[0]
+        return PairedDifference(
+            **common,
+            stderr=float(fit.bse[0]),
+            ci_low=float(low),
+            ci_high=float(high),
+            p_value=float(fit.pvalues[0]),
+            method=f"cluster-robust ({clusters} groups)",
+            clusters=clusters,
+        )
+    from scipy import stats
+
+    test = stats.ttest_rel(y, x)
+    interval = test.confidence_interval(confidence_level=confidence)
+    return PairedDifference(
+        **common,
+        stderr=float(d.std(ddof=1) / math.sqrt(n)),
+        ci_low=float(interval.low),
+        ci_high=float(interval.high),
+        p_value=float(test.pvalue),
+        method="paired t",
+    )
+
+
+def group_of(record: Mapping[str, Any], key: str = "group") -> Any:
+    """A sample's group label: the record's `key` field, or its metadata's; None if absent."""
+    if record.get(key) is not None:
+        return record[key]
+    metadata = record.get("metadata")
+    return metadata.get(key) if isinstance(metadata, Mapping) else None
+
+
+def scored(record: Mapping[str, Any]) -> bool:
+    """A sample counts in a metric only when it finished: an error is no score (never a 0)."""
+    return record.get("status", "ok") == "ok"
+
+
+def compare_records(
+    records_a: Iterable[Mapping[str, Any]],
+    records_b: Iterable[Mapping[str, Any]],
+    metrics: Sequence[str] | None = None,
+    *,
+    group_key: str = "group",
+    confidence: float = 0.95,
+) -> list[PairedDifference]:
+    """One PairedDifference per metric for two jobs' records, paired by sample id."""
+    by_id_a = {str(r["id"]): r for r in records_a}
+    by_id_b = {str(r["id"]): r for r in records_b}
+    shared = [i for i in by_id_a if i in by_id_b]
+    if metrics is None:
+        metrics = sorted(
+            {m for i in shared for r in (by_id_a[i], by_id_b[i]) for m in r.get("scores") or {}}
+        )
+    results = []
+    for metric in metrics:
+        a, b, groups, excluded = [], [], [], 0
+        for sample_id in shared:
+            ra, rb = by_id_a[sample_id], by_id_b[sample_id]
+            sa, sb = (ra.get("scores") or {}).get(metric), (rb.get("scores") or {}).get(metric)
+            if not (scored(ra) and scored(rb)) or sa is None or sb is None:
+                excluded += 1
+                continue
+            a.append(float(sa))
+            b.append(float(sb))
+            groups.append(group_of(ra, group_key))
+        has_groups = any(g is not None for g in groups)
+        results.append(
+            paired_difference(
+                a,
+                b,
+                groups=groups if has_groups else None,
+                confidence=confidence,
+                metric=metric,
+                excluded=excluded,
+            )
+        )
+    return results
