@@ -5,11 +5,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
+from hydragent.generation import GenerationConfig
 from hydragent.messages import content_to_text
 from hydragent.runner import run_job
+from hydragent.tasks import BuiltinTask
 from test_runner_support import REPO, compose_job, conf_dir, read_lines
 
 RECIPES = sorted(p.stem for p in (REPO / "recipes").glob("*.yaml"))
@@ -26,6 +31,7 @@ SWEEPS = {
 def test_the_expected_recipes_are_checked_in() -> None:
     assert set(RECIPES) >= {
         "quickstart",
+        "json_extraction",
         "humaneval",
         "tool_use",
         "grammar_compare",
@@ -56,8 +62,67 @@ def test_each_recipe_composes_with_its_sweep(tmp_path: Path, name: str) -> None:
             compose_job(tmp_path, f"recipe={name}", f"{key}={value}")
 
 
+GENERATION_KEYS = {"max_tokens", "max_new_tokens", "max_completion_tokens", "temperature"}
+GENERATION_KEYS |= {"top_p", "top_k", "stop", "seed", "reasoning_effort", "maxTokens"}
+MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
+
+
+def recipe_yaml(name: str) -> dict:
+    return yaml.safe_load((REPO / "recipes" / f"{name}.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipes_set_sampling_through_the_portable_generation_node(name: str) -> None:
+    """`recipe=X model=Y` must work for every Y, so no recipe sets a backend's own
+    generation key: max_new_tokens would reach the OpenAI API as an unknown field."""
+    body = recipe_yaml(name)
+    assert not GENERATION_KEYS & set(body.get("model") or {})
+    assert set(body.get("generation") or {}) <= set(GenerationConfig.model_fields)
+    assert (body.get("generation") or {}).get("max_tokens", 1024) <= 1024
+
+
+@pytest.mark.parametrize("name", [n for n in RECIPES if "model" not in recipe_yaml(n)])
+def test_a_recipe_leaves_the_chosen_backend_node_as_that_backend_defines_it(
+    tmp_path: Path, name: str
+) -> None:
+    for model in MODELS:
+        alone = compose_job(tmp_path, f"model={model}").model
+        assert compose_job(tmp_path, f"recipe={name}", f"model={model}").model == alone
+
+
+def test_the_structured_output_schema_is_the_tasks_and_the_scorers(tmp_path: Path) -> None:
+    """grammar=json_schema's default schema is a placeholder ({answer}); the recipe replaces
+    it whole with the schema of the task's targets, which the json scorer also checks."""
+    cfg = compose_job(tmp_path, "recipe=json_extraction")
+    schema = OmegaConf.to_container(cfg.grammar.schema, resolve=True)
+    assert cfg.grammar.type == "json_schema"
+    assert schema == OmegaConf.to_container(cfg.scorer.json.schema, resolve=True)
+    assert set(schema["properties"]) == set(schema["required"]) == {"name", "year"}
+    for sample in BuiltinTask("json_extraction").samples():
+        jsonschema.validate(sample.target, schema)
+
+
+def test_json_extraction_as_written_scores_every_correct_reply(tmp_path: Path) -> None:
+    summary = run_job(compose_job(tmp_path, "recipe=json_extraction", "model=scripted"), tmp_path)
+    assert summary["counts"]["ok"] == 4
+    assert summary["metrics"]["json_valid"]["mean"] == 1.0
+    assert summary["metrics"]["json_fields"]["mean"] == 1.0
+
+
+def test_tool_use_as_written_calls_the_calculator_and_scores_correct(tmp_path: Path) -> None:
+    """The recipe's own command, `recipe=tool_use model=scripted`: the scripted replies
+    call the calculator and then final_answer with its result."""
+    summary = run_job(compose_job(tmp_path, "recipe=tool_use", "model=scripted"), tmp_path)
+    records = read_lines(tmp_path / "samples.jsonl")
+    assert summary["counts"]["ok"] == 5, [r["error"] for r in records]
+    assert summary["metrics"]["numeric"]["mean"] == 1.0
+    for record in records:
+        observation = next(m for m in record["messages"] if m["role"] == "tool-response")
+        assert float(observation["content"].split()[-1]) == float(record["target"])
+
+
 def test_quickstart_on_the_scripted_backend(tmp_path: Path) -> None:
-    cfg = compose_job(tmp_path, "recipe=quickstart", "model=scripted", "~model.max_new_tokens")
+    cfg = compose_job(tmp_path, "recipe=quickstart", "model=scripted")
     summary = run_job(cfg, tmp_path / "run")
     assert summary["metrics"]["exact"]["mean"] == 1.0
     assert summary["metrics"]["includes"]["mean"] == 1.0
