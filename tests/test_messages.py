@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,16 @@ from hydragent.messages import (
     ChatMessageToolCallFunction,
     ChatMessageToolCallStreamDelta,
     MessageRole,
+    ReasoningSplitter,
     TokenUsage,
     agglomerate_stream_deltas,
+    bedrock_image_block,
+    image_bytes,
+    image_data_url,
+    load_pil_image,
+    openai_image_part,
     prepare_messages,
+    split_reasoning,
 )
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\nfake-image-bytes"
@@ -239,3 +248,196 @@ def test_chat_message_round_trips_through_its_dict() -> None:
     assert loaded.role == MessageRole.ASSISTANT
     assert loaded.tool_calls[0].function.arguments == {"q": "hydra"}
     assert loaded.token_usage.total_tokens == 7
+
+
+# --- smolagents fidelity ---------------------------------------------------------------------
+
+
+def test_tool_call_function_takes_arguments_then_name_positionally_as_in_smolagents() -> None:
+    function = ChatMessageToolCallFunction({"q": "hydra"}, "search", "Searches the web")
+    assert (function.name, function.arguments, function.description) == (
+        "search",
+        {"q": "hydra"},
+        "Searches the web",
+    )
+
+
+def test_field_order_matches_smolagents_so_positional_code_ports_unchanged() -> None:
+    smolagents_models = pytest.importorskip("smolagents.models")
+    ours = {
+        ChatMessage: 5,  # smolagents' five fields come first; ours follow
+        ChatMessageToolCallFunction: 3,
+        ChatMessageToolCall: 3,
+        ChatMessageStreamDelta: 3,
+        ChatMessageToolCallStreamDelta: 4,
+    }
+    for klass, count in ours.items():
+        theirs = [f.name for f in dataclasses.fields(getattr(smolagents_models, klass.__name__))]
+        assert [f.name for f in dataclasses.fields(klass)][:count] == theirs
+
+
+def test_a_message_coerces_dict_and_client_tool_calls() -> None:
+    class ClientToolCall:  # what openai/litellm return: a pydantic object with model_dump
+        def model_dump(self) -> dict[str, Any]:
+            return {"id": "c2", "type": "function", "function": {"name": "mul", "arguments": "{}"}}
+
+    message = ChatMessage(
+        role="assistant",
+        tool_calls=[
+            {"id": "c1", "type": "function", "function": {"name": "add", "arguments": {"a": 1}}},
+            ClientToolCall(),
+        ],
+    )
+    assert all(isinstance(call, ChatMessageToolCall) for call in message.tool_calls)
+    assert [(c.id, c.function.name) for c in message.tool_calls] == [("c1", "add"), ("c2", "mul")]
+    assert json.loads(message.model_dump_json())["tool_calls"][1]["function"]["name"] == "mul"
+
+
+def test_from_dict_takes_smolagents_token_usage_argument_without_touching_the_input() -> None:
+    data = {
+        "role": "assistant",
+        "content": "hi",
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {}}}
+        ],
+    }
+    message = ChatMessage.from_dict(data, raw={"id": 1}, token_usage=TokenUsage(5, 2))
+    assert message.role is MessageRole.ASSISTANT
+    assert message.token_usage.total_tokens == 7 and message.raw == {"id": 1}
+    assert isinstance(data["tool_calls"][0], dict)  # smolagents rewrites the caller's dict
+
+
+def test_token_usage_carries_total_like_smolagents_and_optional_reasoning_and_cache() -> None:
+    usage = TokenUsage(100, 40, reasoning_tokens=30, cached_tokens=64)
+    assert usage.total_tokens == 140  # reasoning is inside output, cache hits inside input
+    assert dataclasses.asdict(usage)["total_tokens"] == 140  # smolagents' memory uses asdict
+    assert usage.dict() == {
+        "input_tokens": 100,
+        "output_tokens": 40,
+        "total_tokens": 140,
+        "reasoning_tokens": 30,
+        "cached_tokens": 64,
+    }
+    summed = usage + TokenUsage(1, 1)
+    assert (summed.reasoning_tokens, summed.cached_tokens, summed.total_tokens) == (30, 64, 142)
+    assert TokenUsage.from_dict(usage.dict()) == usage
+    assert TokenUsage.from_dict(None) == TokenUsage()
+
+
+# --- reasoning -------------------------------------------------------------------------------
+
+
+def test_reasoning_travels_apart_from_the_answer_and_survives_the_transcript() -> None:
+    message = ChatMessage(
+        role="assistant",
+        content="42",
+        reasoning_content="6 times 7",
+        token_usage=TokenUsage(10, 8, reasoning_tokens=5),
+    )
+    record = message.dict()
+    assert record["content"] == "42" and record["reasoning_content"] == "6 times 7"
+    assert record["token_usage"]["reasoning_tokens"] == 5
+    loaded = ChatMessage.from_dict(json.loads(json.dumps(record)))
+    assert (loaded.content, loaded.reasoning_content) == ("42", "6 times 7")
+    assert "reasoning_content" not in ChatMessage(role="assistant", content="x").dict()
+
+
+def test_reasoning_is_not_sent_back_to_the_model_in_the_next_turn() -> None:
+    transcript = [
+        {"role": "user", "content": "Q"},
+        ChatMessage(role="assistant", content="A", reasoning_content="secret musing").dict(),
+    ]
+    prepared = prepare_messages(transcript, flatten_as_text=True)
+    assert prepared == [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]
+
+
+def test_streamed_reasoning_concatenates() -> None:
+    message = agglomerate_stream_deltas(
+        [
+            ChatMessageStreamDelta(reasoning_content="Let me "),
+            ChatMessageStreamDelta(reasoning_content="think."),
+            ChatMessageStreamDelta(content="Yes."),
+        ]
+    )
+    assert (message.reasoning_content, message.content) == ("Let me think.", "Yes.")
+
+
+@pytest.mark.parametrize(
+    ("text", "thinking", "expected"),
+    [
+        ("<think>\nsix times seven\n</think>\n\n42", False, ("six times seven", "42")),
+        ("  <think>a</think>b", False, ("a", "b")),
+        ("six times seven</think>42", False, ("six times seven", "42")),  # R1: <think> in prompt
+        ("six times seven\n</think>\n42", True, ("six times seven", "42")),
+        ("<think>ran out of tokens", False, ("ran out of tokens", "")),
+        ("no thinking here", False, (None, "no thinking here")),
+        ("4 < 5 and <think> later", False, (None, "4 < 5 and <think> later")),
+        ("<think></think>answer", False, ("", "answer")),
+    ],
+)
+def test_think_blocks_split_from_local_model_text(
+    text: str, thinking: bool, expected: tuple[str | None, str]
+) -> None:
+    assert split_reasoning(text, thinking=thinking) == expected
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_streaming_split_holds_back_partial_tags_and_matches_the_whole_text(size: int) -> None:
+    text = "<think>\n  step one\n step two  \n</think>\n\nThe answer is 42."
+    splitter = ReasoningSplitter()
+    reasoning, content = "", ""
+    for start in range(0, len(text), size):
+        piece_reasoning, piece_content = splitter.feed(text[start : start + size])
+        assert "<" not in piece_reasoning + piece_content  # no tag fragment ever leaks
+        reasoning, content = reasoning + piece_reasoning, content + piece_content
+    tail_reasoning, tail_content = splitter.flush()
+    assert (reasoning + tail_reasoning, content + tail_content) == split_reasoning(text)
+    assert split_reasoning(text) == ("step one\n step two", "The answer is 42.")
+
+
+# --- images for each provider ----------------------------------------------------------------
+
+JPEG_BYTES = b"\xff\xd8\xff\xe0fake-jpeg"
+
+
+def test_data_urls_name_the_real_media_type() -> None:
+    encoded = base64.b64encode(JPEG_BYTES).decode()
+    assert image_data_url(JPEG_BYTES) == f"data:image/jpeg;base64,{encoded}"
+    assert image_data_url("https://example.org/cat.png") == "https://example.org/cat.png"
+    assert openai_image_part({"type": "image", "image": encoded}) == {
+        "type": "image_url",
+        "image_url": {"url": f"data:image/jpeg;base64,{encoded}"},
+    }
+    detailed = {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "low"}}
+    assert openai_image_part(detailed) == detailed
+
+
+def test_bedrock_blocks_carry_raw_bytes_and_format(tmp_path: Path) -> None:
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(JPEG_BYTES)
+    assert bedrock_image_block({"type": "image", "image": str(path)}) == {
+        "image": {"format": "jpeg", "source": {"bytes": JPEG_BYTES}}
+    }
+    data_url = f"data:image/png;base64,{base64.b64encode(PNG_BYTES).decode()}"
+    block = bedrock_image_block({"type": "image_url", "image_url": {"url": data_url}})
+    assert block == {"image": {"format": "png", "source": {"bytes": PNG_BYTES}}}
+    s3 = bedrock_image_block({"type": "image", "image": "s3://bucket/cat.JPG"})
+    assert s3 == {
+        "image": {"format": "jpeg", "source": {"s3Location": {"uri": "s3://bucket/cat.JPG"}}}
+    }
+    with pytest.raises(ValueError, match="cannot fetch image URLs"):
+        bedrock_image_block({"type": "image", "image": "https://example.org/cat.png"})
+
+
+def test_unreadable_image_text_says_what_was_expected() -> None:
+    with pytest.raises(ValueError, match="neither a file, a URL, a data URL nor base64"):
+        image_bytes("not an image at all!")
+
+
+def test_local_processors_get_pil_images_from_any_form() -> None:
+    image_module = pytest.importorskip("PIL.Image")
+    picture = image_module.new("RGB", (3, 2), "red")
+    encoded = prepare_messages([{"role": "user", "content": [{"type": "image", "image": picture}]}])
+    loaded = load_pil_image(encoded[0]["content"][0]["image"])
+    assert loaded.size == (3, 2) and loaded.getpixel((0, 0)) == (255, 0, 0)
+    assert load_pil_image(picture) is picture
