@@ -1,11 +1,31 @@
-"""Process-isolated execution of model-written Python.
+"""Isolated execution of model-written Python.
 
-`run_python(code)` runs one snippet in a fresh child process; `PythonSession` keeps one child per
-sample so that variables persist across an agent's steps. See `_child.py` for what is enforced.
+`resolve(cfg.sandbox)` turns the `sandbox=` config node into a `SandboxSpec` (bwrap, landlock or
+the unsafe process guard), failing closed with `SandboxUnavailable`. `run_python(code)` runs one
+snippet in a fresh child; `PythonSession` keeps one child per sample so that variables persist
+across an agent's steps. See `isolation.py` for what each option enforces.
 """
 
+from hydragent.sandbox.isolation import (
+    SandboxConfig,
+    SandboxSpec,
+    SandboxUnavailable,
+    describe,
+    resolve,
+)
 from hydragent.sandbox.session import PythonSession, SandboxError, SandboxResult, run_python
 
 Sandbox = PythonSession
 
-__all__ = ["PythonSession", "Sandbox", "SandboxError", "SandboxResult", "run_python"]
+__all__ = [
+    "PythonSession",
+    "Sandbox",
+    "SandboxConfig",
+    "SandboxError",
+    "SandboxResult",
+    "SandboxSpec",
+    "SandboxUnavailable",
+    "describe",
+    "resolve",
+    "run_python",
+]

@@ -1,18 +1,20 @@
 """The sandbox child: runs model-written code inside a locked-down interpreter.
 
-Started by `hydragent.sandbox.session` as `python -I _child.py REQ_FD RESP_FD`. It never imports
-hydragent (so nothing of the runner leaks in) and locks itself down before the first line of
-untrusted code runs:
+Started by `hydragent.sandbox.session` as `python -I [-S] _child.py REQ_FD RESP_FD`, under
+bubblewrap (namespaces, seccomp) or alone. It never imports hydragent (so nothing of the runner
+leaks in) and locks itself down before the first line of untrusted code runs:
 
-1. rlimits (memory, file size, open files, no core dumps, no new processes) the kernel enforces;
-2. an audit hook (`sys.addaudithook`, which cannot be removed) that refuses file access outside
-   the working folder, sockets, subprocesses, fork, signals to other processes, ctypes and
-   introspection hooks such as `sys.settrace` and `gc.get_objects`;
-3. a checked namespace: an AST check against dunder introspection, builtins without
-   eval/exec/compile, and an import allow-list.
+1. rlimits (memory, file size, open files, threads, no core dumps) the kernel enforces;
+2. landlock (when asked): files only under the granted trees, the work folder the only writable
+   one; no TCP; no signals or abstract sockets outside its domain; then no_new_privs and the
+   seccomp filter the parent compiled (when bwrap has not loaded it already);
+3. policy, not a boundary: an audit hook (`sys.addaudithook`) that refuses file access outside
+   the working folder, sockets, subprocesses, signals, ctypes and introspection hooks, and a
+   checked namespace (AST check against dunder introspection, builtins without
+   eval/exec/compile, an import allow-list). It gives the model clear messages; layers 1 and 2
+   (and the namespaces around the process) hold when it is bypassed.
 
-Layer 3 is a convenience that gives the model clear messages; layers 1 and 2 hold even when it
-is bypassed. Wall-clock and CPU limits are enforced from outside by the parent.
+Wall-clock and CPU limits are enforced from outside by the parent.
 """
 
 from __future__ import annotations
@@ -159,9 +161,10 @@ def apply_limits(config: dict) -> None:
     file_size = config["max_file_mb"] * MEGABYTE
     resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-    if os.getuid() != 0:  # root ignores RLIMIT_NPROC; the audit hook still blocks fork
-        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    files = config["max_open_files"]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+    if config.get("nproc") is not None:  # the parent decides: see SandboxSpec.launch
+        resource.setrlimit(resource.RLIMIT_NPROC, (config["nproc"], config["nproc"]))
     cpu = int(config["cpu_limit_s"]) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     signal.signal(signal.SIGXCPU, signal.SIG_DFL)  # an inherited "ignore" would defeat the limit
@@ -445,7 +448,7 @@ def make_namespace(
     return namespace
 
 
-def run_code(code: str, namespace: dict, max_output_chars: int) -> dict:
+def run_code(code: str, namespace: dict, max_output_chars: int, policy: bool = True) -> dict:
     """Run one step; the value of a trailing expression is returned like a REPL would."""
     output = CappedOutput(max_output_chars)
     result: dict = {
@@ -459,7 +462,8 @@ def run_code(code: str, namespace: dict, max_output_chars: int) -> dict:
     sys.stdout = sys.stderr = output
     try:
         tree = ast.parse(code, filename="<code>")
-        check_code(tree)
+        if policy:
+            check_code(tree)
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
         builtins.exec(builtins.compile(tree, "<code>", "exec"), namespace)
         if last is not None:
@@ -500,6 +504,89 @@ def _jsonable(value: object) -> object:
     return value
 
 
+# landlock (include/uapi/linux/landlock.h); the syscall numbers are the same on every arch
+LANDLOCK_CREATE_RULESET, LANDLOCK_ADD_RULE, LANDLOCK_RESTRICT_SELF = 444, 445, 446
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1, 2, 4, 8
+FS_MAKE_CHAR, FS_MAKE_SOCK, FS_MAKE_FIFO, FS_MAKE_BLOCK = 1 << 6, 1 << 9, 1 << 10, 1 << 11
+PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+
+
+def _libc():
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return ctypes, libc
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        import ctypes
+
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+    return result
+
+
+def apply_landlock(rules: dict) -> None:
+    """Confine this process (and the threads it starts later) to the granted paths, with no
+    TCP and no signals or abstract sockets reaching outside its landlock domain."""
+    ctypes, libc = _libc()
+    abi = _check(libc.syscall(LANDLOCK_CREATE_RULESET, None, 0, 1), "landlock")
+    handled = (1 << 13) - 1  # ABI 1: bits 0-12
+    handled |= (1 << 13) * (abi >= 2) | (1 << 14) * (abi >= 3) | (1 << 15) * (abi >= 5)
+
+    class RulesetAttr(ctypes.Structure):
+        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    attr = RulesetAttr(handled, 3 if abi >= 4 else 0, 3 if abi >= 6 else 0)
+    size = 8 if abi < 4 else 16 if abi < 6 else 24
+    ruleset = _check(libc.syscall(LANDLOCK_CREATE_RULESET, ctypes.byref(attr), size, 0), "ruleset")
+    file_rights = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | (1 << 14) * (abi >= 3)
+    read_only = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+    work = handled & ~(FS_EXECUTE | FS_MAKE_CHAR | FS_MAKE_BLOCK | FS_MAKE_SOCK | FS_MAKE_FIFO)
+    devices = FS_READ_FILE | FS_WRITE_FILE
+    grants = [(p, read_only) for p in rules["read"]] + [(p, work) for p in rules["write"]]
+    grants += [(p, devices) for p in rules["devices"]]
+    for path, allowed in grants:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue  # absent here: nothing to grant
+        try:
+            if not os.path.isdir(path):
+                allowed &= file_rights
+            rule = PathBeneath(allowed & handled, fd)
+            _check(libc.syscall(LANDLOCK_ADD_RULE, ruleset, 1, ctypes.byref(rule), 0), path)
+        finally:
+            os.close(fd)
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    _check(libc.syscall(LANDLOCK_RESTRICT_SELF, ruleset, 0), "landlock_restrict_self")
+    os.close(ruleset)
+
+
+def apply_seccomp(fd: int) -> None:
+    """Load the parent's compiled BPF filter (when bwrap has not: the landlock-only mode)."""
+    ctypes, libc = _libc()
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    os.close(fd)
+    program = b"".join(chunks)
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+    _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog)), "seccomp")
+
+
 def main() -> None:
     req_fd, resp_fd = int(sys.argv[1]), int(sys.argv[2])
     sys.path[:] = [
@@ -508,22 +595,33 @@ def main() -> None:
         if p and os.path.realpath(p) != os.path.dirname(os.path.realpath(__file__))
     ]
     config = read_message(req_fd)
+    sys.path += config.get("site_paths") or []
     workdir = config["workdir"]
     os.chdir(workdir)
     read_roots = tuple(os.path.realpath(p) for p in sys.path if p and os.path.isdir(p))
     authorized = config["authorized_imports"]
     authorized = None if authorized is None else frozenset(authorized)
     apply_limits(config)
-    namespace = make_namespace(authorized, config["tool_names"], resp_fd, req_fd)
-    scrub_unaudited_functions()
-    sys.addaudithook(make_audit_hook(workdir, read_roots))
+    if config.get("landlock"):
+        apply_landlock(config["landlock"])
+    if config.get("seccomp_fd") is not None:
+        apply_seccomp(config["seccomp_fd"])
+    policy = config.get("policy", True)
+    if policy:
+        namespace = make_namespace(authorized, config["tool_names"], resp_fd, req_fd)
+        scrub_unaudited_functions()
+        sys.addaudithook(make_audit_hook(workdir, read_roots))
+    else:  # tests of the kernel boundary alone: the code gets the real interpreter
+        namespace = make_namespace(None, config["tool_names"], resp_fd, req_fd)
+        namespace["__builtins__"] = builtins
     write_message(resp_fd, {"type": "ready"})
     while True:
         try:
             request = read_message(req_fd)
         except EOFError:
             return
-        write_message(resp_fd, run_code(request["code"], namespace, config["max_output_chars"]))
+        result = run_code(request["code"], namespace, config["max_output_chars"], policy)
+        write_message(resp_fd, result)
 
 
 if __name__ == "__main__":

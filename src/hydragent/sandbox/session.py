@@ -1,8 +1,12 @@
 """The parent side of the sandbox: a long-lived child process per sample.
 
-The child (`_child.py`) locks itself down; this side enforces what the child cannot be trusted
-with: the wall-clock deadline (SIGKILL to the child's whole process group), the per-step CPU
-limit (re-armed with `prlimit` before every step) and the cleanup of the working folder.
+The child (`_child.py`) starts inside the isolation its `SandboxSpec` names (bubblewrap,
+landlock, or the unsafe in-process guard) and locks itself down; this side enforces what the
+child cannot be trusted with: the wall-clock deadline (SIGKILL to bwrap, whose PID namespace
+dies with it, and to the whole process group), the per-step CPU limit (re-armed with `prlimit`
+before every step) and the cleanup of the working folder. Every read and write between the two
+is non-blocking and bounded by the step's deadline, so a child that floods or ignores its pipes
+cannot stall the runner.
 """
 
 from __future__ import annotations
@@ -17,17 +21,19 @@ import shutil
 import signal
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-CHILD_SCRIPT = str(Path(__file__).with_name("_child.py"))
+if TYPE_CHECKING:
+    from hydragent.sandbox.isolation import SandboxSpec
+
 STARTUP_TIMEOUT_S = 30.0
+KILL_WAIT_S = 1.0
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -72,6 +78,11 @@ class PythonSession:
     A step that times out or kills the child ends that process: the next `run` starts a fresh
     one (and says so), so one runaway step never takes the whole sample down.
     `tools` maps names to callables the code may call; they run here, in the parent.
+    `sandbox` is the isolation (None: `resolve({"kind": "auto"})`, which fails closed).
+    `workdir` None gives the code a private folder (a size-capped tmpfs under bwrap, else a
+    temporary folder removed on close); a given folder is shared with it read-write.
+    `policy=False` drops the in-process guard, leaving only the kernel's isolation: for tests
+    that the boundary holds without it.
     """
 
     def __init__(
@@ -85,20 +96,33 @@ class PythonSession:
         cpu_limit_s: float | None = None,
         max_file_mb: int = 64,
         tools: Mapping[str, Callable[..., Any]] | None = None,
+        sandbox: SandboxSpec | None = None,
+        policy: bool = True,
     ) -> None:
         if timeout_s <= 0 or memory_mb <= 0 or max_output_chars <= 0:
             raise ValueError("timeout_s, memory_mb and max_output_chars must be positive")
+        if sandbox is None:
+            from hydragent.sandbox.isolation import resolve
+
+            sandbox = resolve({"kind": "auto"})
+        self.sandbox = sandbox
+        self.policy = policy
         self.timeout_s = float(timeout_s)
         self.cpu_limit_s = float(cpu_limit_s if cpu_limit_s is not None else timeout_s)
         self.memory_mb = int(memory_mb)
         self.authorized_imports = None if authorized_imports is None else list(authorized_imports)
         self.max_output_chars = int(max_output_chars)
-        self.max_file_mb = int(max_file_mb)
+        self.max_file_mb = min(int(max_file_mb), sandbox.config.max_file_mb)
         self.tools = dict(tools or {})
-        self._own_workdir = workdir is None
-        self.workdir = workdir or tempfile.mkdtemp(prefix="hydragent-sandbox-")
-        Path(self.workdir).mkdir(parents=True, exist_ok=True)
+        private_tmpfs = workdir is None and sandbox.name == "bwrap"
+        self._own_workdir = workdir is None and not private_tmpfs
+        self.workdir: str | None = workdir
+        if self._own_workdir:
+            self.workdir = tempfile.mkdtemp(prefix="hydragent-sandbox-")
+        if self.workdir is not None:
+            Path(self.workdir).mkdir(parents=True, exist_ok=True)
         self._process: subprocess.Popen[bytes] | None = None
+        self._inner_pid: int | None = None
         self._stderr: Any = None
         self._req_w = self._resp_r = -1
         self._restarted_note = ""
@@ -125,59 +149,86 @@ class PythonSession:
         """Kill the child and remove the working folder this session created."""
         with self._lock:
             self._kill()
-            if self._own_workdir:
+            if self._own_workdir and self.workdir is not None:
                 shutil.rmtree(self.workdir, ignore_errors=True)
 
     def _start(self) -> None:
         req_r, self._req_w = os.pipe()
         self._resp_r, resp_w = os.pipe()
+        bpf_r, bpf_w = os.pipe()
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the child
-        env = {
-            "PATH": "/usr/bin:/bin",
-            "HOME": self.workdir,
-            "TMPDIR": self.workdir,
-            "LANG": "C.UTF-8",
-            **{var: "1" for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
-        }
         try:
+            launch = self.sandbox.launch(self.workdir, req_r, resp_w, bpf_r)
+            if self.sandbox.name != "process":
+                from hydragent.sandbox.seccomp import filter_bpf
+
+                os.write(bpf_w, filter_bpf())  # a few hundred bytes: fits the pipe's buffer
+            os.close(bpf_w)
+            bpf_w = -1
             self._process = subprocess.Popen(
-                [sys.executable, "-I", "-B", CHILD_SCRIPT, str(req_r), str(resp_w)],
-                pass_fds=(req_r, resp_w),
+                launch.argv,
+                pass_fds=(req_r, resp_w, bpf_r),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
-                cwd=self.workdir,
-                env=env,
+                cwd=launch.cwd,
+                env=launch.env,
                 start_new_session=True,
             )
+        except OSError as error:
+            self._kill()
+            raise SandboxError(f"the sandbox could not start: {error}") from error
         finally:
-            os.close(req_r)
-            os.close(resp_w)
-        self._send(
+            for fd in (req_r, resp_w, bpf_r, bpf_w):
+                if fd >= 0:
+                    os.close(fd)
+        os.set_blocking(self._req_w, False)
+        os.set_blocking(self._resp_r, False)
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        sent = self._send(
             {
-                "workdir": self.workdir,
+                **launch.child,
+                "workdir": launch.workdir,
                 "memory_mb": self.memory_mb,
                 "max_file_mb": self.max_file_mb,
                 "cpu_limit_s": math.ceil(self.cpu_limit_s),
                 "authorized_imports": self.authorized_imports,
                 "max_output_chars": self.max_output_chars,
                 "tool_names": sorted(self.tools),
-            }
+                "policy": self.policy,
+            },
+            deadline,
         )
-        ready = self._receive(time.monotonic() + STARTUP_TIMEOUT_S)
+        ready = self._receive(deadline) if sent else None
         if not ready or ready.get("type") != "ready":
             detail = self._child_stderr()
             self._kill()
             raise SandboxError(f"the sandbox process failed to start: {detail or 'no output'}")
+        self._inner_pid = self._find_inner_pid()
+
+    def _find_inner_pid(self) -> int | None:
+        """The host pid of the interpreter (under bwrap, a grandchild: bwrap, its init, python),
+        so that `prlimit` reaches the process that runs the code."""
+        assert self._process is not None
+        pid = self._process.pid
+        if self.sandbox.name != "bwrap":
+            return pid
+        for _ in range(2):
+            try:
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            except OSError:
+                return None
+            if len(children) != 1:
+                return None
+            pid = int(children[0])
+        return pid
 
     def _run_step(self, code: str) -> SandboxResult:
         started = time.monotonic()
         deadline = started + self.timeout_s
         self._arm_cpu_limit()
-        try:
-            self._send({"code": code})
-        except OSError:
-            return self._died(started)
+        if not self._send({"code": code}, deadline):
+            return self._timed_out(started) if time.monotonic() >= deadline else self._died(started)
         while True:
             message = self._receive(deadline)
             if message is None:
@@ -186,8 +237,12 @@ class PythonSession:
                 return self._died(started)
             if message.get("type") == "tool_call":
                 tool_started = time.monotonic()
-                self._send(self._call_tool(message))
+                reply = self._call_tool(message)
                 deadline += time.monotonic() - tool_started  # tools run here, not in the child
+                if not self._send(reply, deadline):  # a child that never reads its replies
+                    if time.monotonic() >= deadline:
+                        return self._timed_out(started)
+                    return self._died(started)
                 continue
             result = SandboxResult(
                 ok=message["error"] is None,
@@ -217,24 +272,23 @@ class PythonSession:
 
     def _arm_cpu_limit(self) -> None:
         """Give this step its own CPU budget on top of what the child already used."""
-        if self._process is None or not hasattr(resource, "prlimit"):
+        if self._inner_pid is None or not hasattr(resource, "prlimit"):
             return
         soft = math.ceil(self._cpu_used() + self.cpu_limit_s)
         for hard in (soft + 1, None):
             try:
                 if hard is None:
-                    _, hard = resource.prlimit(self._process.pid, resource.RLIMIT_CPU)
+                    _, hard = resource.prlimit(self._inner_pid, resource.RLIMIT_CPU)
                     if hard != resource.RLIM_INFINITY and hard < soft:
                         return
-                resource.prlimit(self._process.pid, resource.RLIMIT_CPU, (soft, hard))
+                resource.prlimit(self._inner_pid, resource.RLIMIT_CPU, (soft, hard))
                 return
             except (OSError, ValueError):
                 continue
 
     def _cpu_used(self) -> float:
-        assert self._process is not None
         try:
-            fields = Path(f"/proc/{self._process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            fields = Path(f"/proc/{self._inner_pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
@@ -254,7 +308,12 @@ class PythonSession:
 
     def _died(self, started: float) -> SandboxResult:
         process = self._process
-        returncode = process.wait(timeout=5) if process else None
+        returncode = None
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                returncode = process.wait(timeout=KILL_WAIT_S)
+            if self.sandbox.name == "bwrap" and returncode is not None and returncode > 128:
+                returncode = 128 - returncode  # bwrap exits 128+N when its child dies of signal N
         detail = self._child_stderr()
         self._kill()
         self._restarted_note = (
@@ -281,11 +340,24 @@ class PythonSession:
             duration_s=time.monotonic() - started,
         )
 
-    def _send(self, message: dict[str, Any]) -> None:
+    def _send(self, message: dict[str, Any], deadline: float) -> bool:
+        """Write one message without ever blocking past `deadline`; False if it could not."""
         data = json.dumps(message, default=repr).encode()
-        payload = struct.pack(">I", len(data)) + data
+        payload = memoryview(struct.pack(">I", len(data)) + data)
         while payload:
-            payload = payload[os.write(self._req_w, payload) :]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            _, writable, _ = select.select([], [self._req_w], [], remaining)
+            if not writable:
+                continue
+            try:
+                payload = payload[os.write(self._req_w, payload) :]
+            except BlockingIOError:
+                continue
+            except OSError:  # the child is gone (EPIPE)
+                return False
+        return True
 
     def _receive(self, deadline: float) -> dict[str, Any] | None:
         """One message, or None when the deadline passes or the child closes the pipe."""
@@ -315,7 +387,10 @@ class PythonSession:
             ready, _, _ = select.select([self._resp_r], [], [], remaining)
             if not ready:
                 continue
-            chunk = os.read(self._resp_r, min(size, 1 << 20))
+            try:
+                chunk = os.read(self._resp_r, min(size, 1 << 20))
+            except BlockingIOError:
+                continue
             if not chunk:
                 return None
             chunks.append(chunk)
@@ -329,14 +404,17 @@ class PythonSession:
         return self._stderr.read(4000).decode(errors="replace").strip()
 
     def _kill(self) -> None:
+        """SIGKILL bwrap (its PID namespace, and every process in it, dies with it, and
+        --die-with-parent covers the rest) and the process group, then reap it."""
         process, self._process = self._process, None
+        self._inner_pid = None
         if process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=5)
+                process.wait(timeout=KILL_WAIT_S)
         for fd in (self._req_w, self._resp_r):
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -355,6 +433,8 @@ def run_python(
     authorized_imports: list[str] | None = None,
     max_output_chars: int = 10000,
     workdir: str | None = None,
+    sandbox: SandboxSpec | None = None,
+    policy: bool = True,
 ) -> SandboxResult:
     """Run one piece of code in a fresh sandbox process and clean up after it."""
     with PythonSession(
@@ -363,5 +443,7 @@ def run_python(
         authorized_imports=authorized_imports,
         max_output_chars=max_output_chars,
         workdir=workdir,
+        sandbox=sandbox,
+        policy=policy,
     ) as session:
         return session.run(code)

@@ -1,0 +1,127 @@
+"""The seccomp filter every isolated sandbox child runs under, compiled once with libseccomp.
+
+Default allow, with a deny list of what model-written Python never needs: the kernel's
+debugging, mounting, namespace, key, module and BPF interfaces, calls that reach other processes
+(pidfd, process_vm, kcmp, and the scheduling and priority calls aimed at another pid), new
+processes (only threads may be created: `clone` must carry CLONE_THREAD, so a fork bomb cannot
+start), and sockets (`socket()` is refused; `socketpair()` stays, which asyncio needs).
+Refused calls fail with EPERM (ENOSYS for `clone3`, so libc falls back to `clone`, which the
+filter can inspect); a syscall from another ABI (32-bit entry on x86-64) kills the process.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import tempfile
+from typing import Any
+
+CLONE_THREAD = 0x00010000
+REFUSED = (
+    # debugging and other processes' memory
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kcmp",
+    "pidfd_open",
+    "pidfd_getfd",
+    "pidfd_send_signal",
+    "perf_event_open",
+    # mounts, namespaces, roots
+    "mount",
+    "umount2",
+    "pivot_root",
+    "chroot",
+    "setns",
+    "unshare",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    # the kernel itself
+    "bpf",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "syslog",
+    "acct",
+    "quotactl",
+    "userfaultfd",
+    "lookup_dcookie",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "personality",
+    "iopl",
+    "ioperm",
+    "mknod",
+    "mknodat",
+    # new processes and network
+    "fork",
+    "vfork",
+    "execveat",
+    "socket",
+)
+# Calls that take a target pid (or "who") as their first argument: only 0 (= itself) passes.
+SELF_ONLY = (
+    "sched_setaffinity",
+    "sched_setscheduler",
+    "sched_setparam",
+    "sched_setattr",
+    "prlimit64",
+    "migrate_pages",
+    "move_pages",
+    "get_robust_list",
+)
+SELF_ONLY_SECOND_ARG = ("setpriority", "ioprio_set")
+
+
+class SeccompUnavailable(RuntimeError):
+    """libseccomp (or its Python binding) is missing on this machine."""
+
+
+@functools.cache
+def filter_bpf() -> bytes:
+    """The compiled BPF program (raw `struct sock_filter` array), built once per process."""
+    try:
+        import pyseccomp as seccomp
+    except (ImportError, OSError, AttributeError) as error:  # no libseccomp.so.2 loads as OSError
+        raise SeccompUnavailable(f"pyseccomp/libseccomp cannot load: {error}") from None
+    refuse = seccomp.ERRNO(errno.EPERM)
+    rules = seccomp.SyscallFilter(seccomp.ALLOW)
+    for name in REFUSED:
+        _add(rules, refuse, name)
+    _add(rules, seccomp.ERRNO(errno.ENOSYS), "clone3")
+    _add(rules, refuse, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
+    for name in SELF_ONLY:
+        _add(rules, refuse, name, seccomp.Arg(0, seccomp.NE, 0))
+    for name in SELF_ONLY_SECOND_ARG:
+        _add(rules, refuse, name, seccomp.Arg(1, seccomp.NE, 0))
+    with tempfile.TemporaryFile() as handle:
+        rules.export_bpf(handle)
+        handle.seek(0)
+        return handle.read()
+
+
+def _add(rules: Any, action: int, name: str, *args: Any) -> None:
+    """Add one rule; a syscall this architecture lacks (e.g. `fork` on aarch64) is skipped."""
+    import pyseccomp as seccomp
+
+    try:
+        number = seccomp.resolve_syscall(seccomp.Arch.NATIVE, name)
+    except OSError:
+        return
+    rules.add_rule(action, number, *args)
