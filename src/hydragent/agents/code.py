@@ -12,7 +12,7 @@ from hydragent.agents.tool_calling import _as_text, _failed, describe_tools
 from hydragent.grammar import Grammar
 from hydragent.messages import TokenUsage, content_to_text
 from hydragent.models.base import Model, parse_json_blob
-from hydragent.sandbox import PythonSession
+from hydragent.sandbox import PythonSession, SandboxSpec, as_spec
 from hydragent.tools import Tool, build_tools
 
 CODE_BLOCK = re.compile(r"<code>(.*?)(?:</code>|$)|```(?:python|py)?\s*\n(.*?)(?:```|$)", re.S)
@@ -50,8 +50,10 @@ class CodeAgent(Agent):
         timeout_s: float = 10,
         memory_mb: int = 512,
         max_observation_chars: int = 4000,
+        sandbox: SandboxSpec | dict[str, Any] | None = None,
         **generate_kwargs: Any,
     ) -> None:
+        """`sandbox` is where the code runs (None: `sandbox=auto`, resolved at the first run)."""
         if max_steps < 1:
             raise ValueError(f"agent.max_steps must be at least 1, got {max_steps}")
         self.tools: dict[str, Tool] = {
@@ -70,7 +72,8 @@ class CodeAgent(Agent):
         }
         self.final_answer_prompt = load_prompt(final_answer_prompt, "final_answer.md")
         self.max_steps = max_steps
-        self.sandbox = {
+        self.sandbox = sandbox
+        self.session_options = {
             "authorized_imports": authorized_imports,
             "timeout_s": timeout_s,
             "memory_mb": memory_mb,
@@ -96,7 +99,9 @@ class CodeAgent(Agent):
             {"grammar": step_grammar(model)} if structured else {"stop_sequences": STOP_SEQUENCES}
         )
         tools = {name: tool.__call__ for name, tool in self.tools.items()}
-        with PythonSession(tools=tools, **self.sandbox) as session:
+        if not isinstance(self.sandbox, SandboxSpec):
+            self.sandbox = as_spec(self.sandbox)
+        with PythonSession(tools=tools, sandbox=self.sandbox, **self.session_options) as session:
             for step in range(1, self.max_steps + 1):
                 try:
                     reply = model.generate(messages, **call_options, **self.generate_kwargs)

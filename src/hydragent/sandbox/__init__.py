@@ -10,6 +10,7 @@ from hydragent.sandbox.isolation import (
     SandboxConfig,
     SandboxSpec,
     SandboxUnavailable,
+    as_spec,
     describe,
     resolve,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "SandboxResult",
     "SandboxSpec",
     "SandboxUnavailable",
+    "as_spec",
     "describe",
     "resolve",
     "run_python",

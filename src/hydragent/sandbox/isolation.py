@@ -276,6 +276,12 @@ def resolve(node: Mapping[str, Any] | SandboxConfig | None = None) -> SandboxSpe
     )
 
 
+def as_spec(sandbox: SandboxSpec | Mapping[str, Any] | None) -> SandboxSpec:
+    """What `sandbox=` constructor arguments accept: a resolved spec, a config node, or None
+    (= `resolve({"kind": "auto"})`, which fails closed)."""
+    return sandbox if isinstance(sandbox, SandboxSpec) else resolve(sandbox)
+
+
 @functools.cache
 def _problem(kind: str) -> str | None:
     """Why `kind` cannot run here (None = it ran a real probe step), cached per process."""

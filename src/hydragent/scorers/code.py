@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 from math import comb
+from typing import TYPE_CHECKING, Any
 
 from hydragent.scorers.base import Scorer, as_text
 from hydragent.tasks.base import Sample
+
+if TYPE_CHECKING:
+    from hydragent.sandbox import SandboxSpec
 
 FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
 
@@ -44,26 +48,31 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 class CodeExecScorer(Scorer):
-    """pass@1 per sample; with several attempts per sample also pass@k for each k <= n."""
+    """pass@1 per sample; with several attempts per sample also pass@k for each k <= n.
+    Programs run with any import, inside `sandbox` (None: `sandbox=auto`, resolved at the
+    first score)."""
 
     def __init__(
         self,
         k: list[int] | tuple[int, ...] = (1,),
         timeout_s: float = 10.0,
         memory_mb: int = 1024,
+        sandbox: SandboxSpec | dict[str, Any] | None = None,
     ) -> None:
+        self.sandbox = sandbox
         self.k = sorted({1, *(int(x) for x in k)})
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.metrics = tuple(f"pass@{x}" for x in self.k)
 
     def passes(self, answer: str | None, sample: Sample) -> bool:
-        try:
-            from hydragent.sandbox import run_python
-        except ImportError as error:
-            raise ImportError(f"scorer=code_exec needs hydragent.sandbox: {error}") from None
+        from hydragent.sandbox import SandboxSpec, as_spec, run_python
+
+        if not isinstance(self.sandbox, SandboxSpec):
+            self.sandbox = as_spec(self.sandbox)
         result = run_python(
             build_program(as_text(answer), sample),
+            sandbox=self.sandbox,
             timeout_s=self.timeout_s,
             memory_mb=self.memory_mb,
             authorized_imports=None,

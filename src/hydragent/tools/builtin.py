@@ -7,7 +7,7 @@ import math
 import operator
 from typing import Any
 
-from hydragent.sandbox import run_python
+from hydragent.sandbox import SandboxSpec, as_spec, run_python
 from hydragent.tools.base import Tool
 
 _BINARY = {
@@ -109,7 +109,8 @@ def _evaluate(node: ast.AST) -> Any:
 
 
 class PythonTool(Tool):
-    """Runs code in the process-isolated sandbox; each call starts from a clean state."""
+    """Runs code in the sandbox (`sandbox=`: None is `sandbox=auto`, resolved at the first
+    call); each call starts from a clean state."""
 
     name = "python"
     description = (
@@ -125,15 +126,20 @@ class PythonTool(Tool):
         memory_mb: int = 512,
         authorized_imports: list[str] | None = None,
         max_output_chars: int = 10000,
+        sandbox: SandboxSpec | dict[str, Any] | None = None,
     ) -> None:
+        self.sandbox = sandbox
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.authorized_imports = None if authorized_imports is None else list(authorized_imports)
         self.max_output_chars = max_output_chars
 
     def forward(self, code: str) -> str:
+        if not isinstance(self.sandbox, SandboxSpec):
+            self.sandbox = as_spec(self.sandbox)
         result = run_python(
             code,
+            sandbox=self.sandbox,
             timeout_s=self.timeout_s,
             memory_mb=self.memory_mb,
             authorized_imports=self.authorized_imports,
