@@ -24,7 +24,7 @@ usage: hydragent COMMAND [ARGS]
 
 commands:
   run [OVERRIDES]        run one job; `run -m ...` a sweep (Hydra flags work: --cfg job, --info)
-  validate [OVERRIDES]   compose, validate and instantiate without calling a model
+  validate [OVERRIDES]   every check `run` makes, in a dry run (no weights, no model call)
   recipes                list the checked-in recipes with their descriptions
   report DIR             compare the runs in DIR: a table, report.html and PNG plots
   cache stats|clear      show or empty the response cache
@@ -96,38 +96,32 @@ def fail(message: str, code: int) -> int:
 
 
 def _run_task(cfg: Any) -> Any:
-    """The `hydragent run` job: validate (without building), then hand over to the runner."""
-    import logging
-
+    """The `hydragent run` job. Its config passed the dry assembly before Hydra wrote anything
+    (config/preflight.py); the runner assembles it for real."""
     from hydra.core.hydra_config import HydraConfig
 
-    from hydragent.config import validate_config
-
-    report = validate_config(cfg, instantiate=False)
-    log = logging.getLogger("hydragent")
-    log.info("Model <%s>", cfg.model.get("_target_"))
-    if report.forwarded:
-        log.info("Forwarded to every completion call: %s", ", ".join(report.forwarded))
     from hydragent.runner import run_job
 
     return run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 def _validate_task(cfg: Any) -> None:
-    """The `hydragent validate` job: print the resolved, masked config and what was checked."""
+    """The `hydragent validate` job: the dry assembly `run` makes, then the resolved config
+    (secrets masked), the backend, the sandbox and what is forwarded."""
     import yaml
 
-    from hydragent.config import validate_config
+    from hydragent.config.assemble import assemble, describe
 
-    report = validate_config(cfg, instantiate=True)
-    sys.stdout.write(yaml.safe_dump(report.config, sort_keys=False, default_flow_style=False))
-    notes = [f"built: {', '.join(report.instantiated) or 'nothing'}"]
-    if report.signature_only:
-        notes.append(
-            f"checked by signature only (loads weights): {', '.join(report.signature_only)}"
-        )
-    if report.forwarded:
-        notes.append(f"forwarded to every completion call: {', '.join(report.forwarded)}")
+    assembly = assemble(cfg, dry_run=True)
+    sys.stdout.write(yaml.safe_dump(assembly.config, sort_keys=False, default_flow_style=False))
+    facts = describe(assembly)
+    notes = [
+        f"backend {facts['backend']} (grammars: {', '.join(facts['grammars']) or 'none'})",
+        f"{facts['samples']} samples",
+        f"sandbox: {facts['sandbox'] or 'not needed (nothing runs model-written code)'}",
+    ]
+    if facts["forwarded"]:
+        notes.append(f"forwarded to every completion call: {', '.join(facts['forwarded'])}")
     sys.stdout.write(f"# config OK; {'; '.join(notes)}\n")
 
 
@@ -137,6 +131,7 @@ def run_hydra_app(command: str, args: list[str]) -> int:
 
     from hydragent.config import conf_dir, prepare_overrides
     from hydragent.config.launchers import missing_launcher_plugin
+    from hydragent.config.preflight import PreflightFailed, preflight
     from hydragent.config.secrets_guard import mask_text, protect_secret_overrides
 
     args, secrets = protect_secret_overrides(args)
@@ -164,7 +159,11 @@ def run_hydra_app(command: str, args: list[str]) -> int:
             streams.enter_context(contextlib.redirect_stderr(_DropHydraJobBanner(sys.stderr)))
             if shows_config:
                 streams.enter_context(contextlib.redirect_stdout(captured))
+            if command == "run":  # dry assembly before Hydra writes anything
+                streams.enter_context(preflight())
             app()
+    except PreflightFailed as failed:
+        return report_error(failed.error, user_wants_traceback, secrets)
     except SystemExit as exit_:  # argparse usage errors (2), --help (0), Hydra's own exits
         if isinstance(exit_.code, str):
             return fail(mask_text(exit_.code, secrets), 1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from hydragent.config.paths import conf_dir, list_recipes, recipes_dir
-from hydragent.config.validate import ConfigError, ValidationReport, validate_config
+from hydragent.config.problems import ConfigError
+from hydragent.config.validate import ValidationReport, validate_config
 
 __all__ = [
     "FREE_FORM_NODES",

@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from hydragent.config.problems import ConfigError
 from hydragent.secrets import is_secret_key, mask_secrets
 
 HYDRA_KEYS = frozenset({"_target_", "_args_", "_partial_", "_convert_", "_recursive_"})
@@ -42,7 +43,7 @@ COMPLETION_PARAMETERS: dict[str, Any] = {
 TYPO_CUTOFF = 0.8
 
 
-class ConfigError(ValueError):
+class _UnusedConfigError(ValueError):
     """Every problem found in a config; the CLI prints them on one line and exits 2."""
 
     def __init__(self, problems: list[str]) -> None:

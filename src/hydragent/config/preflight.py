@@ -1,0 +1,105 @@
+"""`hydragent run` checks its config before Hydra writes anything (DESIGN.md §2: exit 2 "raised
+before anything is written").
+
+Hydra composes the config, calls `on_run_start` / `on_multirun_start`, and only then creates
+the run (or sweep) folder, the log file and `.hydra/`. The `Preflight` callback (first in
+conf/config.yaml `hydra.callbacks`) dry-assembles there: the run's config, or every job of a
+basic-sweeper sweep, each composed as its job will be. A problem stops the app before any
+folder exists.
+
+Hydra turns an Exception raised by a callback into a warning, so the callback carries the
+error out in `PreflightFailed`, a BaseException (the way SystemExit stops a program); the CLI
+unwraps it and reports the error like any other. The check runs only inside `preflight()`,
+which the CLI enters for `run`: `validate` assembles in its own task, once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+_ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("hydragent_preflight", default=False)
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+class PreflightFailed(BaseException):
+    """Carries the config error out of a Hydra callback (see the module docstring)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+@contextlib.contextmanager
+def preflight() -> Iterator[None]:
+    """Dry-assemble before Hydra writes anything, for the Hydra app run inside it."""
+    token = _ACTIVE.set(True)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+class Preflight(Callback):  # type: ignore[misc,valid-type]
+    """Dry-assembles the run's config (or each sweep job's) before any folder is created."""
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        if _ACTIVE.get():
+            _check(config)
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        if not _ACTIVE.get():
+            return
+        if str(config.hydra.sweeper.get("_target_")) != BASIC_SWEEPER:
+            return  # another sweeper picks its jobs as it goes: each job checks itself
+        from hydra.core.global_hydra import GlobalHydra
+
+        from hydragent.config.problems import ConfigError
+
+        loader = GlobalHydra.instance().config_loader()
+        jobs = sweep_jobs(config)
+        problems: list[str] = []
+        for number, overrides in enumerate(jobs):
+            try:
+                _check(loader.load_sweep_config(config, list(overrides)))
+            except PreflightFailed as failed:
+                if not isinstance(failed.error, ConfigError) or len(jobs) == 1:
+                    raise
+                label = " ".join(overrides) or "the base config"
+                problems += [f"job {number} ({label}): {p}" for p in failed.error.problems]
+        if problems:
+            raise PreflightFailed(ConfigError(problems))
+
+
+def sweep_jobs(config: Any) -> list[list[str]]:
+    """The override list of each job, as Hydra's BasicSweeper will launch them."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()]
+    arguments += list(OmegaConf.to_container(config.hydra.overrides.task, resolve=False))
+    parsed = OverridesParser.create().parse_overrides(arguments)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def _check(config: Any) -> None:
+    """Dry-assemble one job's config, with HydraConfig set so `${hydra:...}` resolves."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from hydragent.config.assemble import assemble
+
+    holder = HydraConfig.instance()
+    saved = holder.cfg
+    try:
+        holder.set_config(config)
+        assemble(config, dry_run=True)
+    except Exception as error:
+        raise PreflightFailed(error) from error
+    finally:
+        holder.cfg = saved

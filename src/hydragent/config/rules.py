@@ -1,0 +1,272 @@
+"""Wiring rules between config groups: what one choice requires of another.
+
+Each rule returns one-line problems naming the key, the value, what fits and the fix. The
+rules are asked by `assemble` in dry runs and real runs alike (one path, DESIGN.md §2).
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hydragent.config.problems import shown
+from hydragent.config.schemas import check_node
+
+# --- helper groups fit some backends (DESIGN.md §3) --------------------------------------
+
+#: helper group -> the backends (conf/model names) it applies to; None: every model.
+#: `retry` is computed: every backend whose class is an ApiModel.
+HELPER_BACKENDS: dict[str, tuple[str, ...] | None] = {
+    "router": ("litellm_router",),
+    "chat_template": ("transformers", "mlx", "vllm"),
+    "roles": None,
+    "messages": None,
+}
+
+
+def backend_classes() -> dict[str, type]:
+    """conf/model name -> class, for the backends whose module imports here."""
+    from hydragent.models import BACKENDS, backend_class
+
+    classes = {}
+    for name in BACKENDS:
+        try:
+            classes[name] = backend_class(name)
+        except ImportError:
+            continue
+    return classes
+
+
+def backends_for(group: str) -> tuple[str, ...] | None:
+    """The backends a helper group fits (None: every model)."""
+    if group == "retry":
+        from hydragent.models.base import ApiModel
+
+        return tuple(n for n, c in backend_classes().items() if issubclass(c, ApiModel))
+    return HELPER_BACKENDS[group]
+
+
+def helper_problems(
+    chosen: Mapping[str, str], model_cls: type, model_choice: str | None
+) -> list[str]:
+    """`router=least_busy` with `model=openai` and the like: each chosen helper group must fit
+    the selected backend (its class, or a subclass of it: a user's own OpenAI subclass fits
+    what OpenAIServerModel fits)."""
+    classes = backend_classes()
+    problems = []
+    for group, option in chosen.items():
+        fits = backends_for(group)
+        if fits is None or any(
+            issubclass(model_cls, classes[name]) for name in fits if name in classes
+        ):
+            continue
+        backend = f"model={model_choice}" if model_choice else model_cls.__name__
+        problems.append(
+            f"{group}={option} does not apply to {backend}: {group} fits only "
+            f"{', '.join(f'model={n}' for n in fits)}; pick one of them or drop {group}="
+        )
+    return problems
+
+
+# --- node shapes the signature cannot state ----------------------------------------------
+
+ROUTING_STRATEGIES = (
+    "simple-shuffle",
+    "least-busy",
+    "latency-based-routing",
+    "usage-based-routing",
+    "usage-based-routing-v2",
+    "cost-based-routing",
+)
+
+
+class Deployment(BaseModel):
+    """One entry of a router's `model_list` (LiteLLM's own keys beyond these are kept)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model_name: str
+    litellm_params: dict[str, Any]
+
+
+class RouterNode(BaseModel):
+    """What `router=<strategy>` sets on a litellm_router model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model_list: list[Deployment] = Field(min_length=1)
+    client_kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+def router_problems(path: str, node: Mapping[str, Any]) -> list[str]:
+    """A router model needs deployments, each naming a LiteLLM model, and a known strategy."""
+    if not node.get("model_list"):
+        return [
+            f"{path}.model_list is empty: choose router=simple_shuffle (or least_busy, "
+            f"latency_based, usage_based, cost_based) or set {path}.model_list"
+        ]
+    problems = check_node(path, dict(node), RouterNode)
+    for index, entry in enumerate(node.get("model_list") or []):
+        params = entry.get("litellm_params") if isinstance(entry, Mapping) else None
+        if isinstance(params, Mapping) and not params.get("model"):
+            problems.append(
+                f"{path}.model_list[{index}].litellm_params.model is missing: name the "
+                "LiteLLM model, e.g. openai/gpt-4o-mini"
+            )
+    groups = {e.get("model_name") for e in node.get("model_list") or [] if isinstance(e, Mapping)}
+    if node.get("model_id") not in groups:
+        problems.append(
+            f"{shown(f'{path}.model_id', node.get('model_id'))} is not a model_name of "
+            f"{path}.model_list; valid: {', '.join(sorted(map(str, groups)))}"
+        )
+    strategy = (node.get("client_kwargs") or {}).get("routing_strategy")
+    if strategy is not None and strategy not in ROUTING_STRATEGIES:
+        problems.append(
+            f"{path}.client_kwargs.routing_strategy={strategy!r} is not a LiteLLM strategy; "
+            f"valid: {', '.join(ROUTING_STRATEGIES)} (or pick router=<name>)"
+        )
+    return problems
+
+
+def role_problems(path: str, node: Mapping[str, Any]) -> list[str]:
+    from hydragent.messages import MessageRole
+
+    problems = []
+    conversions = node.get("custom_role_conversions")
+    if conversions is None:
+        return []
+    if not isinstance(conversions, Mapping):
+        return [f"{path}.custom_role_conversions must map role -> role, or pick roles=<preset>"]
+    for source, destination in conversions.items():
+        for role in (source, destination):
+            try:
+                MessageRole.parse(role)
+            except ValueError as error:
+                problems.append(f"{path}.custom_role_conversions: {error}")
+    return problems
+
+
+# --- agent, tools, scorers, judge --------------------------------------------------------
+
+
+def takes(target: Any, parameter: str) -> bool:
+    """Whether a class or function names `parameter` in its signature."""
+    from hydragent.config.targets import target_parameters
+
+    try:
+        return parameter in target_parameters(target).names
+    except (TypeError, ValueError):
+        return False
+
+
+def tools_problems(agent_cls: Any, tools: Any, choices: Mapping[str, Any]) -> list[str]:
+    """Tools need an agent that calls them (`agent=direct tools=calculator` would drop them)."""
+    if not tools or takes(agent_cls, "tools"):
+        return []
+    names = ", ".join(map(str, tools)) if isinstance(tools, Mapping) else str(tools)
+    agent = choices.get("agent") or getattr(agent_cls, "__name__", "the agent")
+    return [
+        f"tools={choices.get('tools') or names} needs an agent that calls tools, but "
+        f"agent={agent} takes none; valid: agent=tool_calling or agent=code, or tools=none"
+    ]
+
+
+def judge_problems(scorers: Mapping[str, Any], judge: Any) -> list[str]:
+    """A scorer that grades with a model (it takes `judge`) needs the top-level judge."""
+    if judge is not None:
+        return []
+    return [
+        f"scorer.{name} grades with a judge model, but no judge is selected: add "
+        f"judge=<backend> (e.g. judge=openai, or judge=scripted offline)"
+        for name, cls in scorers.items()
+        if takes(cls, "judge")
+    ]
+
+
+def grammar_problems(grammar: Any, capabilities: Any, model: Any) -> list[str]:
+    """The selected backend instance must enforce the grammar (asked of its capabilities:
+    InferenceClient's depend on its provider, for example)."""
+    if grammar is None or grammar.type in capabilities.grammars:
+        return []
+    from hydragent.models import grammar_support_error
+
+    return [grammar_support_error(type(model), grammar)]
+
+
+# --- scorer <-> task ----------------------------------------------------------------------
+
+
+def _number(value: Any) -> bool:
+    try:
+        float(str(value).replace(",", ""))
+    except ValueError:
+        return False
+    return True
+
+
+def _pattern(value: Any) -> bool:
+    try:
+        re.compile(str(value))
+    except re.error:
+        return False
+    return True
+
+
+#: scorer class name -> (what each sample must have, whether one bad sample is enough to fail,
+#: the fix). A scorer whose every sample lacks what it needs would score nothing real.
+SAMPLE_NEEDS: dict[str, tuple[Callable[[Any, Any], bool], bool, str]] = {
+    "CodeExecScorer": (
+        lambda sample, scorer: bool(sample.metadata.get("test")),
+        True,
+        "samples with `test` (and `entry_point`) fields, as task=humaneval has",
+    ),
+    "NumericScorer": (
+        lambda sample, scorer: _number(sample.target),
+        False,
+        "numeric targets (task=arithmetic), or scorer=exact/includes for text",
+    ),
+    "ExactScorer": (
+        lambda sample, scorer: sample.target not in (None, ""),
+        False,
+        "a target for each sample (task.fields.target names its column)",
+    ),
+    "IncludesScorer": (
+        lambda sample, scorer: sample.target not in (None, ""),
+        False,
+        "a target for each sample (task.fields.target names its column)",
+    ),
+    "RegexScorer": (
+        lambda sample, scorer: scorer.pattern is not None or _pattern(sample.target),
+        False,
+        "scorer.regex.pattern, or targets that are regular expressions",
+    ),
+}
+
+
+def sample_problems(scorers: Mapping[str, Any], samples: Sequence[Any], task: str) -> list[str]:
+    """Scorer <-> task: what each scorer reads from a sample is there."""
+    problems = []
+    for name, scorer in scorers.items():
+        need = SAMPLE_NEEDS.get(type(scorer).__name__)
+        if need is None or not samples:
+            continue
+        fits, strict, wants = need
+        bad = [s for s in samples if not fits(s, scorer)]
+        if bad and (strict or len(bad) == len(samples)):
+            first = bad[0]
+            problems.append(
+                f"scorer.{name} cannot score task {task}: {len(bad)} of {len(samples)} samples "
+                f"do not fit (first: id {first.id!r}, target {first.target!r}); it needs {wants}"
+            )
+    return problems
+
+
+def signature_of(target: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
