@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hydragent.models.scripted import ScriptedModel
-from hydragent.runner import config_hash, run_job
+from hydragent.runner import RunFailed, config_hash, run_job
 from hydragent.runner.records import RECORD_FIELDS
 from test_runner_support import compose_job, read_lines
 
@@ -21,9 +21,13 @@ def test_smoke_on_scripted_writes_samples_and_summary(tmp_path: Path, capsys) ->
 
     records = read_lines(tmp_path / "run" / "samples.jsonl")
     assert len(records) == 6
+    assert sorted(r["index"] for r in records) == list(range(6))  # dataset order
     for record in records:
         assert tuple(record) == RECORD_FIELDS
-        assert record["status"] == "ok"
+        assert record["status"] == "ok" and record["error_type"] is None
+        assert record["job_id"] == "run" and record["overrides"] == []
+        assert record["cost_usd"] is None  # a local stand-in has no price
+        assert record["started_at"].startswith("20")
         assert record["scores"] == {"exact": 1.0}
         assert record["messages"][-1]["role"] == "assistant"
         assert record["token_usage"]["total_tokens"] > 0
@@ -31,8 +35,16 @@ def test_smoke_on_scripted_writes_samples_and_summary(tmp_path: Path, capsys) ->
 
     on_disk = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert on_disk == json.loads(json.dumps(summary))
-    assert on_disk["metrics"]["exact"] == {"mean": 1.0, "stderr": 0.0, "n": 6}
-    assert on_disk["counts"] == {"total": 6, "ok": 6, "error": 0}
+    assert on_disk["metrics"]["exact"] == {
+        "mean": 1.0,
+        "ci_low": 1.0,
+        "ci_high": 1.0,
+        "stderr": 0.0,
+        "n": 6,
+    }
+    assert on_disk["counts"] == {"total": 6, "ok": 6, "error": 0, "not_run": 0}
+    assert on_disk["errors"] == []
+    assert on_disk["backend"] == "ScriptedModel" and on_disk["job_id"] == "run"
     assert on_disk["config_hash"] == records[0]["config_hash"]
     printed = capsys.readouterr().out
     assert "exact" in printed and "1.000 ± 0.000" in printed
@@ -56,7 +68,9 @@ def test_wrong_answers_lower_the_mean_with_a_stderr(tmp_path: Path) -> None:
     assert set(summary["metrics"]) == {"exact", "includes"}
 
 
-def test_a_failing_sample_is_an_error_record_scored_zero(tmp_path: Path) -> None:
+def test_failed_samples_are_counted_apart_and_fail_the_run(tmp_path: Path, caplog) -> None:
+    """Five of six samples fail: the run raises (exit 1), the errors are not averaged in as
+    zeros, and the end-of-run summary names the cause, an example and the fix."""
     cfg = compose_job(
         tmp_path,
         "model=scripted",
@@ -65,12 +79,38 @@ def test_a_failing_sample_is_an_error_record_scored_zero(tmp_path: Path) -> None
         "model.exhausted=error",
         "runner.max_concurrency=1",
     )
-    summary = run_job(cfg, tmp_path / "run")
+    with pytest.raises(RunFailed, match=r"5 of 6 samples failed .*max_error_rate=0"):
+        run_job(cfg, tmp_path / "run")
     records = read_lines(tmp_path / "run" / "samples.jsonl")
     errors = [r for r in records if r["status"] == "error"]
-    assert len(errors) == 5 and summary["counts"]["error"] == 5
-    assert all("ScriptedModelExhausted" in r["error"] for r in errors)
-    assert all(r["scores"] == {"exact": 0.0} for r in errors)
+    assert len(errors) == 5
+    assert all(r["error_type"] == "ScriptedModelExhausted" for r in errors)
+    assert all(r["scores"] == {} for r in errors)
+
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["metrics"]["exact"]["mean"] == 1.0 and summary["metrics"]["exact"]["n"] == 1
+    assert summary["counts"] == {"total": 6, "ok": 1, "error": 5, "not_run": 0}
+    (cause,) = summary["errors"]
+    assert cause["count"] == 5 and cause["example_id"] in {r["id"] for r in errors}
+    assert "ScriptedModelExhausted" in cause["cause"]
+    assert cause["fix"] == "give more model.responses, or model.exhausted=cycle"
+    logged = caplog.text
+    assert "5 of 6 samples failed, by cause:" in logged and "fix: give more" in logged
+
+
+def test_a_tolerated_error_rate_lets_the_run_pass(tmp_path: Path) -> None:
+    cfg = compose_job(
+        tmp_path,
+        "model=scripted",
+        "~model.match",
+        "model.responses=[Paris,wrong,blue,wrong,cold]",
+        "model.exhausted=error",
+        "runner.max_concurrency=1",
+        "runner.max_error_rate=0.2",
+    )
+    summary = run_job(cfg, tmp_path / "run")  # 1 of 6 failed: 17% is within 20%
+    assert summary["counts"]["error"] == 1
+    assert summary["metrics"]["exact"]["mean"] == pytest.approx(3 / 5)
 
 
 def test_task_limit_and_concurrency_run_every_sample_once(tmp_path: Path) -> None:
@@ -112,25 +152,30 @@ def test_concurrency_cap_per_backend_and_sample_deadline(tmp_path: Path) -> None
         "+runner.backend_concurrency.SlowModel=2",
         "runner.sample_timeout_s=1.5",
     )
-    summary = run_job(cfg, tmp_path / "run")
+    with pytest.raises(RunFailed) as failed:
+        run_job(cfg, tmp_path / "run")
     records = {r["id"]: r for r in read_lines(tmp_path / "run" / "samples.jsonl")}
     assert SlowModel.peak == 2
     assert records["smoke-capital"]["status"] == "error"
+    assert records["smoke-capital"]["error_type"] == "SampleTimeout"
     assert "sample deadline of 1.5s exceeded" in records["smoke-capital"]["error"]
-    assert summary["counts"]["ok"] == 5
+    assert failed.value.summary["counts"]["ok"] == 5
+    assert "runner.sample_timeout_s" in failed.value.summary["errors"][0]["fix"]
 
 
 def test_overall_deadline_leaves_unstarted_samples_for_a_rerun(tmp_path: Path) -> None:
     slow = ("model=scripted", f"model._target_={__name__}.SlowModel", "runner.max_concurrency=1")
     # The first sample (capital) takes 3 s: the 0.5 s run deadline ends it, the rest wait.
-    summary = run_job(compose_job(tmp_path, *slow, "runner.timeout_s=0.5"), tmp_path / "run")
-    assert summary["not_run"] == 5
+    with pytest.raises(RunFailed, match="6 of 6 samples failed or did not run"):
+        run_job(compose_job(tmp_path, *slow, "runner.timeout_s=0.5"), tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["counts"] == {"total": 6, "ok": 0, "error": 1, "not_run": 5}
     (record,) = read_lines(tmp_path / "run" / "samples.jsonl")
     assert record["id"] == "smoke-capital"
     assert "run deadline of 0.5s exceeded" in record["error"]
 
     rerun = run_job(compose_job(tmp_path, *slow), tmp_path / "run")
-    assert rerun["not_run"] == 0 and rerun["counts"] == {"total": 6, "ok": 6, "error": 0}
+    assert rerun["counts"] == {"total": 6, "ok": 6, "error": 0, "not_run": 0}
 
 
 def test_config_hash_ignores_concurrency_limit_and_secrets_but_not_the_model(

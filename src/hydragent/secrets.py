@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
 MASK = "***"
@@ -47,7 +48,106 @@ def mask_secrets(value: Any) -> Any:
 
 
 def mask_override(override: str) -> str:
-    """Mask the value of a command-line override such as `model.api_key=sk-...`."""
+    """Mask the value of a command-line override such as `model.api_key=sk-...`, and each
+    secret nested in a list or dict value (`model.model_list=[{api_key:sk-...}]`)."""
     key, sep, value = override.partition("=")
-    secret = sep and _needs_mask(key.rsplit(".", 1)[-1], value if value != "null" else None)
-    return f"{key}{sep}{MASK}" if secret else override
+    name = key.lstrip("+~").split("@", 1)[0].rsplit(".", 1)[-1]
+    if sep and _needs_mask(name, value if value != "null" else None):
+        return f"{key}{sep}{MASK}"
+    if sep and value[:1] in "[{":
+        return f"{key}{sep}{_SECRET_PAIR.sub(_mask_pair, value)}"
+    return override
+
+
+# Shapes of credentials that a server may echo back in an error body (an Authorization header,
+# a provider key) even when the run never saw the value: masked in logs and stored errors.
+CREDENTIAL_SHAPES = re.compile(
+    r"(?P<scheme>\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]{8,}"
+    r"|\bsk-[A-Za-z0-9_-]{16,}|\bhf_[A-Za-z0-9]{16,}|\bAKIA[0-9A-Z]{16}\b"
+)
+# `api_key: VALUE`, `"token": "VALUE"`, `password=VALUE` inside free text or an override value.
+_SECRET_PAIR = re.compile(
+    r"""(?P<lead>(?P<q1>['"]?)(?P<key>[\w-]+)(?P=q1)\s*[:=]\s*)"""
+    r"""(?P<value>'[^']*'|"[^"]*"|[^\s,{}\[\]'"]+)"""
+)
+MIN_SECRET_LENGTH = 4
+MIN_ENV_SECRET_LENGTH = 8
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    value = match["value"]
+    bare = value[1:-1] if value[:1] in "'\"" and len(value) >= 2 else value
+    if not _needs_mask(match["key"], bare if bare != "null" else None):
+        return match[0]
+    quote = value[0] if value[:1] in "'\"" else ""
+    return f"{match['lead']}{quote}{MASK}{quote}"
+
+
+def redact_text(text: str, known: Iterable[str] = ()) -> str:
+    """`text` with every known secret value, every `secret_key: value` pair and every
+    credential-shaped token (Bearer header, sk-/hf_ key, AWS key id) replaced by the mask.
+    Longer secrets go first, so a secret that contains another is masked whole."""
+    for secret in sorted(set(known), key=len, reverse=True):
+        if len(secret) >= MIN_SECRET_LENGTH and secret in text:
+            text = text.replace(secret, MASK)
+    text = _SECRET_PAIR.sub(_mask_pair, text)
+    return CREDENTIAL_SHAPES.sub(lambda m: f"{m['scheme'] or ''}{MASK}", text)
+
+
+def secret_values(value: Any) -> list[str]:
+    """The values held under secret-looking keys anywhere in a resolved config."""
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        for key, child in value.items():
+            if is_secret_key(key) and isinstance(child, str):
+                if len(child) >= MIN_SECRET_LENGTH and not is_env_reference(child):
+                    found.append(child)
+            else:
+                found += secret_values(child)
+    elif isinstance(value, list | tuple):
+        for child in value:
+            found += secret_values(child)
+    return found
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Values of environment variables whose names look secret (OPENAI_API_KEY, HF_TOKEN,
+    AWS_SECRET_ACCESS_KEY, the CLI's HYDRAGENT_SECRET_*): a client library may read one
+    without the config naming it, and quote it in an error."""
+    environ = os.environ if environ is None else environ
+    return [
+        value
+        for name, value in environ.items()
+        if is_secret_key(name) and len(value) >= MIN_ENV_SECRET_LENGTH
+    ]
+
+
+SECRET_ENV_PREFIX = "HYDRAGENT_SECRET_"
+
+
+def protect_nested_override(
+    override: str, environ: MutableMapping[str, str] | None = None
+) -> tuple[str, list[str]]:
+    """Move each secret nested in a list or dict override value into its own environment
+    variable: `model.model_list=[{litellm_params:{api_key:sk-1}}]` becomes
+    `...{api_key:${oc.env:HYDRAGENT_SECRET_MODEL_MODEL_LIST_0}}...`. Hydra then only ever sees
+    the reference (in overrides.yaml, hydra.yaml, multirun.yaml, `--cfg hydra`), and the value
+    resolves when the model is built. Returns (override, the secret values moved)."""
+    environ = os.environ if environ is None else environ
+    key, sep, value = override.partition("=")
+    if not sep or value[:1] not in "[{":
+        return override, []
+    stem = SECRET_ENV_PREFIX + re.sub(r"\W", "_", key.lstrip("+~").split("@", 1)[0]).upper()
+    moved: list[str] = []
+
+    def to_reference(match: re.Match[str]) -> str:
+        raw = match["value"]
+        bare = raw[1:-1] if raw[:1] in "'\"" and len(raw) >= 2 else raw
+        if not _needs_mask(match["key"], bare if bare != "null" else None):
+            return match[0]
+        variable = f"{stem}_{len(moved)}"
+        environ[variable] = bare
+        moved.append(bare)
+        return f"{match['lead']}${{oc.env:{variable}}}"
+
+    return f"{key}={_SECRET_PAIR.sub(to_reference, value)}", moved

@@ -19,7 +19,14 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
-from hydragent.secrets import MASK, is_env_reference, is_secret_key, mask_override, mask_secrets
+from hydragent.secrets import (
+    MASK,
+    is_env_reference,
+    is_secret_key,
+    mask_override,
+    mask_secrets,
+    protect_nested_override,
+)
 
 SECRET_ENV_PREFIX = "HYDRAGENT_SECRET_"
 HYDRA_DIR = ".hydra"
@@ -51,6 +58,9 @@ def protect_secret_overrides(
             or value in ("", "null")
             or value.startswith("${")
         ):
+            if not arg.startswith("-") and value[:1] in "[{":  # secrets nested in the value
+                arg, moved = protect_nested_override(arg, environ)
+                secrets += moved
             rewritten.append(arg)
             continue
         elements = value.split(",")

@@ -1,8 +1,25 @@
-"""The runner: concurrency, deadlines, cache, crash-safe results and resume."""
+"""The runner: concurrency, deadlines, cache, crash-safe results and resume.
+
+Names are imported on first use, so a local engine can import `hydragent.runner.progress`
+(its progress hook) without pulling in Hydra and the job machinery."""
 
 from __future__ import annotations
 
-from hydragent.runner.job import run_job, summarise
-from hydragent.runner.records import config_hash, read_records
+import importlib
+from typing import Any
 
-__all__ = ["config_hash", "read_records", "run_job", "summarise"]
+_EXPORTS = {
+    "RunFailed": "hydragent.runner.errors",
+    "config_hash": "hydragent.runner.records",
+    "read_records": "hydragent.runner.records",
+    "latest_by_id": "hydragent.runner.records",
+    "run_job": "hydragent.runner.job",
+    "summarise": "hydragent.runner.summary",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'hydragent.runner' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

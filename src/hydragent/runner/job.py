@@ -7,34 +7,34 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
+from hydragent import logging_setup
 from hydragent.grammar import Grammar
-from hydragent.runner.build import (
-    build_agent,
-    build_model,
-    build_scorers,
-    plain,
-)
+from hydragent.models.base import ApiModel, Model
+from hydragent.runner import progress
+from hydragent.runner.build import build_agent, build_model, build_scorers, plain
+from hydragent.runner.errors import RunFailed, error_report
 from hydragent.runner.execute import Outcome, run_all, work_on
 from hydragent.runner.records import (
     SAMPLES_FILE,
     SUMMARY_FILE,
     RecordWriter,
     config_hash,
-    keep_for_resume,
+    latest_by_id,
     record_line,
     redact,
-    secret_values,
     write_json_atomic,
 )
-from hydragent.runner.wrappers import UsageMeter
-from hydragent.scorers.base import mean_and_stderr
-from hydragent.secrets import mask_override, mask_secrets
+from hydragent.runner.resume import prepare_folder
+from hydragent.runner.summary import results_table, summarise
+from hydragent.runner.wrappers import ModelWrapper, UsageMeter
+from hydragent.secrets import environment_secrets, mask_override, mask_secrets, secret_values
 
 log = logging.getLogger(__name__)
 
@@ -51,91 +51,73 @@ def job_overrides(output_dir: Path) -> list[str]:
     return [mask_override(str(o)) for o in overrides]
 
 
-def to_record(outcome: Outcome, model_id: str, chash: str) -> dict[str, Any]:
-    sample = outcome.sample
-    return {
-        "id": sample.id,
-        "input": sample.input,
-        "target": sample.target,
-        "answer": outcome.answer,
-        "scores": outcome.scores,
-        "status": outcome.status,
-        "error": outcome.error,
-        "messages": outcome.messages,
-        "token_usage": outcome.token_usage.dict(),
-        "judge_token_usage": outcome.judge_token_usage.dict(),
-        "latency_s": round(outcome.latency_s, 4),
-        "model": model_id,
-        "deployment": outcome.deployment,
-        "config_hash": chash,
-    }
+def _innermost(model: Any) -> Any:
+    while isinstance(model, ModelWrapper):
+        model = model.inner
+    return model
 
 
-def summarise(records: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    metric_names = sorted({name for r in records for name in r["scores"]})
-    usage = {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-    judge_usage = dict.fromkeys(usage, 0)
-    for record in records:
-        for key in usage:
-            usage[key] += int(record["token_usage"].get(key, 0))
-            judge_usage[key] += int((record.get("judge_token_usage") or {}).get(key, 0))
-    latencies = [r["latency_s"] for r in records]
-    return {
-        "metrics": {
-            name: mean_and_stderr(r["scores"][name] for r in records if name in r["scores"])
-            for name in metric_names
-        },
-        "counts": {
-            "total": len(records),
-            "ok": sum(r["status"] == "ok" for r in records),
-            "error": sum(r["status"] != "ok" for r in records),
-        },
-        "token_usage": usage,
-        "judge_token_usage": judge_usage,
-        "latency_s": mean_and_stderr(latencies),
-        **extra,
-    }
+def _pricer(model: Model) -> Any:
+    """`price(usage)` for the run's model, or None: only remote APIs bill per token, and
+    hydragent.cost (which imports litellm for its price map) is not asked about local ones."""
+    if not isinstance(_innermost(model), ApiModel):
+        return None
+    try:
+        from hydragent.cost import price
+    except ImportError:
+        return None
+    model_id = str(model.model_id)
+    return lambda usage: price(model_id, usage)
 
 
-def results_table(summary: dict[str, Any]) -> str:
-    rows = [("metric", "mean ± stderr", "n")]
-    for name, stat in summary["metrics"].items():
-        rows.append((name, f"{stat['mean']:.3f} ± {stat['stderr']:.3f}", str(stat["n"])))
-    counts, usage = summary["counts"], summary["token_usage"]
-    judged = summary.get("judge_token_usage", {}).get("total_tokens", 0)
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    lines.append(
-        f"samples {counts['total']} (ok {counts['ok']}, errors {counts['error']}, "
-        f"not run {summary.get('not_run', 0)}), tokens {usage['total_tokens']}"
-        + (f" (judge {judged})" if judged else "")
-        + f", wall {summary['wall_time_s']:.2f}s"
+def _build(cfg: DictConfig) -> SimpleNamespace:
+    """What the job needs, with the field names of hydragent.config.assemble.Assembly."""
+    task = instantiate(cfg.task, _convert_="all")
+    runner = cfg.get("runner") or OmegaConf.create({})
+    seed = cfg.get("seed")
+    model, cached = build_model(
+        cfg.model, cfg.get("cache"), plain(runner.get("backend_concurrency")), seed
     )
-    return "\n".join(lines)
+    judge = None
+    if cfg.get("judge"):
+        judge = UsageMeter(build_model(cfg.judge, cfg.get("cache"), None, seed)[0])
+    return SimpleNamespace(
+        task=task,
+        samples=task.samples(),
+        model=model,
+        cached=cached,
+        judge=judge,
+        scorers=build_scorers(cfg.get("scorer"), judge),
+        agent=build_agent(cfg.agent, cfg.get("tools")),
+        grammar=Grammar.coerce(cfg.get("grammar")),
+        sandbox=None,
+    )
 
 
 class ResultSink:
     """Takes each finished sample on the runner's main thread: writes its line (flushed, see
-    RecordWriter), keeps the record for the summary, and moves the progress bar."""
+    RecordWriter), keeps the record for the summary, and moves the progress bar. Between
+    samples the bar shows the tokens local engines report (runner/progress.py)."""
 
     def __init__(
         self,
         path: Path,
         records: dict[str, dict[str, Any]],
         total: int,
-        zero: dict[str, float],
         stamp: dict[str, Any],
         secrets: list[str],
         show_progress: bool,
+        price: Any = None,
     ) -> None:
         self.records = records
-        self.zero = zero
         self.stamp = stamp
         self.secrets = secrets
-        self.headline = next(iter(zero), "score")
+        self.price = price
         self.errors = self.tokens = self.scored = 0
         self.score = 0.0
+        self.headline: str | None = None
+        self.decoded_at_start = progress.decoded()
+        self.decoded = 0
         self.writer = RecordWriter(path)
         self.bar = tqdm(
             total=total,
@@ -146,26 +128,62 @@ class ResultSink:
             dynamic_ncols=True,
         )
 
+    def to_record(self, outcome: Outcome) -> dict[str, Any]:
+        sample, usage = outcome.sample, outcome.token_usage.dict()
+        return {
+            "id": sample.id,
+            "index": self.stamp["index"][sample.id],
+            "input": sample.input,
+            "target": sample.target,
+            "answer": outcome.answer,
+            "scores": outcome.scores,
+            "status": outcome.status,
+            "error": outcome.error,
+            "error_type": outcome.error_type,
+            "messages": outcome.messages,
+            "token_usage": usage,
+            "judge_token_usage": outcome.judge_token_usage.dict(),
+            "cost_usd": self.price(usage) if self.price is not None else None,
+            "latency_s": round(outcome.latency_s, 4),
+            "model": self.stamp["model"],
+            "deployment": outcome.deployment,
+            "sandbox": self.stamp["sandbox"],
+            "job_id": self.stamp["job_id"],
+            "overrides": self.stamp["overrides"],
+            "config_hash": self.stamp["config_hash"],
+            "started_at": outcome.started_at,
+        }
+
+    def _postfix(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {}
+        if self.headline is not None and self.scored:
+            shown[self.headline] = f"{self.score / self.scored:.3f}"
+        shown["errors"] = self.errors
+        shown["tokens"] = self.tokens
+        if self.decoded:
+            shown["decoded"] = self.decoded
+        return shown
+
     def __call__(self, outcome: Outcome) -> None:
-        if outcome.status == "error":
-            for name, value in self.zero.items():
-                outcome.scores.setdefault(name, value)
-        record, line = record_line(to_record(outcome, **self.stamp), self.secrets)
+        record, line = record_line(self.to_record(outcome), self.secrets)
         self.writer.write(line)
         self.records[outcome.sample.id] = record
         self.errors += outcome.status != "ok"
         self.tokens += outcome.token_usage.total_tokens
-        self.score += outcome.scores.get(self.headline, 0.0)
-        self.scored += 1
-        self.bar.set_postfix(
-            {
-                self.headline: f"{self.score / self.scored:.3f}",
-                "errors": self.errors,
-                "tokens": self.tokens,
-            },
-            refresh=False,
-        )
+        if outcome.status == "ok" and outcome.scores:
+            self.headline = self.headline or next(iter(outcome.scores))
+            self.score += float(outcome.scores.get(self.headline, 0.0))
+            self.scored += 1
+        self.bar.set_postfix(self._postfix(), refresh=False)
         self.bar.update(1)
+
+    def tick(self) -> None:
+        """Show the tokens local engines decoded since the last finished sample."""
+        decoded = progress.decoded() - self.decoded_at_start
+        if decoded != self.decoded:
+            self.decoded = decoded
+            self.bar.set_postfix(self._postfix(), refresh=False)
+            self.bar.update(0)  # redraws at most every mininterval
 
     def close(self) -> None:
         self.bar.close()
@@ -179,64 +197,109 @@ def _model_calls(cached: Any) -> int | None:
     return 0 if cached.mode == "replay" else cached.misses
 
 
+def _job_id(output_dir: Path) -> str:
+    """The job's folder name: a sweep job's number, or a single run's time stamp. Records
+    carry it with the overrides, so a sweep's records concatenate and still join."""
+    return output_dir.resolve().name
+
+
+def _check_failures(summary: dict[str, Any], max_error_rate: float, output_dir: Path) -> None:
+    """Raise RunFailed (exit 1) when the failed share is above runner.max_error_rate.
+    Samples the run deadline left unrun count as failed: the job did not finish."""
+    counts = summary["counts"]
+    failed = counts["error"] + counts["not_run"]
+    total = counts["total"]
+    if total and failed / total > max_error_rate:
+        overrides = " ".join(summary.get("overrides") or []) or "no overrides"
+        raise RunFailed(
+            f"{failed} of {total} samples failed or did not run "
+            f"({failed / total:.0%} > runner.max_error_rate={max_error_rate:g}) in "
+            f"{output_dir} ({overrides}); causes above and in its hydragent.log",
+            summary,
+        )
+
+
 def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """Run every sample not already done into `output_dir`; return the summary."""
+    """Run every sample not already done into `output_dir`; return the summary.
+
+    Raises ResumeConflict (exit 2) before writing anything when the folder holds another
+    config's results (runner.resume), and RunFailed (exit 1) after writing the summary when
+    more samples failed than runner.max_error_rate allows."""
     began = time.perf_counter()
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     resolved = plain(cfg)
     chash = config_hash(resolved)
-    secrets = secret_values(resolved)
-    runner = cfg.get("runner") or OmegaConf.create({})
-    task = instantiate(cfg.task, _convert_="all")
-    samples = task.samples()
-    seed = cfg.get("seed")
-    model, cached = build_model(
-        cfg.model, cfg.get("cache"), plain(runner.get("backend_concurrency")), seed
-    )
-    judge = None
-    if cfg.get("judge"):
-        judge = UsageMeter(build_model(cfg.judge, cfg.get("cache"), None, seed)[0])
+    runner = resolved.get("runner") or {}
+    overrides = job_overrides(output_dir)
+    earlier = prepare_folder(output_dir, chash, str(runner.get("resume") or "auto"), overrides)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    secrets = secret_values(resolved) + environment_secrets()
+    logging_setup.install(secrets)
+    # -- build: B1 replaces this block with `assembly = assemble(cfg, dry_run=False)` --
+    assembly = _build(cfg)
+    # -- end of build --
+    logging_setup.quiet_third_party(logging_setup.hydra_verbose())  # clients imported now
+    model, cached, samples = assembly.model, assembly.cached, assembly.samples
+    judge = assembly.judge
+    if judge is not None and not isinstance(judge, UsageMeter):
+        judge = UsageMeter(judge)
     try:
-        scorers = build_scorers(cfg.get("scorer"), judge)
-        agent = build_agent(cfg.agent, cfg.get("tools"))
-        grammar = Grammar.coerce(cfg.get("grammar"))
-        samples_path = output_dir / SAMPLES_FILE
-        kept = keep_for_resume(samples_path, chash)
-        records = {s.id: kept[s.id] for s in samples if s.id in kept}
-        todo = [s for s in samples if s.id not in kept]
+        index = {s.id: i for i, s in enumerate(samples)}
+        latest = latest_by_id(earlier.records, chash)
+        records = {i: r for i, r in latest.items() if i in index and r.get("status") == "ok"}
+        todo = [s for s in samples if s.id not in records]
         log.info("%d samples: %d done earlier, %d to run", len(samples), len(records), len(todo))
         resumed = len(records)
         sink = ResultSink(
-            samples_path,
+            output_dir / SAMPLES_FILE,
             records,
             total=len(samples),
-            zero={k: v for s in scorers for k, v in s.zero().items()},
-            stamp={"model_id": str(model.model_id), "chash": chash},
+            stamp={
+                "index": index,
+                "model": str(model.model_id),
+                "sandbox": getattr(assembly.sandbox, "name", None),
+                "job_id": _job_id(output_dir),
+                "overrides": overrides,
+                "config_hash": chash,
+            },
             secrets=secrets,
             show_progress=bool(runner.get("progress", True)),
+            price=_pricer(model),
         )
         attempts = int(runner.get("attempts", 1) or 1)
         try:
-            not_run = run_all(
-                todo,
-                lambda s: work_on(s, agent, model, grammar, scorers, attempts, judge),
-                sink,
-                max_concurrency=max(1, int(runner.get("max_concurrency", 4))),
-                sample_timeout_s=runner.get("sample_timeout_s"),
-                timeout_s=runner.get("timeout_s"),
-            )
+            with logging_setup.lines_off_the_bar():
+                not_run = run_all(
+                    todo,
+                    lambda s: work_on(
+                        s,
+                        assembly.agent,
+                        model,
+                        assembly.grammar,
+                        assembly.scorers,
+                        attempts,
+                        judge,
+                    ),
+                    sink,
+                    max_concurrency=max(1, int(runner.get("max_concurrency", 4))),
+                    sample_timeout_s=runner.get("sample_timeout_s"),
+                    timeout_s=runner.get("timeout_s"),
+                    tick=sink.tick,
+                )
         finally:
             sink.close()
+        target = str(cfg.model.get("_target_", ""))
         summary = summarise(
-            [records[s.id] for s in samples if s.id in records],
+            sorted(records.values(), key=lambda r: r["index"]),
             not_run=len(not_run),
             resumed=resumed,
             wall_time_s=round(time.perf_counter() - began, 3),
             config_hash=chash,
-            overrides=job_overrides(output_dir),
+            overrides=overrides,
+            job_id=_job_id(output_dir),
             model=str(model.model_id),
-            task=task.name,
+            task=assembly.task.name,
+            backend=target.rsplit(".", 1)[-1] or type(_innermost(model)).__name__,
             cache={
                 "mode": cached.mode if cached else "off",
                 "hits": cached.hits if cached else 0,
@@ -248,11 +311,16 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         write_json_atomic(output_dir / SUMMARY_FILE, summary)
         print(results_table(summary))
         print(f"Run folder: {output_dir.resolve()}")
+        counts = summary["counts"]
+        report = error_report(summary["errors"], counts["error"], counts["total"])
+        if report:
+            log.error("%s", "\n".join(report))
         if cached is not None and cached.mode == "replay" and cached.misses:
             raise RuntimeError(
                 f"cache=replay: {cached.misses} calls had no recorded reply in "
                 f"{cached.store.path}; run once with cache=on to record them"
             )
+        _check_failures(summary, float(runner.get("max_error_rate") or 0.0), output_dir)
         return summary
     finally:
         model.cleanup()

@@ -6,32 +6,50 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hydragent.secrets import MASK, is_secret_key
+from hydragent.secrets import is_secret_key, redact_text
 
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
 RECORD_FIELDS = (
     "id",
+    "index",
     "input",
     "target",
     "answer",
     "scores",
     "status",
     "error",
+    "error_type",
     "messages",
     "token_usage",
     "judge_token_usage",
+    "cost_usd",
     "latency_s",
     "model",
     "deployment",
+    "sandbox",
+    "job_id",
+    "overrides",
     "config_hash",
+    "started_at",
 )
+GARBLED_FILE = "samples.garbled.jsonl"
 # Keys that change how a run goes, never what a sample's result is.
 RESULT_NEUTRAL = {
-    "runner": ("max_concurrency", "backend_concurrency", "timeout_s", "progress"),
+    "runner": (
+        "max_concurrency",
+        "backend_concurrency",
+        "timeout_s",
+        "sample_timeout_s",
+        "progress",
+        "max_error_rate",
+        "resume",
+    ),
     "task": ("limit",),
 }
 
@@ -44,30 +62,11 @@ def _without_secrets(value: Any) -> Any:
     return value
 
 
-def secret_values(value: Any) -> list[str]:
-    """The values held under secret-looking keys anywhere in a resolved config."""
-    found: list[str] = []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            if is_secret_key(key) and isinstance(child, str) and len(child) >= 4:
-                found.append(child)
-            else:
-                found += secret_values(child)
-    elif isinstance(value, list):
-        for child in value:
-            found += secret_values(child)
-    return found
-
-
 def redact(value: Any, secrets: list[str]) -> Any:
-    """A copy with every known secret value replaced, for text such as error messages that
-    a client library may have built from the key."""
-    if not secrets:
-        return value
+    """A copy with every known secret value (and credential-shaped text) masked in every
+    string, for text such as error messages a client library may have built from the key."""
     if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, MASK)
-        return value
+        return redact_text(value, secrets)
     if isinstance(value, dict):
         return {k: redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
@@ -98,38 +97,79 @@ def config_hash(resolved: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every whole record in the file; a line torn by a kill mid-write is ignored."""
+@dataclass
+class Scan:
+    """What a samples.jsonl holds: its records in file order, and the lines that are not
+    records (byte offset, raw bytes), e.g. a line torn by a kill mid-write."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    garbled: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+def scan(path: Path) -> Scan:
+    result = Scan()
     if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and "id" in record:
-            records.append(record)
-    return records
+        return result
+    offset = 0
+    for raw in path.read_bytes().splitlines(keepends=True):
+        line = raw.rstrip(b"\r\n")
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError:  # JSONDecodeError and UnicodeDecodeError
+                record = None
+            if isinstance(record, dict) and "id" in record:
+                result.records.append(record)
+            else:
+                result.garbled.append((offset, line))
+        offset += len(raw)
+    return result
 
 
-def keep_for_resume(path: Path, config_hash_value: str) -> dict[str, dict[str, Any]]:
-    """Rewrite the file with the records a rerun keeps (ok, same config hash, one per id)
-    and return them by id. The rewrite goes through a temp file and an atomic rename, so a
-    kill during it leaves either the old file or the new one."""
-    kept: dict[str, dict[str, Any]] = {}
-    for record in read_records(path):
-        if record.get("status") == "ok" and record.get("config_hash") == config_hash_value:
-            kept[str(record["id"])] = record
-    if path.exists():
-        temp = path.with_suffix(".jsonl.tmp")
-        with temp.open("w") as handle:
-            for record in kept.values():
-                handle.write(json.dumps(record, default=str) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    return kept
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every whole record in the file, in file order. A resumed run appends, so an id may
+    appear more than once (a failed try, then its rerun): the last one is the result."""
+    return scan(path).records
+
+
+def latest_by_id(records: list[dict[str, Any]], chash: str | None = None) -> dict[str, Any]:
+    """The last record of each id (of config hash `chash`, when given)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if chash is None or record.get("config_hash") == chash:
+            latest[str(record["id"])] = record
+    return latest
+
+
+def move_garbled_aside(path: Path, found: Scan) -> Path | None:
+    """Move the lines that are not records into samples.garbled.jsonl, one JSON line each
+    with its byte offset in the file as it was and its exact text, so nothing is lost and
+    the results file stays readable by any JSON-lines reader. The side file is synced
+    before the results file is replaced (atomically, with its good lines byte for byte), so
+    a kill at any moment leaves every line in one file or the other."""
+    if not found.garbled:
+        return None
+    side = path.with_name(GARBLED_FILE)
+    moved_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    with side.open("a", encoding="utf-8") as handle:
+        for offset, line in found.garbled:
+            text = line.decode("utf-8", "surrogateescape")
+            entry = {"file": path.name, "offset": offset, "line": text, "moved_at": moved_at}
+            handle.write(json.dumps(entry) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    bad = {offset for offset, _ in found.garbled}
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with path.open("rb") as source, temp.open("wb") as target:
+        offset = 0
+        for raw in source.read().splitlines(keepends=True):
+            if offset not in bad and raw.strip():
+                target.write(raw if raw.endswith(b"\n") else raw + b"\n")
+            offset += len(raw)
+        target.flush()
+        os.fsync(target.fileno())
+    os.replace(temp, path)
+    return side
 
 
 class RecordWriter:

