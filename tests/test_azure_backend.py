@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import openai
 import pytest
 from tests.servers import Fault, LoopbackServer, openai_app, running
 
-from hydragent.models import AzureOpenAIModel, AzureOpenAIServerModel
-from hydragent.models.openai import ModelServerError
+from hydragent.models import AzureOpenAIModel, AzureOpenAIServerModel, dry_build
 
 pytestmark = pytest.mark.timeout(60)
 FAST_RETRY = {"attempts": 2, "initial_wait": 0.01, "jitter": 0.0}
@@ -49,11 +49,21 @@ def test_endpoint_key_and_version_come_from_the_environment(
     assert received.query["api-version"] == "2025-01-01-preview"
 
 
-def test_a_missing_endpoint_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_endpoint_fails_at_construction_and_validate_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
-    model = AzureOpenAIServerModel("dep", api_key="k", api_version="2024-10-21")
-    with pytest.raises(ValueError, match="azure_endpoint \\(or AZURE_OPENAI_ENDPOINT\\)"):
-        model.generate([{"role": "user", "content": "hi"}])
+    with pytest.raises(ValueError, match="azure_endpoint"):  # the client's own error
+        AzureOpenAIServerModel("dep", api_key="k", api_version="2024-10-21")
+    with dry_build():
+        model = AzureOpenAIServerModel("dep", api_key="k", api_version="2024-10-21")
+    assert model.environment_problems() == [
+        (
+            "azure_endpoint",
+            "AzureOpenAIServerModel needs azure_endpoint: set model.azure_endpoint "
+            "or AZURE_OPENAI_ENDPOINT",
+        )
+    ]
 
 
 def test_azure_errors_surface_with_status_and_text(server: LoopbackServer) -> None:
@@ -61,7 +71,7 @@ def test_azure_errors_surface_with_status_and_text(server: LoopbackServer) -> No
     model = AzureOpenAIServerModel(
         "dep", azure_endpoint=server.url, api_key="k", api_version="2024-10-21", retry=FAST_RETRY
     )
-    with pytest.raises(ModelServerError, match=r"HTTP 400.*content filtered"):
+    with pytest.raises(openai.BadRequestError, match=r"400.*content filtered"):
         model.generate([{"role": "user", "content": "hi"}])
 
 

@@ -52,11 +52,11 @@ def test_remove_parameter_drops_a_key_that_would_otherwise_be_sent() -> None:
     assert request == {"stop": ["END"]}
 
 
-def test_the_base_contract_names_the_class_that_lacks_generate_or_streaming() -> None:
+def test_the_base_contract_names_the_class_that_lacks_request_or_streaming() -> None:
     class Bare(Model):
         pass
 
-    with pytest.raises(NotImplementedError, match="Bare does not implement generate"):
+    with pytest.raises(NotImplementedError, match=r"Bare does not implement request\(req\)"):
         Bare()([{"role": "user", "content": "hi"}])
     with pytest.raises(NotImplementedError, match="Bare does not support streaming"):
         next(iter(Bare().generate_stream([{"role": "user", "content": "hi"}])))

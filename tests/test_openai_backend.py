@@ -9,16 +9,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 
+import openai
 import pytest
 from tests.servers import Fault, LoopbackServer, Reply, openai_app, running
 
 from hydragent.messages import MessageRole, agglomerate_stream_deltas
-from hydragent.models import OpenAIModel, OpenAIServerModel
-from hydragent.models.openai import (
-    IncompleteStreamError,
-    MalformedResponseError,
-    ModelServerError,
-)
+from hydragent.models import OpenAIModel, OpenAIServerModel, dry_build
+from hydragent.models.openai import IncompleteStreamError, MalformedResponseError
 from hydragent.models.vllm_server import VLLMServerModel
 
 pytestmark = pytest.mark.timeout(60)
@@ -215,9 +212,11 @@ def test_429_is_retried_after_the_servers_retry_after(
     assert "in 0.25s after HTTP 429" in caplog.text
 
 
-def test_5xx_retries_are_bounded_and_the_final_error_is_clear(server: LoopbackServer) -> None:
+def test_5xx_retries_are_bounded_and_the_final_error_is_the_clients_own(
+    server: LoopbackServer,
+) -> None:
     server.always_fail = Fault(status=503, body="upstream overloaded")
-    with pytest.raises(ModelServerError, match=r"HTTP 503.*upstream overloaded") as failure:
+    with pytest.raises(openai.InternalServerError, match=r"503.*upstream overloaded") as failure:
         make_model(server).generate([{"role": "user", "content": "hi"}])
     assert failure.value.status_code == 503
     assert len(server.requests) == FAST_RETRY["attempts"]
@@ -225,7 +224,7 @@ def test_5xx_retries_are_bounded_and_the_final_error_is_clear(server: LoopbackSe
 
 def test_a_client_error_is_not_retried(server: LoopbackServer) -> None:
     server.faults.append(Fault(status=400, body="messages must not be empty"))
-    with pytest.raises(ModelServerError, match=r"HTTP 400.*messages must not be empty"):
+    with pytest.raises(openai.BadRequestError, match=r"400.*messages must not be empty"):
         make_model(server).generate([{"role": "user", "content": "hi"}])
     assert len(server.requests) == 1
 
@@ -268,7 +267,7 @@ def test_the_openai_clients_own_retries_are_off(server: LoopbackServer) -> None:
     server.always_fail = Fault(status=500)
     model = make_model(server)
     model.retry.attempts = 1
-    with pytest.raises(ModelServerError):
+    with pytest.raises(openai.InternalServerError):
         model.generate([{"role": "user", "content": "hi"}])
     assert len(server.requests) == 1
 
@@ -336,9 +335,14 @@ def test_a_missing_client_library_names_the_pip_extra(
     arguments = {"model_id": "m"}
     if backend == "azure_openai":
         arguments.update(azure_endpoint="http://127.0.0.1:9", api_version="2024-10-21")
-    model = cls(**arguments)
     with pytest.raises(ImportError, match=rf"pip install 'hydragent\[{extra}\]'"):
-        model.client  # noqa: B018  (the client is built on first use)
+        cls(**arguments)  # the client is built at construction, as in smolagents
+    with dry_build():
+        model = cls(**arguments)
+    assert (
+        "_target_",
+        f"{cls.__name__} needs the '{extra}' extra: pip install 'hydragent[{extra}]'",
+    ) in model.environment_problems()
 
 
 def test_importing_the_backends_imports_no_client_library() -> None:

@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 from tests.servers import Fault, LoopbackServer, Reply, openai_app, running
 
-from hydragent.models import LiteLLMRouterModel
+from hydragent.models import LiteLLMRouterModel, dry_build
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,12 +72,31 @@ def test_streaming_goes_through_the_router(
     assert text == "streamed answer"
 
 
-def test_a_group_missing_from_the_model_list_is_a_clear_error() -> None:
-    deployments = [{"model_name": "a", "litellm_params": {"model": "openai/m"}}]
-    with pytest.raises(ValueError, match="groups in model_list: a"):
-        LiteLLMRouterModel(model_id="b", model_list=deployments)
-    with pytest.raises(ValueError, match="needs model_list"):
-        LiteLLMRouterModel(model_id="b", model_list=[])
+def test_a_group_missing_from_the_model_list_is_reported_by_validate() -> None:
+    deployments = [{"model_name": "a", "litellm_params": {"model": "openai/m", "api_key": "k"}}]
+    with dry_build():
+        missing = LiteLLMRouterModel(model_id="b", model_list=deployments)
+        empty = LiteLLMRouterModel(model_id="b", model_list=[])
+    ((key, line),) = missing.environment_problems()
+    assert key == "model_id" and "groups in model_list: a" in line
+    assert empty.environment_problems()[0][0] == "model_list"
+
+
+def test_wildcard_groups_and_aliases_are_accepted_as_in_smolagents() -> None:
+    deployments = [
+        {"model_name": "openai/*", "litellm_params": {"model": "openai/*", "api_key": "k"}},
+        {"model_name": "fast", "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "k"}},
+    ]
+    wildcard = LiteLLMRouterModel(model_id="openai/gpt-4o", model_list=deployments)
+    assert wildcard.answering_models() == ["openai/gpt-4o"]
+    assert wildcard.environment_problems() == []
+    aliased = LiteLLMRouterModel(
+        model_id="cheap",
+        model_list=deployments,
+        client_kwargs={"model_group_alias": {"cheap": "fast"}},
+    )
+    assert aliased.answering_models() == ["openai/gpt-4o-mini"]
+    assert aliased.client.model_group_alias == {"cheap": "fast"}
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
-from hydragent.models.openai import OpenAIServerModel
+from hydragent.models.openai import OpenAIServerModel, extra_problem
 
 
 class AzureOpenAIServerModel(OpenAIServerModel):
     """`model_id` is the deployment name; endpoint, key and API version fall back to the
-    environment (`AZURE_OPENAI_ENDPOINT`, `AZURE_OPENAI_API_KEY`, `OPENAI_API_VERSION`)."""
+    environment (`AZURE_OPENAI_ENDPOINT`, `AZURE_OPENAI_API_KEY`, `OPENAI_API_VERSION`).
+    `organization` and `project` reach the client, as in smolagents."""
+
+    key_env: ClassVar[str] = "AZURE_OPENAI_API_KEY"
 
     def __init__(
         self,
@@ -26,29 +29,38 @@ class AzureOpenAIServerModel(OpenAIServerModel):
         self.api_version = api_version or os.environ.get("OPENAI_API_VERSION")
         super().__init__(
             model_id=model_id,
-            api_key=api_key or os.environ.get("AZURE_OPENAI_API_KEY"),
+            api_key=api_key or os.environ.get(self.key_env),
             client_kwargs=client_kwargs,
             custom_role_conversions=custom_role_conversions,
             **kwargs,
         )
 
-    def create_client(self) -> Any:
-        openai = self._openai_module()
-        missing = [
-            f"{name} (or {env})"
+    def _missing_settings(self) -> list[tuple[str, str]]:
+        token_given = {"azure_ad_token", "azure_ad_token_provider"} & set(self.client_kwargs)
+        return [
+            (name, f"AzureOpenAIServerModel needs {name}: set model.{name} or {env}")
             for name, env, value in (
                 ("azure_endpoint", "AZURE_OPENAI_ENDPOINT", self.azure_endpoint),
                 ("api_version", "OPENAI_API_VERSION", self.api_version),
+                ("api_key", self.key_env, self.api_key),
             )
-            if not value
+            if not value and not (name == "api_key" and token_given)
         ]
-        if missing:
-            raise ValueError(f"AzureOpenAIServerModel needs {' and '.join(missing)}")
+
+    def environment_problems(self) -> list[tuple[str, str]]:
+        problems = extra_problem("openai", type(self).__name__, self.extra)
+        return problems + ([] if self._client is not None else self._missing_settings())
+
+    def create_client(self) -> Any:
+        openai = self._openai_module()
         return openai.AzureOpenAI(
             **{
-                "azure_endpoint": self.azure_endpoint,
+                "base_url": self.api_base,
                 "api_key": self.api_key,
                 "api_version": self.api_version,
+                "azure_endpoint": self.azure_endpoint,
+                "organization": self.organization,
+                "project": self.project,
                 "max_retries": 0,
                 **self.client_kwargs,
             }

@@ -243,6 +243,42 @@ class Capabilities:
     reasoning: bool = False
 
 
+@dataclasses.dataclass
+class ModelRequest:
+    """One call, normalised once by `Model.build_request`: what every backend's `request()`,
+    the runner's wrappers and the cache key work on.
+
+    `messages` are prepared (roles converted once, same-role runs merged, flattened, images
+    encoded). `stop_sequences` are the call's and the generation node's. `generation` holds the
+    generation node's settings by their portable names (the lowest precedence); `kwargs` the
+    call's own keywords. `Model.settings(req)` gives the backend-native settings: call keywords,
+    overlaid by the model's constructor keywords.
+    """
+
+    messages: list[dict[str, Any]]
+    stop_sequences: list[str] | None = None
+    tools: list[Any] | None = None
+    grammar: Grammar | None = None
+    generation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def tool_schemas(self) -> list[dict[str, Any]] | None:
+        """The tools as OpenAI-style function schemas (None without tools)."""
+        return [get_tool_json_schema(tool) for tool in self.tools] if self.tools else None
+
+
+def apply_generation(
+    settings: dict[str, Any], generation: Mapping[str, Any], names: Mapping[str, str | None]
+) -> dict[str, Any]:
+    """Add the generation node's settings to `settings` under the backend's `names` (portable
+    name -> native name, None to leave it out); a key already set, by either name, wins."""
+    for key, value in generation.items():
+        native = names.get(key, key) if key in names else None
+        if native is not None and native not in settings and key not in settings:
+            settings[native] = value
+    return settings
+
+
 # --- the contract --------------------------------------------------------------------------
 
 
@@ -291,7 +327,12 @@ class Model:
         self.tool_arguments_key = tool_arguments_key
         self.kwargs = dict(kwargs)
 
-    # The public call surface.
+    #: roles the backend's wire protocol cannot carry, mapped under the user's conversions.
+    wire_roles: ClassVar[dict[str, str] | None] = None
+    #: images go as data URLs (OpenAI style) rather than base64 parts.
+    images_as_urls: ClassVar[bool] = False
+
+    # The public call surface, written once: build the request, hand it to the backend.
     def generate(
         self,
         messages: list[Any],
@@ -301,7 +342,11 @@ class Model:
         grammar: Grammar | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> ChatMessage:
-        raise NotImplementedError(f"{type(self).__name__} does not implement generate")
+        """The model's reply to `messages` (smolagents' signature, plus `grammar`)."""
+        request = self.build_request(
+            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
+        )
+        return self.request(request)
 
     def generate_stream(
         self,
@@ -312,10 +357,73 @@ class Model:
         grammar: Grammar | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Generator[ChatMessageStreamDelta, None, None]:
+        """The reply as `ChatMessageStreamDelta`s, for backends that stream."""
+        request = self.build_request(
+            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
+        )
+        return self.request_stream(request)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ChatMessage:
+        return self.generate(*args, **kwargs)
+
+    # What a backend implements.
+    def request(self, req: ModelRequest) -> ChatMessage:
+        """Send one normalised request; each backend implements it.
+
+        A smolagents-style subclass that overrides `generate` instead gets the request back
+        through its own `generate`, so the runner's wrappers work with it too."""
+        if type(self).generate is not Model.generate:
+            return self.generate(
+                req.messages,
+                stop_sequences=req.stop_sequences,
+                tools_to_call_from=req.tools,
+                **({"grammar": req.grammar} if req.grammar is not None else {}),
+                **req.kwargs,
+            )
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement request(req) (nor generate)"
+        )
+
+    def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
+        """Stream one normalised request; backends that stream implement it."""
+        if type(self).generate_stream is not Model.generate_stream:
+            return self.generate_stream(
+                req.messages,
+                stop_sequences=req.stop_sequences,
+                tools_to_call_from=req.tools,
+                **({"grammar": req.grammar} if req.grammar is not None else {}),
+                **req.kwargs,
+            )
         raise NotImplementedError(f"{type(self).__name__} does not support streaming")
 
-    def __call__(self, messages: list[Any], *args: Any, **kwargs: Any) -> ChatMessage:
-        return self.generate(messages, *args, **kwargs)
+    def build_request(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        grammar: Grammar | dict[str, Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> ModelRequest:
+        """The normalised request: messages prepared once, the grammar resolved (and checked
+        against this backend), stop sequences and the generation node's settings gathered."""
+        generation = self.generation.settings() if self.generation is not None else {}
+        stops = list(stop_sequences or [])
+        stops += [s for s in generation.pop("stop", None) or [] if s not in stops]
+        return ModelRequest(
+            messages=self.prepare(messages),
+            stop_sequences=stops if stop_sequences is not None or stops else None,
+            tools=list(tools_to_call_from) if tools_to_call_from else None,
+            grammar=self.resolve_grammar(grammar, response_format),
+            generation=generation,
+            kwargs=dict(kwargs or {}),
+        )
+
+    def settings(self, req: ModelRequest) -> dict[str, Any]:
+        """Backend-native settings of a call: its keywords, overlaid by the constructor's
+        (which win, as in smolagents); REMOVE_PARAMETER drops a key."""
+        merged = {**req.kwargs, **self.kwargs}
+        return {k: v for k, v in merged.items() if v is not REMOVE_PARAMETER}
 
     def cleanup(self) -> None:
         """Release engines or connections; the runner calls it once a job ends."""
@@ -329,9 +437,10 @@ class Model:
     def capabilities(self) -> Capabilities:
         """What this instance can do (grammars, tools, streaming, images, stop, reasoning)."""
         return Capabilities(
-            grammars=frozenset(self.supported_grammars),
+            grammars=self.grammar_types(),
             native_tools=self.native_tools,
-            streaming=type(self).generate_stream is not Model.generate_stream,
+            streaming=type(self).request_stream is not Model.request_stream
+            or type(self).generate_stream is not Model.generate_stream,
             images=self.takes_images,
             stop=self.supports_stop_parameter,
             reasoning=self.returns_reasoning,
@@ -352,14 +461,23 @@ class Model:
 
     # Helpers for subclasses.
     def prepare(
-        self, messages: list[Any], images_as_urls: bool = False, flatten: bool | None = None
+        self,
+        messages: list[Any],
+        images_as_urls: bool | None = None,
+        flatten: bool | None = None,
+        role_conversions: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Messages after this model's role conversions, merging and flattening."""
+        """Messages after this model's role conversions (the one place roles change: the
+        user's, over the roles the wire protocol cannot carry), merging and flattening."""
+        conversions = {
+            **(self.wire_roles or {}),
+            **(role_conversions or self.custom_role_conversions or {}),
+        }
         return prepare_messages(
             messages,
-            role_conversions=self.custom_role_conversions,
+            role_conversions=conversions,
             flatten_as_text=self.flatten_messages_as_text if flatten is None else flatten,
-            images_as_urls=images_as_urls,
+            images_as_urls=self.images_as_urls if images_as_urls is None else images_as_urls,
         )
 
     def resolve_grammar(
@@ -369,23 +487,70 @@ class Model:
         resolved = Grammar.coerce(grammar)
         if resolved is None and response_format:
             resolved = Grammar.from_response_format(response_format)
-        if resolved is not None and resolved.type not in self.supported_grammars:
-            from hydragent.models import grammar_support_error
-
-            raise ValueError(grammar_support_error(type(self), resolved))
+        if resolved is not None and resolved.type not in self.grammar_types():
+            raise ValueError(self.grammar_error(resolved))
         return resolved
+
+    def grammar_types(self) -> frozenset[str]:
+        """The grammar types this instance can enforce (a provider may narrow its class's)."""
+        return frozenset(self.supported_grammars)
+
+    def grammar_error(self, grammar: Grammar) -> str:
+        """Why this instance cannot enforce `grammar`, naming the backends that can."""
+        from hydragent.models import grammar_support_error
+
+        return grammar_support_error(type(self), grammar)
 
     def completion_kwargs(
         self, explicit: dict[str, Any], call_kwargs: dict[str, Any]
     ) -> dict[str, Any]:
-        """Explicit arguments, overlaid by call kwargs, overlaid by instance kwargs (which win).
-
-        Any value equal to REMOVE_PARAMETER drops its key; None-valued explicit keys are omitted.
-        """
+        """Explicit arguments, overlaid by call kwargs, overlaid by instance kwargs (which win);
+        REMOVE_PARAMETER drops a key, None-valued explicit keys are omitted. (The local
+        backends' merge; request-path backends use `settings(req)`.)"""
         merged = {k: v for k, v in explicit.items() if v is not None}
         merged.update(call_kwargs)
         merged.update(self.kwargs)
         return {k: v for k, v in merged.items() if v is not REMOVE_PARAMETER}
+
+    def _prepare_completion_kwargs(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        custom_role_conversions: dict[str, str] | None = None,
+        convert_images_to_image_urls: bool = False,
+        tool_choice: str | dict[str, Any] | None = "required",
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """smolagents' helper, for subclasses written against it: OpenAI-style completion
+        keywords (messages, stop, response_format, tools, tool_choice, then call keywords,
+        then the constructor's, which win; REMOVE_PARAMETER drops a key)."""
+        from hydragent.models.openai import to_openai_messages
+
+        flatten = kwargs.pop("flatten_messages_as_text", self.flatten_messages_as_text)
+        prepared = self.prepare(
+            messages,
+            images_as_urls=convert_images_to_image_urls,
+            flatten=flatten,
+            role_conversions=custom_role_conversions,
+        )
+        completion: dict[str, Any] = {"messages": to_openai_messages(prepared)}
+        if stop_sequences is not None and self.supports_stop_parameter:
+            completion["stop"] = stop_sequences
+        if response_format is not None:
+            completion["response_format"] = response_format
+        if tools_to_call_from:
+            completion["tools"] = [get_tool_json_schema(tool) for tool in tools_to_call_from]
+            if tool_choice is not None:
+                completion["tool_choice"] = tool_choice
+        completion.update(kwargs)
+        for key, value in self.kwargs.items():
+            if value is REMOVE_PARAMETER:
+                completion.pop(key, None)
+            else:
+                completion[key] = value
+        return completion
 
     def parse_tool_calls(self, message: ChatMessage) -> ChatMessage:
         """Ensure `message.tool_calls` is set: decode native arguments, or read a JSON blob."""
@@ -603,17 +768,24 @@ class ApiModel(Model):
         custom_role_conversions: dict[str, str] | None = None,
         client: Any | None = None,
         requests_per_minute: float | None = None,
-        retry: RetryPolicy | dict[str, Any] | None = None,
+        retry: RetryPolicy | dict[str, Any] | bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             model_id=model_id, custom_role_conversions=custom_role_conversions, **kwargs
         )
         self.requests_per_minute = requests_per_minute
-        self.retry = retry if isinstance(retry, RetryPolicy) else RetryPolicy(**dict(retry or {}))
+        self.retry = _retry_policy(retry)
         self.rate_limiter = RateLimiter(requests_per_minute)
         self._client = client
         self._client_lock = threading.Lock()
+
+    def build_client(self) -> None:
+        """Create the client now, as smolagents does in its constructors, so that a missing
+        key or extra fails at construction; never inside `dry_build()`. Backends call it at
+        the end of their `__init__`."""
+        if self._client is None and not in_dry_build():
+            self._client = self.create_client()
 
     @property
     def client(self) -> Any:
@@ -623,6 +795,11 @@ class ApiModel(Model):
                     self._client = self.create_client()
         return self._client
 
+    @client.setter
+    def client(self, value: Any) -> None:
+        """Assigning `model.client` (a mock, a preconfigured client) replaces it."""
+        self._client = value
+
     def create_client(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement create_client")
 
@@ -631,9 +808,20 @@ class ApiModel(Model):
             self.rate_limiter.throttle()
             return fn(*args, **kwargs)
 
+        if self.retry is None:
+            return attempt()
         return call_with_retries(attempt, self.retry, describe=f"{type(self).__name__} call")
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
-        data["retry"] = self.retry.model_dump()
+        data["retry"] = self.retry.model_dump() if self.retry is not None else False
         return data
+
+
+def _retry_policy(retry: RetryPolicy | Mapping[str, Any] | bool | None) -> RetryPolicy | None:
+    """`retry=False` turns retries off (smolagents' meaning); None or True is the default."""
+    if retry is False:
+        return None
+    if retry is None or retry is True:
+        return RetryPolicy()
+    return retry if isinstance(retry, RetryPolicy) else RetryPolicy(**dict(retry))

@@ -25,17 +25,24 @@ from hydragent.messages import (
     MessageRole,
     TokenUsage,
 )
-from hydragent.models.base import ApiModel, get_tool_json_schema
+from hydragent.models.base import (
+    TOOL_ROLE_CONVERSIONS,
+    ApiModel,
+    ModelRequest,
+    apply_generation,
+    get_tool_json_schema,
+)
 from hydragent.models.openai import (
     IncompleteStreamError,
     MalformedResponseError,
+    extra_problem,
     missing_extra,
-    server_errors_explained,
 )
 
 ALL_TO_USER = {role.value: MessageRole.USER.value for role in MessageRole}
-#: call kwargs with an inferenceConfig home, in OpenAI spelling -> Converse spelling.
+#: call kwargs and generation settings with an inferenceConfig home: OpenAI -> Converse names.
 INFERENCE_KEYS = {"max_tokens": "maxTokens", "temperature": "temperature", "top_p": "topP"}
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 #: request keys that exist in OpenAI-style APIs but not in Converse.
 FOREIGN_KEYS = ("tools", "tool_choice", "response_format", "stop", "model", "messages")
 
@@ -50,6 +57,10 @@ class AmazonBedrockServerModel(ApiModel):
 
     supported_grammars: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
     default_role_conversions: ClassVar[dict[str, str] | None] = ALL_TO_USER
+    wire_roles: ClassVar[dict[str, str] | None] = dict(TOOL_ROLE_CONVERSIONS)
+    native_tools: ClassVar[bool] = True
+    takes_images: ClassVar[bool] = True
+    returns_reasoning: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -67,6 +78,33 @@ class AmazonBedrockServerModel(ApiModel):
             client=client,
             **kwargs,
         )
+        self.build_client()
+
+    def environment_problems(self) -> list[tuple[str, str]]:
+        problems = extra_problem("boto3", type(self).__name__, "bedrock")
+        endpoint = str(self.client_kwargs.get("endpoint_url") or "")
+        if problems or self._client is not None or any(h in endpoint for h in LOCAL_HOSTS):
+            return problems
+        import boto3
+
+        session = boto3.Session()
+        if not (self.client_kwargs.get("region_name") or session.region_name):
+            problems.append(
+                (
+                    "client_kwargs.region_name",
+                    "AmazonBedrockServerModel needs a region: set "
+                    "AWS_REGION or model.client_kwargs.region_name",
+                )
+            )
+        if not (self.client_kwargs.get("aws_access_key_id") or session.get_credentials()):
+            problems.append(
+                (
+                    "client_kwargs",
+                    "AmazonBedrockServerModel needs AWS credentials: set "
+                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE (or `aws configure`)",
+                )
+            )
+        return problems
 
     def create_client(self) -> Any:
         try:
@@ -81,16 +119,16 @@ class AmazonBedrockServerModel(ApiModel):
             config = config.merge(given if isinstance(given, Config) else Config(**dict(given)))
         return boto3.client("bedrock-runtime", config=config, **options)
 
-    def build_request(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None,
-        tools_to_call_from: list[Any] | None,
-        grammar: Grammar | None,
-        kwargs: dict[str, Any],
-    ) -> dict[str, Any]:
-        system, turns = converse_messages(self.prepare(messages))
-        request = self.completion_kwargs({}, kwargs)
+    def wire_request(self, req: ModelRequest) -> dict[str, Any]:
+        """The Converse request: OpenAI-style settings moved to their Converse homes, the
+        generation node's too (a thinking budget goes to `additionalModelRequestFields`)."""
+        if req.grammar is not None and req.tools:
+            raise ValueError(
+                "AmazonBedrockServerModel enforces a grammar through a forced tool, so it "
+                "cannot combine grammar= with tools; drop one of them"
+            )
+        system, turns = converse_messages(req.messages)
+        request = self.settings(req)
         tool_choice = request.pop("tool_choice", None)
         for key in FOREIGN_KEYS:
             request.pop(key, None)
@@ -98,53 +136,34 @@ class AmazonBedrockServerModel(ApiModel):
         for key, converse_key in INFERENCE_KEYS.items():
             if key in request:
                 inference[converse_key] = request.pop(key)
-        if stop_sequences:
-            inference["stopSequences"] = list(stop_sequences)
+        apply_generation(inference, req.generation, INFERENCE_KEYS)
+        if req.stop_sequences:
+            inference["stopSequences"] = list(req.stop_sequences)
+        budget = req.generation.get("reasoning_tokens")
+        if budget:
+            extra = dict(request.get("additionalModelRequestFields") or {})
+            extra.setdefault("thinking", {"type": "enabled", "budget_tokens": budget})
+            request["additionalModelRequestFields"] = extra
         request.update(modelId=self.model_id, messages=turns)
         if system:
             request["system"] = system
         if inference:
             request["inferenceConfig"] = inference
-        tool_config = _tool_config(tools_to_call_from, tool_choice, grammar)
+        tool_config = _tool_config(req.tools, tool_choice, req.grammar)
         if tool_config:
             request["toolConfig"] = tool_config
         return request
 
-    def generate(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ChatMessage:
-        resolved = self.resolve_grammar(grammar, response_format)
-        if resolved is not None and tools_to_call_from:
-            raise ValueError(
-                "AmazonBedrockServerModel enforces a grammar through a forced tool, so it "
-                "cannot combine grammar= with tools; drop one of them"
-            )
-        request = self.build_request(messages, stop_sequences, tools_to_call_from, resolved, kwargs)
-        with server_errors_explained(type(self).__name__):
-            response = self.call_api(self.client.converse, **request)
-        return _chat_message(response, resolved)
+    def request(self, req: ModelRequest) -> ChatMessage:
+        request = self.wire_request(req)
+        response = self.call_api(self.client.converse, **request)
+        return _chat_message(response, req.grammar)
 
-    def generate_stream(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Generator[ChatMessageStreamDelta]:
+    def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta]:
         """ConverseStream events as deltas; only opening the stream is retried."""
-        resolved = self.resolve_grammar(grammar, response_format)
-        request = self.build_request(messages, stop_sequences, tools_to_call_from, resolved, kwargs)
-        with server_errors_explained(type(self).__name__):
-            response = self.call_api(self.client.converse_stream, **request)
-        yield from _stream_deltas(response.get("stream") or [], as_content=resolved is not None)
+        request = self.wire_request(req)
+        response = self.call_api(self.client.converse_stream, **request)
+        yield from _stream_deltas(response.get("stream") or [], as_content=req.grammar is not None)
 
 
 def _stream_deltas(
@@ -171,6 +190,10 @@ def _stream_deltas(
             delta = block.get("delta") or {}
             if "text" in delta:
                 yield ChatMessageStreamDelta(content=delta["text"])
+            elif "reasoningContent" in delta:
+                text = delta["reasoningContent"].get("text")
+                if text:
+                    yield ChatMessageStreamDelta(reasoning_content=text)
             elif "toolUse" in delta and as_content:
                 yield ChatMessageStreamDelta(content=delta["toolUse"].get("input", ""))
             elif "toolUse" in delta:
@@ -184,14 +207,8 @@ def _stream_deltas(
         elif "messageStop" in event:
             stopped = True
         elif "metadata" in event:
-            usage = event["metadata"].get("usage") or {}
-            yield ChatMessageStreamDelta(
-                content="",
-                token_usage=TokenUsage(
-                    input_tokens=int(usage.get("inputTokens") or 0),
-                    output_tokens=int(usage.get("outputTokens") or 0),
-                ),
-            )
+            usage = _token_usage(event["metadata"].get("usage"))
+            yield ChatMessageStreamDelta(content="", token_usage=usage)
     if not stopped:
         raise IncompleteStreamError(
             "the Bedrock stream ended before messageStop: truncated response"
@@ -212,7 +229,7 @@ def converse_messages(
         if role == MessageRole.SYSTEM.value:
             system.extend(block for block in blocks if "text" in block)
             continue
-        role = "assistant" if role in ("assistant", "tool-call") else "user"
+        role = "assistant" if role == MessageRole.ASSISTANT.value else "user"
         if turns and turns[-1]["role"] == role:  # Converse requires strict alternation
             _append_blocks(turns[-1]["content"], blocks)
         elif blocks:
@@ -280,6 +297,11 @@ def _chat_message(response: dict[str, Any], grammar: Grammar | None) -> ChatMess
         )
     blocks = message.get("content") or []
     texts = [block["text"] for block in blocks if "text" in block]
+    thoughts = [
+        (block["reasoningContent"].get("reasoningText") or {}).get("text") or ""
+        for block in blocks
+        if "reasoningContent" in block
+    ]
     calls = [
         ChatMessageToolCall(
             id=str(use.get("toolUseId", "")),
@@ -290,16 +312,23 @@ def _chat_message(response: dict[str, Any], grammar: Grammar | None) -> ChatMess
     content: str | None = "\n".join(texts) if texts else (None if calls else "")
     if grammar is not None and calls:  # the forced tool's input is the structured answer
         content, calls = json.dumps(calls[0].function.arguments), []
-    usage = response.get("usage") or {}
     return ChatMessage(
         role=MessageRole.ASSISTANT,
         content=content,
         tool_calls=calls or None,
         raw=response,
-        token_usage=TokenUsage(
-            input_tokens=int(usage.get("inputTokens") or 0),
-            output_tokens=int(usage.get("outputTokens") or 0),
-        ),
+        token_usage=_token_usage(response.get("usage")),
+        reasoning_content="".join(thoughts) or None,
+    )
+
+
+def _token_usage(usage: dict[str, Any] | None) -> TokenUsage:
+    """Converse usage; prompt-cache reads are `cachedTokens`' Bedrock spelling."""
+    usage = usage or {}
+    return TokenUsage(
+        input_tokens=int(usage.get("inputTokens") or 0),
+        output_tokens=int(usage.get("outputTokens") or 0),
+        cached_tokens=int(usage.get("cacheReadInputTokens") or 0),
     )
 
 

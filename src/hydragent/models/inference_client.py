@@ -10,21 +10,20 @@ import os
 from typing import Any, ClassVar
 
 from hydragent.grammar import Grammar
-from hydragent.models.base import TOOL_ROLE_CONVERSIONS
-from hydragent.models.openai import (
-    ChatCompletionsModel,
-    missing_extra,
-)
+from hydragent.models.openai import ChatCompletionsModel, extra_problem, missing_extra
 
 #: providers whose chat completions enforce `response_format` (a base_url server is trusted).
 STRUCTURED_OUTPUT_PROVIDERS = ("cerebras", "fireworks-ai")
 
 
 class InferenceClientModel(ChatCompletionsModel):
-    """`huggingface_hub.InferenceClient` chat completions; `api_key` is an alias for `token`."""
+    """`huggingface_hub.InferenceClient` chat completions; `api_key` is an alias for `token`.
+
+    Grammars are a per-instance capability: only the providers in STRUCTURED_OUTPUT_PROVIDERS
+    (or a server given by `base_url`) enforce them, so `provider="auto"` has none.
+    """
 
     supported_grammars: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
-    default_role_conversions: ClassVar[dict[str, str] | None] = dict(TOOL_ROLE_CONVERSIONS)
 
     def __init__(
         self,
@@ -41,8 +40,9 @@ class InferenceClientModel(ChatCompletionsModel):
     ) -> None:
         if token is not None and api_key is not None:
             raise ValueError(
-                "InferenceClientModel got both `token` and `api_key`; give only one "
-                "(`api_key` is an alias for `token`)"
+                "Received both `token` and `api_key` arguments. Please provide only one of "
+                "them. (`api_key` is an alias for `token` to make the API compatible with "
+                "OpenAI's client.)"
             )
         self.token = token if token is not None else api_key
         self.provider = provider
@@ -53,6 +53,7 @@ class InferenceClientModel(ChatCompletionsModel):
         super().__init__(
             model_id=model_id, custom_role_conversions=custom_role_conversions, **kwargs
         )
+        self.build_client()
 
     def create_client(self) -> Any:
         try:
@@ -74,26 +75,45 @@ class InferenceClientModel(ChatCompletionsModel):
             }
         )
 
-    def _check_structured_output(self, grammar: Grammar | None) -> None:
-        """Fail before any call when the provider would silently ignore the constraint."""
-        if grammar is None or self.base_url or self.provider in STRUCTURED_OUTPUT_PROVIDERS:
-            return
-        raise ValueError(
-            f"InferenceClientModel cannot enforce grammar={grammar.type} with provider="
-            f"{self.provider or 'auto'}; providers that can: "
-            f"{', '.join(STRUCTURED_OUTPUT_PROVIDERS)} (or a TGI/vLLM server via base_url)"
+    def environment_problems(self) -> list[tuple[str, str]]:
+        problems = extra_problem("huggingface_hub", type(self).__name__, "hf")
+        if self._client is None and not (self.base_url or self.token or _hf_token()):
+            problems.append(
+                (
+                    "token",
+                    "InferenceClientModel needs a Hugging Face token: set HF_TOKEN or "
+                    "model.token (or `hf auth login`), or point model.base_url at a local server",
+                )
+            )
+        return problems
+
+    def grammar_types(self) -> frozenset[str]:
+        if self.base_url or self.provider in STRUCTURED_OUTPUT_PROVIDERS:
+            return frozenset(self.supported_grammars)
+        return frozenset()
+
+    def grammar_error(self, grammar: Grammar) -> str:
+        return (
+            "InferenceClientModel only supports structured outputs with these providers: "
+            f"{', '.join(STRUCTURED_OUTPUT_PROVIDERS)} (or a TGI/vLLM server via base_url); "
+            f"grammar={grammar.type} cannot be enforced with provider={self.provider or 'auto'}"
         )
 
     def request_model_id(self) -> str | None:
         """A provider client is bound to its model; a base_url client takes it per request."""
         return self.model_id if self.base_url else None
 
-    def grammar_request(self, grammar: Grammar) -> dict[str, Any]:
-        self._check_structured_output(grammar)
-        return super().grammar_request(grammar)
+    def send(self, body: dict[str, Any]) -> Any:
+        return self.client.chat_completion(**body)
 
-    def send(self, request: dict[str, Any]) -> Any:
-        return self.client.chat_completion(**request)
+
+def _hf_token() -> str | None:
+    """The token huggingface_hub would find (environment or `hf auth login`), if installed."""
+    try:
+        from huggingface_hub import get_token
+    except ImportError:
+        return os.environ.get("HF_TOKEN")
+    return get_token()
 
 
 HfApiModel = InferenceClientModel

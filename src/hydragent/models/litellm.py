@@ -11,9 +11,11 @@ import os
 import warnings
 from typing import Any, ClassVar
 
-from hydragent.models.base import TOOL_ROLE_CONVERSIONS
+from hydragent.models.base import ModelRequest
 from hydragent.models.openai import (
+    CHAT_GENERATION_NAMES,
     ChatCompletionsModel,
+    extra_problem,
     missing_extra,
 )
 
@@ -21,6 +23,11 @@ from hydragent.models.openai import (
 DEFAULT_MODEL_ID = "anthropic/claude-3-5-sonnet-20240620"
 #: providers whose chat templates want each message's content as one string.
 FLATTENING_PREFIXES = ("ollama", "groq", "cerebras")
+#: litellm translates `reasoning_effort` for each provider (OpenAI, Anthropic, Gemini...).
+LITELLM_GENERATION_NAMES: dict[str, str | None] = {
+    **CHAT_GENERATION_NAMES,
+    "reasoning_effort": "reasoning_effort",
+}
 
 
 def import_litellm() -> Any:
@@ -31,6 +38,19 @@ def import_litellm() -> Any:
         raise missing_extra("LiteLLMModel", "litellm") from error
     litellm.suppress_debug_info = True  # no "Give Feedback" banner on every failure
     return litellm
+
+
+def missing_credentials(models: list[str]) -> list[str]:
+    """One line per model whose provider key is not in the environment (endpoints, which
+    have defaults, are not counted)."""
+    litellm = import_litellm()
+    lines = []
+    for model in models:
+        found = litellm.validate_environment(model=model)
+        keys = [key for key in found.get("missing_keys") or [] if not key.endswith("_API_BASE")]
+        if keys:
+            lines.append(f"{model} needs {' and '.join(keys)} in the environment, or model.api_key")
+    return lines
 
 
 def takes_seed(litellm_model: str) -> bool:
@@ -44,7 +64,6 @@ class LiteLLMModel(ChatCompletionsModel):
     `ollama/`, `groq/` and `cerebras/` ids."""
 
     supported_grammars: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
-    default_role_conversions: ClassVar[dict[str, str] | None] = dict(TOOL_ROLE_CONVERSIONS)
 
     def __init__(
         self,
@@ -73,9 +92,28 @@ class LiteLLMModel(ChatCompletionsModel):
             flatten_messages_as_text=flatten_messages_as_text,
             **kwargs,
         )
+        self.build_client()
 
     def create_client(self) -> Any:
         return import_litellm()
+
+    def environment_problems(self) -> list[tuple[str, str]]:
+        problems = extra_problem("litellm", type(self).__name__, "litellm")
+        if problems or self.api_key or self.api_base:
+            return problems
+        return [("api_key", line) for line in missing_credentials(self.answering_models())]
+
+    def generation_names(self) -> dict[str, str | None]:
+        return LITELLM_GENERATION_NAMES
+
+    def wire_request(self, req: ModelRequest) -> dict[str, Any]:
+        """The body; a thinking budget becomes litellm's `thinking` (Anthropic, Bedrock,
+        Gemini), which litellm translates for each provider."""
+        body = super().wire_request(req)
+        budget = req.generation.get("reasoning_tokens")
+        if budget and "thinking" not in body:
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        return body
 
     def answering_models(self) -> list[str]:
         """The litellm model ids that may answer a call."""

@@ -9,14 +9,18 @@ down); keep `retry.attempts` small when the Router already retries.
 
 from __future__ import annotations
 
+import fnmatch
 from typing import Any
 
-from hydragent.models.litellm import LiteLLMModel, import_litellm
+from hydragent.models.litellm import LiteLLMModel, import_litellm, missing_credentials
+from hydragent.models.openai import extra_problem
 
 
 class LiteLLMRouterModel(LiteLLMModel):
     """Routes `model_id` (a model group name) over `model_list`; `client_kwargs` go to
-    `litellm.Router` (routing_strategy, num_retries, fallbacks, cooldown_time, ...).
+    `litellm.Router` (routing_strategy, num_retries, fallbacks, cooldown_time,
+    model_group_alias, ...). As in smolagents, any `model_id` is accepted: a group, a wildcard
+    group's match (`openai/*`) or an alias; `environment_problems()` flags one that names none.
 
     The deployment that answered is recorded in `message.metadata["deployment"]`: its
     `model_info.id` when the config names one, else `<litellm model> @ <api_base>`.
@@ -31,18 +35,7 @@ class LiteLLMRouterModel(LiteLLMModel):
         flatten_messages_as_text: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        if not model_list:
-            raise ValueError(
-                "LiteLLMRouterModel needs model_list (the deployments); pick router=<strategy> "
-                "or set model.model_list"
-            )
-        groups = {entry.get("model_name") for entry in model_list}
-        if model_id not in groups:
-            raise ValueError(
-                f"model_id {model_id!r} names no deployment group; groups in model_list: "
-                f"{', '.join(sorted(str(g) for g in groups))}"
-            )
-        self.model_list = [dict(entry) for entry in model_list]
+        self.model_list = [dict(entry) for entry in model_list or []]
         self.client_kwargs = dict(client_kwargs or {})
         super().__init__(
             model_id=model_id,
@@ -53,17 +46,60 @@ class LiteLLMRouterModel(LiteLLMModel):
 
     def create_client(self) -> Any:
         import_litellm()
-        from litellm import Router
+        from litellm.router import Router
 
         return Router(model_list=self.model_list, **self.client_kwargs)
 
+    def _deployments(self) -> list[dict[str, Any]]:
+        """The deployments that may answer `model_id`: its group, through an alias, or the
+        wildcard groups (`openai/*`) its name matches."""
+        name = str(self.model_id)
+        alias = (self.client_kwargs.get("model_group_alias") or {}).get(name)
+        if alias is not None:
+            name = str(alias.get("model") if isinstance(alias, dict) else alias)
+        exact = [e for e in self.model_list if e.get("model_name") == name]
+        if exact:
+            return exact
+        return [e for e in self.model_list if fnmatch.fnmatchcase(name, str(e.get("model_name")))]
+
     def answering_models(self) -> list[str]:
-        """Every deployment of the group: the Router may send a call to any of them."""
-        return [
-            str((entry.get("litellm_params") or {}).get("model"))
-            for entry in self.model_list
-            if entry.get("model_name") == self.model_id
+        """Every deployment that may answer: the Router may send a call to any of them. A
+        wildcard deployment (`openai/*`) answers as the model id itself."""
+        models = []
+        for entry in self._deployments():
+            model = str((entry.get("litellm_params") or {}).get("model"))
+            models.append(str(self.model_id) if "*" in model else model)
+        return models
+
+    def environment_problems(self) -> list[tuple[str, str]]:
+        problems = extra_problem("litellm", type(self).__name__, "litellm")
+        if not self.model_list:
+            return [
+                *problems,
+                (
+                    "model_list",
+                    "LiteLLMRouterModel needs model_list (the deployments): "
+                    "pick router=<strategy> or set model.model_list",
+                ),
+            ]
+        if not self._deployments():
+            groups = ", ".join(sorted(str(e.get("model_name")) for e in self.model_list))
+            problems.append(
+                (
+                    "model_id",
+                    f"model_id {self.model_id!r} names no deployment group, wildcard "
+                    f"group or model_group_alias; groups in model_list: {groups}",
+                )
+            )
+        if problems:
+            return problems
+        keyless = [
+            m
+            for e, m in zip(self._deployments(), self.answering_models(), strict=True)
+            if not (e.get("litellm_params") or {}).get("api_key")
+            and not (e.get("litellm_params") or {}).get("api_base")
         ]
+        return [("model_list", line) for line in missing_credentials(keyless)]
 
     def connection_kwargs(self) -> dict[str, Any]:
         return {}  # endpoints and retries belong to the deployments and the Router

@@ -7,10 +7,11 @@ shapes (as objects or dicts), so they reuse these rather than keeping their own 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Generator, Iterable, Iterator
+import re
+import sys
+from collections.abc import Generator, Iterable
 from typing import Any, ClassVar, Literal
 
 from hydragent.grammar import Grammar
@@ -27,11 +28,10 @@ from hydragent.messages import (
 from hydragent.models.base import (
     TOOL_ROLE_CONVERSIONS,
     ApiModel,
+    ModelRequest,
     StopScanner,
-    describe_error,
+    apply_generation,
     get_tool_json_schema,
-    status_code_of,
-    supports_stop_parameter,
     trim_at_stop,
 )
 
@@ -52,13 +52,14 @@ def to_openai_messages(prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     A message carrying `tool_calls` is sent as an assistant turn with OpenAI tool calls, and
     one carrying `tool_call_id` as a `tool` turn, whatever the role conversion says: OpenAI
-    rejects unpaired calls. Any remaining `tool-call`/`tool-response` role becomes
-    assistant/user, since the wire protocol has no such roles.
+    rejects unpaired calls. Roles were converted once, by `Model.prepare`.
     """
     wire: list[dict[str, Any]] = []
     for entry in prepared:
-        role = TOOL_ROLE_CONVERSIONS.get(entry["role"], entry["role"])
-        message: dict[str, Any] = {"role": role, "content": _wire_content(entry["content"])}
+        message: dict[str, Any] = {
+            "role": entry["role"],
+            "content": _wire_content(entry["content"]),
+        }
         if entry.get("tool_calls"):
             message["role"] = MessageRole.ASSISTANT.value
             message["tool_calls"] = [_wire_tool_call(call) for call in entry["tool_calls"]]
@@ -99,7 +100,23 @@ def token_usage_from(usage: Any) -> TokenUsage:
     """TokenUsage from an OpenAI-style usage object or dict; zeros when the server sent none."""
     prompt = field_of(usage, "prompt_tokens") or field_of(usage, "input_tokens") or 0
     completion = field_of(usage, "completion_tokens") or field_of(usage, "output_tokens") or 0
-    return TokenUsage(input_tokens=int(prompt), output_tokens=int(completion))
+    completion_details = field_of(usage, "completion_tokens_details")
+    prompt_details = field_of(usage, "prompt_tokens_details")
+    return TokenUsage(
+        input_tokens=int(prompt),
+        output_tokens=int(completion),
+        reasoning_tokens=int(field_of(completion_details, "reasoning_tokens") or 0),
+        cached_tokens=int(field_of(prompt_details, "cached_tokens") or 0),
+    )
+
+
+def reasoning_of(message: Any) -> str | None:
+    """The reasoning text of a message or delta: `reasoning_content` (DeepSeek, vLLM, LiteLLM)
+    or `reasoning` (OpenRouter, Ollama, newer vLLM)."""
+    text = field_of(message, "reasoning_content")
+    if not isinstance(text, str):
+        text = field_of(message, "reasoning")
+    return text if isinstance(text, str) and text else None
 
 
 def tool_calls_from(raw_calls: Iterable[Any] | None) -> list[ChatMessageToolCall] | None:
@@ -132,6 +149,7 @@ def chat_message_from_completion(
         tool_calls=tool_calls_from(field_of(message, "tool_calls")),
         raw=response,
         token_usage=token_usage_from(field_of(response, "usage")),
+        reasoning_content=reasoning_of(message),
     )
 
 
@@ -147,40 +165,6 @@ def parse_guard(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise MalformedResponseError(
             f"the server's response body is not valid JSON ({error.msg} at char {error.pos})"
         ) from error
-
-
-class ModelServerError(RuntimeError):
-    """A request the server refused for good: its status code and its own words."""
-
-    def __init__(self, message: str, status_code: int | None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-
-
-@contextlib.contextmanager
-def server_errors_explained(model_name: str) -> Iterator[None]:
-    """Re-raise an HTTP failure (after retries) as one line with the status and server text."""
-    try:
-        yield
-    except Exception as error:
-        status = status_code_of(error)
-        if status is None:
-            raise
-        message = describe_error(error)
-        body = _response_text(error)
-        if body and body[:80] not in message:
-            message = f"{message} | server said: {body[:300]}"
-        raise ModelServerError(f"{model_name} request failed: {message}", status) from error
-
-
-def _response_text(error: BaseException) -> str:
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):  # botocore: the message is already in str(error)
-        return ""
-    try:
-        return " ".join(str(getattr(response, "text", "") or "").split())
-    except Exception:  # a streamed body that was never read
-        return ""
 
 
 class IncompleteStreamError(ConnectionError):
@@ -208,10 +192,12 @@ def stream_deltas_from_chunks(
             if content and stop_sequences:
                 content = scanner.feed(content)
             raw_calls = field_of(delta, "tool_calls")
-            if not content and not raw_calls:
+            reasoning = reasoning_of(delta)
+            if not content and not raw_calls and not reasoning:
                 continue
             yield ChatMessageStreamDelta(
                 content=content,
+                reasoning_content=reasoning,
                 tool_calls=[
                     ChatMessageToolCallStreamDelta(
                         index=field_of(call, "index"),
@@ -246,6 +232,43 @@ def missing_extra(cls_name: str, extra: str) -> ImportError:
     return ImportError(f"{cls_name} needs the `{extra}` extra: pip install 'hydragent[{extra}]'")
 
 
+def extra_problem(module: str, cls_name: str, extra: str) -> list[tuple[str, str]]:
+    """[("_target_", how to install)] when `module` cannot be imported, else []."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ValueError:  # in sys.modules without a spec: None means "blocked"
+        found = sys.modules.get(module) is not None
+    if found:
+        return []
+    return [("_target_", f"{cls_name} needs the '{extra}' extra: pip install 'hydragent[{extra}]'")]
+
+
+# OpenAI reasoning models: max_completion_tokens, reasoning_effort, no sampling settings.
+_REASONING_MODEL = re.compile(r"^(o1|o3|o4|gpt-5)($|[-.])")
+
+#: generation node -> chat-completions names (None: not sent).
+CHAT_GENERATION_NAMES: dict[str, str | None] = {
+    "max_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "seed": "seed",
+    "frequency_penalty": "frequency_penalty",
+    "presence_penalty": "presence_penalty",
+}
+REASONING_GENERATION_NAMES: dict[str, str | None] = {
+    "max_tokens": "max_completion_tokens",
+    "seed": "seed",
+    "reasoning_effort": "reasoning_effort",
+}
+
+
+def is_reasoning_model(model_id: str | None) -> bool:
+    """OpenAI o-series and gpt-5 (with or without a provider prefix)."""
+    return bool(model_id) and bool(_REASONING_MODEL.match(str(model_id).split("/")[-1]))
+
+
 # `chat.completions.create` arguments that are request options, not body fields.
 _REQUEST_OPTIONS = {
     "extra_headers": "headers",
@@ -260,92 +283,82 @@ _REQUEST_OPTIONS = {
 
 class ChatCompletionsModel(ApiModel):
     """The shape shared by backends whose client speaks OpenAI chat completions (openai,
-    huggingface_hub, litellm): they differ only in the request fields they add and in the call
-    that sends the request, so each overrides `send` and, where needed, `grammar_request`,
-    `connection_kwargs` or `response_metadata`."""
+    huggingface_hub, litellm): they differ in the call that sends the body (`send`) and in a
+    few body fields (`grammar_request`, `connection_kwargs`, `generation_names`)."""
 
     takes_seed: ClassVar[bool] = True  # OpenAI, vLLM, TGI and llama.cpp servers take `seed`
+    native_tools: ClassVar[bool] = True
+    takes_images: ClassVar[bool] = True
+    returns_reasoning: ClassVar[bool] = True
+    wire_roles: ClassVar[dict[str, str] | None] = dict(TOOL_ROLE_CONVERSIONS)
+    images_as_urls: ClassVar[bool] = True
 
-    def send(self, request: dict[str, Any]) -> Any:
-        """Send one chat-completions request (streaming when `request["stream"]` is set)."""
+    def send(self, body: dict[str, Any]) -> Any:
+        """Send one chat-completions body (streaming when `body["stream"]` is set)."""
         raise NotImplementedError(f"{type(self).__name__} must implement send")
 
     def request_model_id(self) -> str | None:
         return self.model_id
 
     def grammar_request(self, grammar: Grammar) -> dict[str, Any]:
-        """The request fields that enforce `grammar` on this server."""
+        """The body fields that enforce `grammar` on this server."""
         return {"response_format": grammar.to_response_format()}
 
     def connection_kwargs(self) -> dict[str, Any]:
         """Per-request endpoint settings, for clients that take them with each call."""
         return {}
 
+    def generation_names(self) -> dict[str, str | None]:
+        """How the generation node's settings are spelled in this body."""
+        if is_reasoning_model(self.model_id):
+            return REASONING_GENERATION_NAMES
+        return CHAT_GENERATION_NAMES
+
     def response_metadata(self, response: Any) -> dict[str, Any]:
         """Facts about who answered (e.g. a router's deployment), kept on the message."""
         return {}
 
-    def build_request(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None,
-        response_format: dict[str, Any] | None,
-        tools_to_call_from: list[Any] | None,
-        grammar: Grammar | dict[str, Any] | None,
-        kwargs: dict[str, Any],
-    ) -> dict[str, Any]:
-        """The chat-completions request; instance kwargs win over call kwargs over arguments."""
-        resolved = self.resolve_grammar(grammar, response_format)
-        tools = openai_tools(tools_to_call_from)
-        explicit: dict[str, Any] = {
+    def wire_request(self, req: ModelRequest) -> dict[str, Any]:
+        """The chat-completions body of a request. `tool_choice` is "required" with tools
+        unless the call says otherwise, left out when None or without tools (as smolagents)."""
+        settings = self.settings(req)
+        tool_choice = settings.pop("tool_choice", "required")
+        body: dict[str, Any] = {
             "model": self.request_model_id(),
-            "messages": to_openai_messages(self.prepare(messages, images_as_urls=True)),
-            "stop": stop_sequences if supports_stop_parameter(self.model_id) else None,
-            "tools": tools,
-            "tool_choice": "required" if tools else None,
-            **(self.grammar_request(resolved) if resolved else {}),
-            **self.connection_kwargs(),
+            "messages": to_openai_messages(req.messages),
         }
-        return self.completion_kwargs(explicit, kwargs)
+        if req.stop_sequences and self.supports_stop_parameter:
+            body["stop"] = req.stop_sequences
+        tools = req.tool_schemas()
+        if tools:
+            body["tools"] = tools
+            if tool_choice is not None:
+                body["tool_choice"] = tool_choice
+        if req.grammar is not None:
+            body.update(self.grammar_request(req.grammar))
+        body.update({k: v for k, v in self.connection_kwargs().items() if v is not None})
+        if "extra_body" in body and "extra_body" in settings:  # the call's fields win
+            settings["extra_body"] = {**body["extra_body"], **settings["extra_body"]}
+        body.update(settings)
+        apply_generation(body, req.generation, self.generation_names())
+        return {k: v for k, v in body.items() if v is not None}
 
-    def generate(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ChatMessage:
-        request = self.build_request(
-            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
-        )
-        with server_errors_explained(type(self).__name__):
-            response = self.call_api(parse_guard, self.send, request)
+    def request(self, req: ModelRequest) -> ChatMessage:
+        body = self.wire_request(req)
+        response = self.call_api(parse_guard, self.send, body)
         message = chat_message_from_completion(
-            response, None if "stop" in request else stop_sequences
+            response, None if "stop" in body else req.stop_sequences
         )
         message.metadata.update(self.response_metadata(response))
         return message
 
-    def generate_stream(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Generator[ChatMessageStreamDelta]:
-        """Streams deltas, then the usage; only opening the stream is retried, not its body."""
-        request = self.build_request(
-            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
-        )
-        trim = None if "stop" in request else stop_sequences
-        request.update(stream=True, stream_options={"include_usage": True})
-        with server_errors_explained(type(self).__name__):
-            stream = self.call_api(self.send, request)
-        yield from stream_deltas_from_chunks(stream, trim)
+    def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta]:
+        """Streams deltas, then the usage; only opening the stream is retried, not its body.
+        The stream opens on the first `next()`, as a generator should."""
+        body = self.wire_request(req)
+        trim = None if "stop" in body else req.stop_sequences
+        body.update(stream=True, stream_options={"include_usage": True})
+        yield from stream_deltas_from_chunks(self.call_api(self.send, body), trim)
 
 
 class OpenAIServerModel(ChatCompletionsModel):
@@ -354,12 +367,14 @@ class OpenAIServerModel(ChatCompletionsModel):
     The client's own retries are off (`max_retries=0`) so the `retry` policy is the only one;
     with `api_base` set and no key anywhere, the key "EMPTY" is sent (local servers need none);
     set `client_kwargs={"timeout": ...}` for a per-request deadline. Tools are sent with
-    `tool_choice="required"` unless a call says otherwise, as smolagents does.
+    `tool_choice="required"` unless a call says otherwise, as smolagents does. As in
+    smolagents, the client is built at construction, so a missing key fails there (except
+    inside `dry_build()`, where `environment_problems()` reports it).
     """
 
     supported_grammars: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
-    default_role_conversions: ClassVar[dict[str, str] | None] = dict(TOOL_ROLE_CONVERSIONS)
     extra: ClassVar[str] = "openai"
+    key_env: ClassVar[str] = "OPENAI_API_KEY"
 
     def __init__(
         self,
@@ -391,6 +406,7 @@ class OpenAIServerModel(ChatCompletionsModel):
             flatten_messages_as_text=flatten_messages_as_text,
             **kwargs,
         )
+        self.build_client()
 
     def _openai_module(self) -> Any:
         try:
@@ -399,15 +415,32 @@ class OpenAIServerModel(ChatCompletionsModel):
             raise missing_extra(type(self).__name__, self.extra) from error
         return openai
 
+    def resolved_api_key(self) -> str | None:
+        """The key the client will send: given, from the environment, or "EMPTY" for a
+        local server (api_base set), which needs none."""
+        api_key = self.api_key or os.environ.get(self.key_env)
+        if api_key is None and self.api_base:
+            api_key = "EMPTY"
+        return api_key
+
+    def environment_problems(self) -> list[tuple[str, str]]:
+        problems = extra_problem("openai", type(self).__name__, self.extra)
+        if self._client is None and not self.resolved_api_key():
+            problems.append(
+                (
+                    "api_key",
+                    f"{type(self).__name__} needs a key: set {self.key_env} or model.api_key, "
+                    "or point model.api_base at a local server",
+                )
+            )
+        return problems
+
     def create_client(self) -> Any:
         openai = self._openai_module()
-        api_key = self.api_key or os.environ.get("OPENAI_API_KEY")
-        if api_key is None and self.api_base:
-            api_key = "EMPTY"  # local OpenAI-compatible servers need no key
         return openai.OpenAI(
             **{
                 "base_url": self.api_base,
-                "api_key": api_key,
+                "api_key": self.resolved_api_key(),
                 "organization": self.organization,
                 "project": self.project,
                 "max_retries": 0,
@@ -416,7 +449,7 @@ class OpenAIServerModel(ChatCompletionsModel):
         )
 
     def grammar_request(self, grammar: Grammar) -> dict[str, Any]:
-        """The request fields that enforce `grammar` on this server.
+        """The body fields that enforce `grammar` on this server.
 
         `json_schema_style="json_object_schema"` sends `{"type": "json_object", "schema": ...}`,
         the dialect of servers without OpenAI's `json_schema` type (llama-cpp-python's server).
@@ -425,28 +458,26 @@ class OpenAIServerModel(ChatCompletionsModel):
             return {"response_format": {"type": "json_object", "schema": grammar.schema}}
         return {"response_format": grammar.to_response_format()}
 
-    def send(self, request: dict[str, Any]) -> Any:
-        """POST the request as built through the SDK's own `post` (auth, headers, timeouts
+    def send(self, body: dict[str, Any]) -> Any:
+        """POST the body as built through the SDK's own `post` (auth, headers, timeouts
         and error types kept) and read the reply as plain JSON, so `message.raw` is the
         server's body. `chat.completions.create` would first walk the plain-JSON request
         against the SDK's TypedDicts, and then build a typed ChatCompletion that hydragent
         reads once; each cost about a fifth of a tool-calling call's client CPU, and that CPU
         sets the runner's pace at high concurrency (docs/benchmarks.md). Streams, and a
-        client that is not the openai SDK's, go through `create`."""
-        import httpx
-
+        client that is not the openai SDK's (a mock, a user's), go through `create`."""
         openai = self._openai_module()
         client = self.client
-        if request.get("stream") or not isinstance(client, openai.OpenAI):
-            return client.chat.completions.create(**request)
-        body = dict(request)
+        if body.get("stream") or not isinstance(client, openai.OpenAI):
+            return client.chat.completions.create(**body)
+        body = dict(body)
         options = {
             option: body.pop(argument)
             for argument, option in _REQUEST_OPTIONS.items()
             if argument in body
         }
-        reply = client.post("/chat/completions", body=body, options=options, cast_to=httpx.Response)
-        return reply.json()
+        reply = client.post("/chat/completions", body=body, options=options, cast_to=str)
+        return json.loads(reply)
 
 
 OpenAIModel = OpenAIServerModel

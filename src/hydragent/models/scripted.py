@@ -20,7 +20,7 @@ from hydragent.messages import (
     TokenUsage,
     content_to_text,
 )
-from hydragent.models.base import Model, trim_at_stop
+from hydragent.models.base import Model, ModelRequest, trim_at_stop
 
 Response = str | Mapping[str, Any]
 
@@ -70,44 +70,32 @@ class ScriptedModel(Model):
         self._position = 0
         self._lock = threading.Lock()
 
-    def generate(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ChatMessage:
-        resolved_grammar = self.resolve_grammar(grammar, response_format)
-        prepared = self.prepare(messages)
-        response = self._next_response(prepared)
+    def request(self, req: ModelRequest) -> ChatMessage:
+        response = self._next_response(req.messages)
         with self._lock:
             self.calls.append(
                 {
-                    "messages": prepared,
-                    "stop_sequences": stop_sequences,
-                    "tools": [getattr(t, "name", t) for t in tools_to_call_from or []],
-                    "grammar": resolved_grammar.model_dump() if resolved_grammar else None,
-                    "kwargs": self.completion_kwargs({}, kwargs),
+                    "messages": req.messages,
+                    "stop_sequences": req.stop_sequences,
+                    "tools": [getattr(t, "name", t) for t in req.tools or []],
+                    "grammar": req.grammar.model_dump() if req.grammar else None,
+                    "kwargs": {**req.generation, **self.settings(req)},
                 }
             )
         message = _to_message(response, len(self.calls))
-        message.content = trim_at_stop(message.content, stop_sequences)
-        if resolved_grammar is not None:
-            _check_grammar(message.content or "", resolved_grammar)
-        prompt_text = " ".join(content_to_text(m["content"]) for m in prepared)
+        message.content = trim_at_stop(message.content, req.stop_sequences)
+        if req.grammar is not None:
+            _check_grammar(message.content or "", req.grammar)
+        prompt_text = " ".join(content_to_text(m["content"]) for m in req.messages)
         message.token_usage = TokenUsage(
             input_tokens=len(prompt_text.split()),
             output_tokens=len((message.content or "").split()) + len(message.tool_calls or []),
         )
         return message
 
-    def generate_stream(
-        self, messages: list[Any], stop_sequences: list[str] | None = None, **kwargs: Any
-    ) -> Generator[ChatMessageStreamDelta, None, None]:
+    def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
         """Yields the scripted answer word by word, then the usage, like a streaming server."""
-        message = self.generate(messages, stop_sequences=stop_sequences, **kwargs)
+        message = self.request(req)
         words = (message.content or "").split(" ")
         for i, word in enumerate(words):
             yield ChatMessageStreamDelta(content=word if i == 0 else " " + word)

@@ -10,11 +10,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from hydragent.grammar import Grammar
+from hydragent.models.base import ModelRequest
 from hydragent.models.openai import OpenAIServerModel
 
 
 class VLLMServerModel(OpenAIServerModel):
-    """The OpenAI backend preset for vLLM's OpenAI-compatible server."""
+    """The OpenAI backend preset for vLLM's OpenAI-compatible server (a local endpoint: it
+    needs no key)."""
 
     supported_grammars: ClassVar[frozenset[str]] = frozenset(
         {"json_object", "json_schema", "regex", "choice"}
@@ -45,3 +47,11 @@ class VLLMServerModel(OpenAIServerModel):
             ((key, value),) = constraint.items()
             return {"extra_body": {f"guided_{key}": value}}
         return {"extra_body": {"structured_outputs": constraint}}
+
+    def wire_request(self, req: ModelRequest) -> dict[str, Any]:
+        """The body; the generation node's `top_k` goes in `extra_body`, vLLM's home for it."""
+        body = super().wire_request(req)
+        top_k = req.generation.get("top_k")
+        if top_k is not None:
+            body["extra_body"] = {"top_k": top_k, **(body.get("extra_body") or {})}
+        return body

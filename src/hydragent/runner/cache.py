@@ -1,8 +1,9 @@
 """The response cache (`cache=on|off|replay`): a sqlite file shared by every job.
 
-It wraps a model's `generate`, so every agent benefits. The key covers what decides a reply:
-the resolved model config without secrets, the messages, the generation parameters, the tools
-and the grammar. `replay` never calls the model, so an offline rerun is reproducible.
+It wraps a model's `request`, so every agent benefits. The key covers what decides a reply:
+the resolved model config without secrets and the normalised request (prepared messages, stop
+sequences, generation settings, tools and grammar). `replay` never calls the model, so an
+offline rerun is reproducible.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from hydragent.grammar import Grammar
 from hydragent.messages import ChatMessage
-from hydragent.models.base import Model, get_tool_json_schema
+from hydragent.models.base import Model, ModelRequest
 from hydragent.runner.wrappers import ModelWrapper
 from hydragent.secrets import mask_secrets
 
@@ -95,23 +95,17 @@ class ResponseStore:
             self._db.close()
 
 
-def _message_for_key(message: Any) -> Any:
-    """A message as the backend sees it; usage and metadata change nothing about the reply."""
-    data = message.dict() if hasattr(message, "dict") and callable(message.dict) else message
-    if isinstance(data, dict):
-        return {k: v for k, v in data.items() if k not in ("token_usage", "metadata", "raw")}
-    return data
-
-
-def cache_key(model_config: dict[str, Any], messages: list[Any], **call: Any) -> str:
-    grammar = Grammar.coerce(call.pop("grammar", None))
-    tools = [get_tool_json_schema(tool) for tool in call.pop("tools_to_call_from", None) or []]
+def cache_key(model_config: dict[str, Any], req: ModelRequest) -> str:
+    """What decides a reply: the model's config and the normalised request (prepared
+    messages, stop sequences, tools, grammar, generation settings and call keywords)."""
     payload = {
         "model": mask_secrets(model_config),
-        "messages": [_message_for_key(m) for m in messages],
-        "grammar": grammar.model_dump() if grammar else None,
-        "tools": tools,
-        "params": mask_secrets(call),
+        "messages": req.messages,
+        "stop": req.stop_sequences,
+        "grammar": req.grammar.model_dump() if req.grammar else None,
+        "tools": req.tool_schemas() or [],
+        "generation": req.generation,
+        "params": mask_secrets(req.kwargs),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -132,11 +126,8 @@ class CachedModel(ModelWrapper):
         self.misses = 0
         self._lock = threading.Lock()
 
-    def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> ChatMessage:
-        names = ("stop_sequences", "response_format", "tools_to_call_from", "grammar")
-        call = dict(zip(names, args, strict=False))
-        call.update(kwargs)
-        key = cache_key(self.model_config, messages, **call)
+    def request(self, req: ModelRequest) -> ChatMessage:
+        key = cache_key(self.model_config, req)
         cached = self.store.get(key)
         if cached is not None:
             with self._lock:
@@ -149,7 +140,7 @@ class CachedModel(ModelWrapper):
                 f"cache=replay: no recorded reply for this call to {self.model_id!r} in "
                 f"{self.store.path}; run once with cache=on to record it"
             )
-        reply = self.inner.generate(messages, **call)
+        reply = self.inner.request(req)
         self.store.put(key, str(self.model_id), reply.dict())
         return reply
 

@@ -13,12 +13,13 @@ from hydragent.messages import (
     TokenUsage,
     content_to_text,
 )
-from hydragent.models.base import Model
+from hydragent.models.base import Capabilities, Model, ModelRequest
 
 
 class ModelWrapper(Model):
     """Behaves as the wrapped model: every attribute and helper (parse_tool_calls, prepare,
-    supported_grammars...) is the inner model's; subclasses change only `generate`."""
+    supported_grammars, capabilities...) is the inner model's. `generate` is Model's own: the
+    inner model builds the request, and subclasses change only `request(req)`."""
 
     def __init__(self, inner: Model) -> None:  # no Model.__init__: its state is inner's
         self.inner = inner
@@ -32,14 +33,26 @@ class ModelWrapper(Model):
     def supported_grammars(self) -> frozenset[str]:  # type: ignore[override]
         return self.inner.supported_grammars
 
-    def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> ChatMessage:
-        return self.inner.generate(messages, *args, **kwargs)
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.inner.capabilities
 
-    def generate_stream(
-        self, messages: list[Any], *args: Any, **kwargs: Any
-    ) -> Generator[ChatMessageStreamDelta, None, None]:
-        """The reply of `generate` (so it is capped and cached too) as one delta."""
-        reply = self.generate(messages, *args, **kwargs)
+    @property
+    def supports_stop_parameter(self) -> bool:
+        return self.inner.supports_stop_parameter
+
+    def environment_problems(self) -> list[tuple[str, str]]:
+        return self.inner.environment_problems()
+
+    def build_request(self, *args: Any, **kwargs: Any) -> ModelRequest:
+        return self.inner.build_request(*args, **kwargs)
+
+    def request(self, req: ModelRequest) -> ChatMessage:
+        return self.inner.request(req)
+
+    def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
+        """The reply of `request` (so it is capped and cached too) as one delta."""
+        reply = self.request(req)
         calls = [
             ChatMessageToolCallStreamDelta(index=i, id=c.id, type=c.type, function=c.function)
             for i, c in enumerate(reply.tool_calls or [])
@@ -75,8 +88,8 @@ class UsageMeter(ModelWrapper):
         super().__init__(inner)
         self._spent = threading.local()
 
-    def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> ChatMessage:
-        reply = self.inner.generate(messages, *args, **kwargs)
+    def request(self, req: ModelRequest) -> ChatMessage:
+        reply = self.inner.request(req)
         self._spent.usage = getattr(self._spent, "usage", TokenUsage()) + reply.token_usage
         return reply
 
