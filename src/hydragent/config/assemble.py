@@ -126,10 +126,7 @@ class _Assembler:
         if self.problems:
             raise ConfigError(self.problems)
         result.model, result.cached = self.wrap(model, "model", caps=True)
-        if judge is not None:
-            from hydragent.runner.wrappers import UsageMeter
-
-            result.judge = UsageMeter(judge)
+        result.judge = judge
         return result
 
     # --- static checks: schemas, signatures, group fit --------------------------------
@@ -352,8 +349,10 @@ class _Assembler:
                     for key, message in model.environment_problems()
                 ],
             )
-        if group == "judge":
-            return self.wrap(model, group, caps=False)[0]
+        if group == "judge":  # metered: each sample's judge tokens are counted apart
+            from hydragent.runner.wrappers import UsageMeter
+
+            return UsageMeter(self.wrap(model, group, caps=False)[0])
         return model
 
     def seed(self) -> int | None:

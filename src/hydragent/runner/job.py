@@ -7,18 +7,15 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from hydragent import logging_setup
-from hydragent.grammar import Grammar
+from hydragent.config.assemble import assemble
 from hydragent.models.base import ApiModel, Model
 from hydragent.runner import progress
-from hydragent.runner.build import build_agent, build_model, build_scorers, plain
 from hydragent.runner.errors import RunFailed, error_report
 from hydragent.runner.execute import Outcome, run_all, work_on
 from hydragent.runner.records import (
@@ -68,30 +65,6 @@ def _pricer(model: Model) -> Any:
         return None
     model_id = str(model.model_id)
     return lambda usage: price(model_id, usage)
-
-
-def _build(cfg: DictConfig) -> SimpleNamespace:
-    """What the job needs, with the field names of hydragent.config.assemble.Assembly."""
-    task = instantiate(cfg.task, _convert_="all")
-    runner = cfg.get("runner") or OmegaConf.create({})
-    seed = cfg.get("seed")
-    model, cached = build_model(
-        cfg.model, cfg.get("cache"), plain(runner.get("backend_concurrency")), seed
-    )
-    judge = None
-    if cfg.get("judge"):
-        judge = UsageMeter(build_model(cfg.judge, cfg.get("cache"), None, seed)[0])
-    return SimpleNamespace(
-        task=task,
-        samples=task.samples(),
-        model=model,
-        cached=cached,
-        judge=judge,
-        scorers=build_scorers(cfg.get("scorer"), judge),
-        agent=build_agent(cfg.agent, cfg.get("tools")),
-        grammar=Grammar.coerce(cfg.get("grammar")),
-        sandbox=None,
-    )
 
 
 class ResultSink:
@@ -227,7 +200,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     more samples failed than runner.max_error_rate allows."""
     began = time.perf_counter()
     output_dir = Path(output_dir)
-    resolved = plain(cfg)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
     chash = config_hash(resolved)
     runner = resolved.get("runner") or {}
     overrides = job_overrides(output_dir)
@@ -236,7 +209,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     secrets = secret_values(resolved) + environment_secrets()
     logging_setup.install(secrets)
     # -- build: B1 replaces this block with `assembly = assemble(cfg, dry_run=False)` --
-    assembly = _build(cfg)
+    assembly = assemble(cfg, dry_run=False)
     # -- end of build --
     logging_setup.quiet_third_party(logging_setup.hydra_verbose())  # clients imported now
     model, cached, samples = assembly.model, assembly.cached, assembly.samples
