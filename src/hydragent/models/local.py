@@ -1,18 +1,28 @@
 """What the in-process backends (Transformers, MLX, vLLM) share: prompts, stops and usage.
 
-Each of them renders the chat with a tokenizer's template (or a declared fallback), stops on
-end-of-turn tokens and stop strings, and counts tokens itself; keeping that here means the
-backend modules only differ in how they run the model.
+Each of them renders the chat with a tokenizer's template (or a declared fallback), maps the
+generation node, stops on end-of-turn tokens and stop strings, splits `<think>` reasoning
+from the answer, and counts tokens itself; keeping that here means the backend modules only
+differ in how they run the model. Messages arrive prepared by `Model.build_request` (roles
+converted once: the tool roles become assistant/user through `wire_roles`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hydragent.messages import prepare_messages
-from hydragent.models.base import TOOL_ROLE_CONVERSIONS, get_tool_json_schema
+from hydragent.messages import (
+    THINK_OPEN,
+    ChatMessageStreamDelta,
+    ReasoningSplitter,
+    content_to_text,
+    split_reasoning,
+)
+from hydragent.models.base import StopScanner, get_tool_json_schema, trim_at_stop
 from hydragent.models.chat_templates import (
     END_MARKERS,
     TEMPLATES,
@@ -24,15 +34,29 @@ from hydragent.models.chat_templates import (
 logger = logging.getLogger("hydragent.models")
 
 
-def chat_messages(
-    messages: list[Any], role_conversions: dict[str, str] | None
-) -> list[dict[str, Any]]:
-    """Text-only chat dicts; tool roles become assistant/user, as text models expect."""
-    return prepare_messages(
-        messages,
-        role_conversions={**TOOL_ROLE_CONVERSIONS, **(role_conversions or {})},
-        flatten_as_text=True,
-    )
+def template_messages(messages: list[dict[str, Any]], backend: str) -> list[dict[str, Any]]:
+    """Prepared messages as a text model's chat template takes them: string content, tool
+    calls as plain dicts. Images are refused with the way to send them."""
+    rendered = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            if any(part.get("type") != "text" for part in content):
+                raise ValueError(
+                    f"{backend} runs a text-only model, which cannot take images; "
+                    "load an image-text-to-text model (TransformersModel does so through "
+                    "AutoProcessor when the checkpoint is one)"
+                )
+            content = content_to_text(content)
+        entry = {**message, "content": content or ""}
+        if message.get("tool_calls"):
+            entry["tool_calls"] = [_call_dict(call) for call in message["tool_calls"]]
+        rendered.append(entry)
+    return rendered
+
+
+def _call_dict(call: Any) -> dict[str, Any]:
+    return call.dict() if hasattr(call, "dict") and callable(call.dict) else dict(call)
 
 
 def pick_template(
@@ -54,6 +78,48 @@ def pick_template(
         "|".join(TEMPLATES),
     )
     return TEMPLATES[fallback]
+
+
+def template_source(tokenizer: Any, template: str | None) -> str:
+    """The Jinja text a prompt is rendered with (the chosen one, else the tokenizer's)."""
+    if template is not None:
+        return template
+    own = getattr(tokenizer, "chat_template", None) or ""
+    return "\n".join(own.values()) if isinstance(own, Mapping) else str(own)
+
+
+def thinking_kwargs(generation: Mapping[str, Any], template: str, backend: str) -> dict[str, Any]:
+    """The chat-template variables that carry the generation node's reasoning settings.
+
+    Qwen3-style templates take `enable_thinking` (off only for reasoning_effort=minimal),
+    gpt-oss-style ones `reasoning_effort` (low/medium/high; minimal becomes low). A template
+    that takes neither is left alone, with a warning that the setting has no effect.
+    """
+    effort = generation.get("reasoning_effort")
+    budget = generation.get("reasoning_tokens")
+    if effort is None and budget is None:
+        return {}
+    kwargs: dict[str, Any] = {}
+    if "enable_thinking" in template:
+        kwargs["enable_thinking"] = effort != "minimal"
+    if "reasoning_effort" in template and effort is not None:
+        kwargs["reasoning_effort"] = "low" if effort == "minimal" else effort
+    if not kwargs:
+        logger.warning(
+            "%s: generation.reasoning_effort/reasoning_tokens have no effect: this model's chat "
+            "template takes neither enable_thinking nor reasoning_effort",
+            backend,
+        )
+    return kwargs
+
+
+def warn_unmapped(backend: str, generation: Mapping[str, Any], supported: Iterable[str]) -> None:
+    """Say once, at construction, which generation settings this backend cannot apply."""
+    ignored = sorted(set(generation) - set(supported) - {"stop", "max_tokens"})
+    if ignored:
+        logger.warning(
+            "%s ignores generation.%s (no local equivalent)", backend, ", ".join(ignored)
+        )
 
 
 def stops_for(template: str | None, stop_sequences: list[str] | None) -> list[str]:
@@ -89,6 +155,54 @@ def render_prompt(
         ) from error
 
 
+def opens_thinking(prompt: str) -> bool:
+    """Whether the template wrote `<think>` itself (DeepSeek-R1), so the reply starts inside
+    the reasoning block."""
+    return prompt.rstrip().endswith(THINK_OPEN)
+
+
+def finish_text(
+    text: str, thinking: bool, stop_sequences: Iterable[str], lstrip: bool
+) -> tuple[str | None, str]:
+    """A whole reply's `(reasoning, answer)`: `<think>` split off, the answer cut at the first
+    stop and, after the plain template's "Assistant:", its opening space dropped."""
+    reasoning, content = split_reasoning(text, thinking=thinking)
+    content = trim_at_stop(content, list(stop_sequences)) or ""
+    return reasoning, content.lstrip() if lstrip else content
+
+
+class TextStream:
+    """A streamed reply: `<think>` reasoning split off, then stop strings held back and cut."""
+
+    def __init__(self, thinking: bool, stop_sequences: list[str], lstrip: bool) -> None:
+        self._splitter = ReasoningSplitter(thinking=thinking)
+        self._scanner = StopScanner(stop_sequences, lstrip=lstrip)
+
+    @property
+    def stopped(self) -> bool:
+        return self._scanner.stopped
+
+    def feed(self, text: str) -> list[ChatMessageStreamDelta]:
+        return self._deltas(*self._splitter.feed(text), final=False)
+
+    def flush(self) -> list[ChatMessageStreamDelta]:
+        return self._deltas(*self._splitter.flush(), final=True)
+
+    def _deltas(self, reasoning: str, content: str, final: bool) -> list[ChatMessageStreamDelta]:
+        deltas = [ChatMessageStreamDelta(reasoning_content=reasoning)] if reasoning else []
+        text = self._scanner.feed(content)
+        if final:
+            text += self._scanner.flush()
+        if text:
+            deltas.append(ChatMessageStreamDelta(content=text))
+        return deltas
+
+
+def count_tokens(tokenizer: Any, text: str | None) -> int:
+    """Tokens in `text` (reasoning is counted by re-encoding it: engines do not mark it)."""
+    return len(tokenizer.encode(text, add_special_tokens=False)) if text else 0
+
+
 def encode_prompt(tokenizer: Any, prompt: str) -> list[int]:
     """Token ids, adding BOS only when the rendered template did not already write it."""
     bos = getattr(tokenizer, "bos_token", None)
@@ -119,3 +233,39 @@ def cut_at_stop_tokens(tokens: Iterable[int], stops: Iterable[int]) -> tuple[lis
             return kept, True
         kept.append(token)
     return kept, False
+
+
+def missing_extra(backend: str, extra: str, *modules: str) -> list[tuple[str, str]]:
+    """An environment problem naming the extra when one of `modules` is not installed."""
+    absent = [name for name in modules if importlib.util.find_spec(name) is None]
+    if not absent:
+        return []
+    return [
+        (
+            "_target_",
+            f"{backend} needs the '{extra}' extra ({absent[0]} is missing): "
+            f"pip install 'hydragent[{extra}]'",
+        )
+    ]
+
+
+def missing_model_path(model_id: str | None, what: str = "model_id") -> list[tuple[str, str]]:
+    """A problem when `model_id` names a local folder that is not there. A hub id is checked
+    only offline (HF_HUB_OFFLINE), against the local cache, since checking it online costs a
+    request."""
+    if not model_id or os.path.exists(os.path.expanduser(model_id)):
+        return []
+    if model_id.startswith(("/", ".", "~")) or model_id.count("/") > 1:  # a path, not a hub id
+        return [(what, f"no such folder: {model_id} (give a local model folder or a hub id)")]
+    if os.environ.get("HF_HUB_OFFLINE") and importlib.util.find_spec("huggingface_hub"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(model_id, "config.json"), str):
+            return [
+                (
+                    what,
+                    f"{model_id} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: "
+                    "download it first or unset HF_HUB_OFFLINE",
+                )
+            ]
+    return []

@@ -1,8 +1,9 @@
 """MLXModel: an mlx-lm model in-process (Apple silicon, or Linux CPU with `mlx[cpu]`).
 
-Prompts, stop handling and grammars are the same code as TransformersModel's (local.py,
-constrained.py); only the decoding loop is MLX's. Calls are serialised: MLX evaluates one
-stream at a time, so concurrent runner threads take turns.
+Prompts, stop handling, reasoning and grammars are the same code as TransformersModel's
+(local.py, constrained.py); only the decoding loop is MLX's. Calls are serialised: MLX
+evaluates one stream at a time, so concurrent runner threads take turns. Weights load in
+`__init__` (as in smolagents), except under `dry_build()`.
 """
 
 from __future__ import annotations
@@ -11,36 +12,51 @@ import threading
 from collections.abc import Generator
 from typing import Any, ClassVar
 
-from hydragent.grammar import Grammar
-from hydragent.messages import (
-    ChatMessage,
-    ChatMessageStreamDelta,
-    MessageRole,
-    TokenUsage,
-    agglomerate_stream_deltas,
+from hydragent.messages import ChatMessage, ChatMessageStreamDelta, TokenUsage
+from hydragent.messages import agglomerate_stream_deltas as agglomerate
+from hydragent.models.base import (
+    TOOL_ROLE_CONVERSIONS,
+    Model,
+    ModelRequest,
+    apply_generation,
+    in_dry_build,
 )
-from hydragent.models.base import Model, StopScanner
+from hydragent.models.chat_templates import resolve_template
 from hydragent.models.constrained import LOCAL_GRAMMARS, MlxGrammarProcessor, compile_grammar
 from hydragent.models.local import (
+    TextStream,
     answer_opens_with_space,
-    chat_messages,
+    count_tokens,
     encode_prompt,
+    missing_extra,
+    missing_model_path,
+    opens_thinking,
     pick_template,
     render_prompt,
     stop_token_ids,
     stops_for,
+    template_messages,
+    template_source,
+    thinking_kwargs,
+    warn_unmapped,
 )
 
 #: call keywords that shape sampling; everything else reaches stream_generate unchanged.
 _SAMPLER_KEYS = ("temperature", "temp", "top_p", "min_p", "top_k")
+#: generation node name -> MLX name (max_tokens is handled on its own).
+GENERATION_NAMES = {name: name for name in ("temperature", "top_p", "top_k", "seed")}
+DEFAULT_MAX_TOKENS = 4096
 
 
 class MLXModel(Model):
-    """The smolagents MLXModel parameters; `max_tokens` is also accepted per call."""
+    """The smolagents MLXModel parameters; `max_tokens` is also accepted per call and wins
+    over the generation node's."""
 
     supported_grammars: ClassVar[frozenset[str]] = LOCAL_GRAMMARS
     loads_weights: ClassVar[bool] = True
     takes_seed: ClassVar[bool] = True  # MLX's generator is seeded before each generation
+    returns_reasoning: ClassVar[bool] = True  # <think> blocks are split from the answer
+    wire_roles: ClassVar[dict[str, str] | None] = TOOL_ROLE_CONVERSIONS
 
     def __init__(
         self,
@@ -48,90 +64,111 @@ class MLXModel(Model):
         trust_remote_code: bool = False,
         load_kwargs: dict[str, Any] | None = None,
         apply_chat_template_kwargs: dict[str, Any] | None = None,
-        max_tokens: int = 4096,
+        max_tokens: int | None = None,
         chat_template: str | None = None,
         **kwargs: Any,
     ) -> None:
-        try:
-            import mlx_lm
-        except ImportError as error:
-            raise ImportError(
-                "MLXModel needs the `mlx` extra: pip install 'hydragent[mlx]' (mlx[cpu] on Linux)"
-            ) from error
+        kwargs.setdefault("flatten_messages_as_text", True)  # smolagents: text only
         super().__init__(model_id=model_id, **kwargs)
         self.trust_remote_code = trust_remote_code
         self.load_kwargs = dict(load_kwargs or {})
         self.apply_chat_template_kwargs = dict(apply_chat_template_kwargs or {})
         self.max_tokens = max_tokens
         self.chat_template = chat_template
+        self._template = resolve_template(chat_template)  # fails early on an unknown name
+        self.model: Any = None
+        self.tokenizer: Any = None
+        if self.generation is not None:
+            warn_unmapped(type(self).__name__, self.generation.settings(), GENERATION_NAMES)
+        if not in_dry_build():
+            self._load()
+
+    def _load(self) -> None:
+        try:
+            import mlx_lm
+        except ImportError as error:
+            raise ImportError(
+                "MLXModel needs the `mlx` extra: pip install 'hydragent[mlx]' (mlx[cpu] on Linux)"
+            ) from error
+        load_kwargs = dict(self.load_kwargs)
         tokenizer_config = {
-            "trust_remote_code": trust_remote_code,
-            **self.load_kwargs.pop("tokenizer_config", {}),
+            "trust_remote_code": self.trust_remote_code,
+            **load_kwargs.pop("tokenizer_config", {}),
         }
         self.model, self.tokenizer = mlx_lm.load(
-            model_id, tokenizer_config=tokenizer_config, **self.load_kwargs
+            self.model_id, tokenizer_config=tokenizer_config, **load_kwargs
         )
         self.hf_tokenizer = getattr(self.tokenizer, "_tokenizer", self.tokenizer)
-        self._template = pick_template(self.hf_tokenizer, chat_template, "plain")
+        self._template = pick_template(self.hf_tokenizer, self.chat_template, "plain")
         self._stop_ids = stop_token_ids(self.hf_tokenizer, sorted(self.tokenizer.eos_token_ids))
         self.tokenizer.eos_token_ids = set(self._stop_ids)
         args = getattr(self.model, "args", None)
         self._vocab_size = getattr(args, "vocab_size", None) or len(self.hf_tokenizer)
         self._lock = threading.Lock()
 
-    def generate(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ChatMessage:
-        deltas = self.generate_stream(
-            messages, stop_sequences, response_format, tools_to_call_from, grammar, **kwargs
-        )
-        message = agglomerate_stream_deltas(deltas, role=MessageRole.ASSISTANT)
-        message.content = message.content or ""
-        return self.parse_tool_calls(message) if tools_to_call_from else message
+    def environment_problems(self) -> list[tuple[str, str]]:
+        """The mlx extra, and a local model folder that is missing."""
+        problems = missing_extra(type(self).__name__, "mlx", "mlx", "mlx_lm")
+        return problems + missing_model_path(self.model_id)
 
-    def generate_stream(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Generator[ChatMessageStreamDelta, None, None]:
+    def request(self, req: ModelRequest) -> ChatMessage:
+        message = agglomerate(self.request_stream(req))
+        message.content = message.content or ""
+        return self.parse_tool_calls(message) if req.tools else message
+
+    def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
         import mlx.core as mx
         from mlx_lm import stream_generate
         from mlx_lm.sample_utils import make_sampler
 
-        resolved = self.resolve_grammar(grammar, response_format)
-        settings = self.completion_kwargs({}, kwargs)
-        max_tokens = settings.pop("max_tokens", settings.pop("max_new_tokens", self.max_tokens))
+        settings = self.settings(req)
+        call_template_kwargs = settings.pop("chat_template_kwargs", None) or {}
+        max_tokens = next(
+            value
+            for value in (
+                settings.pop("max_tokens", None),
+                settings.pop("max_new_tokens", None),
+                self.max_tokens,
+                req.generation.get("max_tokens"),
+                DEFAULT_MAX_TOKENS,
+            )
+            if value is not None
+        )
+        apply_generation(settings, req.generation, GENERATION_NAMES)
         seed = settings.pop("seed", None)
         sampling = {key: settings.pop(key) for key in _SAMPLER_KEYS if key in settings}
         temperature = sampling.pop("temperature", sampling.pop("temp", 0.0))
+        template_kwargs = {
+            **thinking_kwargs(
+                req.generation,
+                template_source(self.hf_tokenizer, self._template),
+                type(self).__name__,
+            ),
+            **self.apply_chat_template_kwargs,
+            **call_template_kwargs,
+        }
         prompt = render_prompt(
             self.hf_tokenizer,
-            chat_messages(messages, self.custom_role_conversions),
+            template_messages(req.messages, type(self).__name__),
             self._template,
-            tools_to_call_from,
-            self.apply_chat_template_kwargs,
+            req.tools,
+            template_kwargs,
         )
         prompt_ids = encode_prompt(self.hf_tokenizer, prompt)
         processors = []
-        if resolved is not None:
-            program = compile_grammar(self.hf_tokenizer, resolved, self._vocab_size, self._stop_ids)
+        if req.grammar is not None:
+            program = compile_grammar(
+                self.hf_tokenizer, req.grammar, self._vocab_size, self._stop_ids
+            )
             processors.append(MlxGrammarProcessor(program, self._vocab_size))
 
-        scanner = StopScanner(
-            stops_for(self._template, stop_sequences),
+        stream = TextStream(
+            opens_thinking(prompt),
+            stops_for(self._template, req.stop_sequences),
             lstrip=answer_opens_with_space(self._template),
         )
         generated = 0
+        reasoning: list[str] = []
         with self._lock:
             if seed is not None:
                 mx.random.seed(seed)
@@ -145,18 +182,25 @@ class MLXModel(Model):
                 **settings,
             ):
                 generated = response.generation_tokens
-                text = scanner.feed(response.text)
-                if text:
-                    yield ChatMessageStreamDelta(content=text)
-                if scanner.stopped:
+                for delta in stream.feed(response.text):
+                    reasoning.append(delta.reasoning_content or "")
+                    yield delta
+                if stream.stopped:
                     break
-        tail = scanner.flush()
-        if tail:
-            yield ChatMessageStreamDelta(content=tail)
-        yield ChatMessageStreamDelta(content="", token_usage=TokenUsage(len(prompt_ids), generated))
+        for delta in stream.flush():
+            reasoning.append(delta.reasoning_content or "")
+            yield delta
+        usage = TokenUsage(
+            len(prompt_ids),
+            generated,
+            reasoning_tokens=count_tokens(self.hf_tokenizer, "".join(reasoning)),
+        )
+        yield ChatMessageStreamDelta(content="", token_usage=usage)
 
     def cleanup(self) -> None:
         """Drop the weights and MLX's buffer cache."""
+        if self.model is None:
+            return
         import mlx.core as mx
 
         self.model = None

