@@ -10,7 +10,7 @@ import pytest
 from hydragent import cli
 from hydragent.config import launchers
 from hydragent.config.launchers import plugin_installed
-from test_runner_support import read_lines, run_cli
+from test_runner_support import closed_port, read_lines, run_cli
 
 SMOKE = ("model=scripted", "task=smoke", "agent=direct", "scorer=exact")
 
@@ -31,20 +31,75 @@ def test_one_job_prints_a_table_and_resumes_into_its_folder(tmp_path: Path) -> N
     assert len(read_lines(run_dir / "samples.jsonl")) == 6
 
 
-def test_a_runtime_failure_exits_1(tmp_path: Path) -> None:
+def test_every_failed_run_exits_1_with_its_causes_on_the_console(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
     result = run_cli(
         "run",
         *SMOKE,
-        "cache=replay",
+        "~model.match",
+        "model.responses=[Paris]",
+        "model.exhausted=error",
+        "runner.max_concurrency=1",
+        f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1, result.stderr
+    console = result.stdout + result.stderr
+    assert "errors: 5 of 6 samples (not scored)" in result.stdout
+    assert "5 of 6 samples failed, by cause:" in console
+    assert "5x ScriptedModelExhausted" in console
+    assert "fix: give more model.responses, or model.exhausted=cycle" in console
+    assert "5 of 6 samples failed or did not run (83% > runner.max_error_rate=0)" in result.stderr
+    assert "HYDRA_FULL_ERROR" not in result.stderr  # a failed run, not a crash
+    log = (run_dir / "hydragent.log").read_text()
+    assert "5 of 6 samples failed, by cause:" in log and "fix: give more" in log
+
+
+def test_a_run_against_a_dead_server_names_the_cause_and_the_fix(tmp_path: Path) -> None:
+    result = run_cli(
+        "run",
+        "model=openai",
+        "model.api_key=sk-test-not-a-real-key-0000",
+        f"model.api_base=http://127.0.0.1:{closed_port()}/v1",
+        "retry=none",
+        "task.limit=2",
         f"hydra.run.dir={tmp_path / 'run'}",
         cwd=tmp_path,
-        env={"HYDRAGENT_CACHE_DIR": str(tmp_path / "empty-cache")},
     )
-    assert result.returncode == 1
-    assert "cache=replay" in result.stderr + result.stdout
+    assert result.returncode == 1, result.stderr
+    console = result.stdout + result.stderr
+    assert "2 of 2 samples failed, by cause:" in console
+    assert "2x APIConnectionError" in console
+    assert "fix: no server answered: check model.api_base" in console
 
 
-def _sweep(tmp_path: Path, *extra: str):
+def test_rerun_with_a_changed_seed_refuses_before_writing_anything(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    assert run_cli("run", *SMOKE, f"hydra.run.dir={run_dir}", cwd=tmp_path).returncode == 0
+    files = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.suffix != ".log"}
+
+    refused = run_cli("run", *SMOKE, "seed=1", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    assert refused.returncode == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("hydragent: config error: ")
+    assert "already holds 6 results of another config" in line and "(now seed=1)" in line
+    assert "runner.resume=new_config" in line
+    assert {p: p.read_bytes() for p in files} == files  # .hydra/ and results untouched
+
+    moved_on = run_cli(
+        "run", *SMOKE, "seed=1", "runner.resume=new_config", f"hydra.run.dir={run_dir}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert moved_on.returncode == 0, moved_on.stderr
+    (aside,) = (run_dir / "superseded").iterdir()
+    assert (aside / "samples.jsonl").read_bytes() == files[run_dir / "samples.jsonl"]
+    assert (aside / ".hydra" / "overrides.yaml").read_bytes() == files[
+        run_dir / ".hydra" / "overrides.yaml"
+    ]
+    assert "seed=1" in (run_dir / ".hydra" / "overrides.yaml").read_text()
+
+
+def _sweep(tmp_path: Path, *extra: str, exit_code: int = 0):
     sweep_dir = tmp_path / "sweep"
     result = run_cli(
         "run",
@@ -56,8 +111,8 @@ def _sweep(tmp_path: Path, *extra: str):
         *extra,
         cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return sweep_dir
+    assert result.returncode == exit_code, result.stderr[-3000:]
+    return sweep_dir, result
 
 
 RAY = pytest.param(
@@ -70,8 +125,10 @@ RAY = pytest.param(
 
 
 @pytest.mark.parametrize("launcher", ["basic", "joblib", "submitit_local", RAY])
-def test_a_sweep_writes_one_folder_per_job(tmp_path: Path, launcher: str) -> None:
-    sweep_dir = _sweep(tmp_path, f"hydra/launcher={launcher}")
+def test_a_sweep_with_a_failed_job_runs_every_job_and_exits_1(
+    tmp_path: Path, launcher: str
+) -> None:
+    sweep_dir, result = _sweep(tmp_path, f"hydra/launcher={launcher}", exit_code=1)
     summaries = [json.loads((sweep_dir / n / "summary.json").read_text()) for n in ("0", "1")]
     assert [s["counts"]["total"] for s in summaries] == [3, 3]
     assert {o for s in summaries for o in s["overrides"] if o.startswith("grammar=")} == {
@@ -80,16 +137,22 @@ def test_a_sweep_writes_one_folder_per_job(tmp_path: Path, launcher: str) -> Non
     }
     # The scripted answers are plain words, which json_object rejects: the grammar shows.
     assert summaries[0]["metrics"]["exact"]["mean"] == 1.0
-    assert summaries[1]["counts"]["error"] > 0
+    assert summaries[1]["counts"]["error"] > 0 and summaries[1]["errors"]
+    assert "grammar=json_object" in result.stderr  # the failed job, named
 
 
 def test_rerunning_a_sweep_resumes_each_job(tmp_path: Path) -> None:
-    sweep_dir = _sweep(tmp_path)
-    _sweep(tmp_path)
+    sweep_dir, _ = _sweep(tmp_path, "runner.max_error_rate=1")
+    _sweep(tmp_path, "runner.max_error_rate=1")
     for job in ("0", "1"):
         summary = json.loads((sweep_dir / job / "summary.json").read_text())
         assert summary["resumed"] == summary["counts"]["ok"]
-        assert len(read_lines(sweep_dir / job / "samples.jsonl")) == 3
+        records = read_lines(sweep_dir / job / "samples.jsonl")
+        # finished samples are never repeated; failed ones are tried again, appended
+        ok_ids = [r["id"] for r in records if r["status"] == "ok"]
+        assert len(ok_ids) == len(set(ok_ids)) == summary["counts"]["ok"]
+        assert {r["job_id"] for r in records} == {job}
+        assert len(records) == 3 + summary["counts"]["error"]
 
 
 def test_a_launcher_without_its_plugin_stops_in_one_line_naming_the_package(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,10 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
         text=True,
         timeout=timeout,
     )
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on: connections to it are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

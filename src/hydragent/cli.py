@@ -26,7 +26,10 @@ commands:
   run [OVERRIDES]        run one job; `run -m ...` a sweep (Hydra flags work: --cfg job, --info)
   validate [OVERRIDES]   every check `run` makes, in a dry run (no weights, no model call)
   recipes                list the checked-in recipes with their descriptions
-  report DIR             compare the runs in DIR: a table, report.html and PNG plots
+  report DIR             compare the jobs in DIR: tables with paired comparisons,
+                         report.html, PNG plots, results.parquet/.csv  [--baseline N]
+  view DIR               write DIR/view.html: jobs, samples, transcripts, comparisons
+                         (offline; --serve shows it on 127.0.0.1)
   cache stats|clear      show or empty the response cache
 
 examples:
@@ -36,7 +39,7 @@ examples:
   hydragent validate model=bedrock roles=none
 """
 
-COMMANDS = ("run", "validate", "recipes", "report", "cache")
+COMMANDS = ("run", "validate", "recipes", "report", "view", "cache")
 # Flags that make Hydra print the composed config: their output is masked.
 CONSOLE_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help")
 
@@ -77,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "validate": lambda a: run_hydra_app("validate", a),
         "recipes": recipes_command,
         "report": report_command,
+        "view": view_command,
         "cache": cache_command,
     }
     if command not in handlers:
@@ -231,6 +235,8 @@ def report_error(error: BaseException, traceback_wanted: bool, secrets: list[str
     message = mask_text(one_line(str(error)) or type(error).__name__, secrets)
     if code == 2:
         return fail(f"config error: {message}", 2)
+    if type(error).__name__ == "RunFailed":  # its causes were printed above: no traceback
+        return fail(f"run failed: {message}", 1)
     return fail(f"{type(error).__name__}: {message} (HYDRA_FULL_ERROR=1 shows the traceback)", 1)
 
 
@@ -258,18 +264,15 @@ def recipes_command(args: list[str]) -> int:
 
 
 def report_command(args: list[str]) -> int:
-    if len(args) != 1 or args[0].startswith("-"):
-        raise UsageError("usage: hydragent report DIR (a run or sweep folder)")
-    folder = Path(args[0])
-    if not folder.is_dir():
-        raise UsageError(f"report folder not found: {folder}")
-    from hydragent.report import write_report
+    from hydragent.report.command import report_command as command
 
-    try:
-        print(write_report(folder))
-    except (FileNotFoundError, ValueError) as error:
-        return fail(f"report: {one_line(str(error))}", 1)
-    return 0
+    return command(args)
+
+
+def view_command(args: list[str]) -> int:
+    from hydragent.report.command import view_command as command
+
+    return command(args)
 
 
 def cache_command(args: list[str]) -> int:

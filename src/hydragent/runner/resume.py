@@ -14,7 +14,9 @@ of an id is its result. What the folder holds decides what a rerun does, by `run
 
 The check runs twice on purpose: from the `ResumeGuard` Hydra callback, listed before the
 callback that writes .hydra/, so a refusal leaves the earlier .hydra/ as it was; and from
-`run_job`, for the Python API. The second finds nothing left to do.
+`run_job`, for the Python API. The second finds nothing left to do. Hydra turns an Exception
+raised in a callback into a warning, so the callback raises `ResumeRefused`, a BaseException
+the CLI unwraps (as for config/preflight.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from hydragent.config import ConfigError
+from hydragent.config.preflight import PreflightFailed
 from hydragent.runner.records import (
     GARBLED_FILE,
     SAMPLES_FILE,
@@ -51,6 +54,15 @@ class ResumeConflict(ConfigError):
 
     def __init__(self, problems: list[str] | str) -> None:
         super().__init__([problems] if isinstance(problems, str) else problems)
+
+
+class ResumeRefused(PreflightFailed):
+    """Carries a ResumeConflict out of the Hydra callback: Hydra turns an Exception raised
+    there into a warning and goes on to overwrite .hydra/. The CLI reports the conflict."""
+
+    def __reduce__(self) -> tuple[type, tuple[BaseException]]:
+        """Survives pickling, so a joblib sweep job reports the conflict itself."""
+        return (type(self), (self.error,))
 
 
 def _earlier_overrides(records: list[dict[str, Any]]) -> list[str] | None:
@@ -149,9 +161,12 @@ class ResumeGuard(Callback):
         except Exception:  # e.g. an unset ${oc.env:...}: validation reports it, in its words
             return
         runner = resolved.get("runner") or {}
-        prepare_folder(
-            folder,
-            config_hash(resolved),
-            str(runner.get("resume") or "auto"),
-            [mask_override(str(o)) for o in config.hydra.overrides.task],
-        )
+        try:
+            prepare_folder(
+                folder,
+                config_hash(resolved),
+                str(runner.get("resume") or "auto"),
+                [mask_override(str(o)) for o in config.hydra.overrides.task],
+            )
+        except ConfigError as error:
+            raise ResumeRefused(error) from error
