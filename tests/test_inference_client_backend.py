@@ -111,3 +111,21 @@ def test_a_malformed_body_is_a_clear_error(server: LoopbackServer) -> None:
     server.faults.append(Fault(kind="malformed"))
     with pytest.raises(MalformedResponseError, match="not valid JSON"):
         make_model(server).generate([{"role": "user", "content": "hi"}])
+
+
+def test_reasoning_arrives_through_the_hub_client(server: LoopbackServer) -> None:
+    """huggingface_hub keeps a message's `reasoning` (TGI, the HF router) but drops fields it
+    does not declare (`reasoning_content`, usage details) from the nested objects."""
+    server.replies.append(
+        Reply(content="42", reasoning="six times seven", reasoning_field="reasoning")
+    )
+    message = make_model(server).generate([{"role": "user", "content": "6*7?"}])
+    assert message.content == "42"
+    assert message.reasoning_content == "six times seven"
+
+
+def test_grammars_are_a_capability_of_the_provider() -> None:
+    assert InferenceClientModel("m", token="t").capabilities.grammars == frozenset()
+    able = InferenceClientModel("m", provider="cerebras", token="t")
+    assert able.capabilities.grammars == {"json_object", "json_schema"}
+    assert InferenceClientModel("m", base_url="http://127.0.0.1:9", token="t").capabilities.grammars

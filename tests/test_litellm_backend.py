@@ -95,3 +95,30 @@ def test_retry_after_is_honoured_then_success(server: LoopbackServer) -> None:
     server.faults.append(Fault(status=429, retry_after="0.05"))
     assert make_model(server).generate([{"role": "user", "content": "hi"}]).content
     assert len(server.requests) == 2
+
+
+def test_reasoning_and_its_tokens_arrive_through_litellm(server: LoopbackServer) -> None:
+    server.replies.append(Reply(content="42", reasoning="six times seven", cached_tokens=2))
+    message = make_model(server).generate([{"role": "user", "content": "6*7?"}])
+    assert message.content == "42"
+    assert message.reasoning_content == "six times seven"
+    assert message.token_usage.reasoning_tokens == 3
+    assert message.token_usage.cached_tokens == 2
+
+
+def test_reasoning_effort_and_the_thinking_budget_reach_litellm() -> None:
+    import litellm
+
+    calls: list[dict[str, object]] = []
+    model = LiteLLMModel(
+        "anthropic/claude-sonnet-4-5",
+        api_key="k",
+        generation={"max_tokens": 50, "reasoning_tokens": 1024, "reasoning_effort": "low"},
+    )
+    model.client = type("Recorder", (), {"completion": lambda self, **kw: calls.append(kw)})()
+    with pytest.raises(ValueError):  # the recorder returns nothing to read
+        model.generate([{"role": "user", "content": "hi"}])
+    (sent,) = calls
+    assert sent["max_tokens"] == 50 and sent["reasoning_effort"] == "low"
+    assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert litellm.__name__ == "litellm"

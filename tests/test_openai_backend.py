@@ -40,7 +40,7 @@ def server() -> Iterator[LoopbackServer]:
 
 def make_model(server: LoopbackServer, **kwargs: object) -> OpenAIServerModel:
     options: dict[str, object] = {"api_base": f"{server.url}/v1", "api_key": "sk-test"}
-    options.update(retry=FAST_RETRY, **kwargs)
+    options.update({"retry": FAST_RETRY, **kwargs})
     return OpenAIServerModel("gpt-4o-mini", **options)  # type: ignore[arg-type]
 
 
@@ -355,3 +355,102 @@ def test_importing_the_backends_imports_no_client_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_arrives_apart_from_the_answer_with_its_tokens(
+    server: LoopbackServer, field: str
+) -> None:
+    server.replies.append(
+        Reply(content="42", reasoning="six times seven", reasoning_field=field, cached_tokens=3)
+    )
+    message = make_model(server).generate([{"role": "user", "content": "6*7?"}])
+    assert message.content == "42"
+    assert message.reasoning_content == "six times seven"
+    assert message.token_usage.reasoning_tokens == 3
+    assert message.token_usage.cached_tokens == 3
+
+
+def test_streamed_reasoning_arrives_in_its_own_deltas(server: LoopbackServer) -> None:
+    server.replies.append(Reply(content="42", reasoning="six times seven"))
+    deltas = list(make_model(server).generate_stream([{"role": "user", "content": "6*7?"}]))
+    message = agglomerate_stream_deltas(deltas)
+    assert message.content == "42"
+    assert message.reasoning_content == "six times seven"
+    assert message.token_usage.reasoning_tokens == 3
+
+
+def test_the_generation_node_maps_to_chat_completion_names(server: LoopbackServer) -> None:
+    generation = {"max_tokens": 64, "temperature": 0.2, "top_p": 0.9, "top_k": 5, "seed": 7}
+    model = make_model(server, generation={**generation, "stop": ["END"]})
+    model.generate([{"role": "user", "content": "hi"}], temperature=0.5)
+    sent = server.requests[0].json
+    assert sent["max_tokens"] == 64
+    assert sent["temperature"] == 0.5  # the call's own setting wins over the node
+    assert sent["top_p"] == 0.9 and sent["seed"] == 7 and sent["stop"] == ["END"]
+    assert "top_k" not in sent  # OpenAI has no top_k
+
+
+def test_constructor_settings_win_over_the_generation_node(server: LoopbackServer) -> None:
+    model = make_model(server, generation={"max_tokens": 64}, max_tokens=10)
+    model.generate([{"role": "user", "content": "hi"}])
+    assert server.requests[0].json["max_tokens"] == 10
+
+
+@pytest.mark.parametrize("model_id", ["o3", "o4-mini", "gpt-5-mini", "openai/o1"])
+def test_reasoning_models_get_max_completion_tokens_and_effort_but_no_sampling(
+    server: LoopbackServer, model_id: str
+) -> None:
+    model = OpenAIServerModel(
+        model_id,
+        api_base=f"{server.url}/v1",
+        api_key="sk-test",
+        generation={"max_tokens": 99, "temperature": 0.3, "reasoning_effort": "low"},
+    )
+    model.generate([{"role": "user", "content": "hi"}], stop_sequences=["Observation:"])
+    sent = server.requests[0].json
+    assert sent["max_completion_tokens"] == 99 and sent["reasoning_effort"] == "low"
+    assert "max_tokens" not in sent and "temperature" not in sent
+    assert ("stop" in sent) is model.supports_stop_parameter
+
+
+def test_tool_choice_is_required_with_tools_left_out_when_none_and_never_without_tools(
+    server: LoopbackServer,
+) -> None:
+    model = make_model(server)
+    hi = [{"role": "user", "content": "hi"}]
+    model.generate(hi, tools_to_call_from=[CALCULATOR])
+    model.generate(hi, tools_to_call_from=[CALCULATOR], tool_choice=None)
+    model.generate(hi, tool_choice="required")
+    first, second, third = (request.json for request in server.requests)
+    assert first["tool_choice"] == "required"
+    assert "tool_choice" not in second and "tools" in second
+    assert "tool_choice" not in third and "tools" not in third
+
+
+def test_no_key_fails_at_construction_but_validate_names_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(openai.OpenAIError, match="api_key"):
+        OpenAIServerModel("gpt-4o-mini")
+    with dry_build():
+        model = OpenAIServerModel("gpt-4o-mini")
+    assert model.environment_problems() == [
+        (
+            "api_key",
+            "OpenAIServerModel needs a key: set OPENAI_API_KEY or model.api_key, or point "
+            "model.api_base at a local server",
+        )
+    ]
+    with dry_build():
+        local = OpenAIServerModel("m", api_base="http://127.0.0.1:8000/v1")
+    assert local.environment_problems() == []
+
+
+def test_retry_false_turns_retries_off(server: LoopbackServer) -> None:
+    server.always_fail = Fault(status=503)
+    model = make_model(server, retry=False)
+    with pytest.raises(openai.InternalServerError):
+        model.generate([{"role": "user", "content": "hi"}])
+    assert len(server.requests) == 1

@@ -43,11 +43,18 @@ class Reply:
     """One scripted answer: text and/or tool calls (`{"name", "arguments"}`), and usage.
 
     `usage=None` makes the server send `"usage": null`, as some OpenAI-compatible servers do.
+    `reasoning` is the model's thinking, sent the way each protocol sends it (OpenAI-style
+    `reasoning_content`, or `reasoning` with `reasoning_field="reasoning"`; Bedrock
+    `reasoningContent` blocks); its words are counted as reasoning tokens. `cached_tokens`
+    is reported as prompt-cache hits.
     """
 
     content: str | None = "Hello from the loopback server."
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] | Literal["auto"] | None = "auto"
+    reasoning: str | None = None
+    reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content"
+    cached_tokens: int = 0
 
 
 @dataclass

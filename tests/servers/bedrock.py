@@ -35,7 +35,16 @@ REQUEST_KEYS = {
     "requestMetadata",
     "performanceConfig",
 }
-BLOCK_KEYS = {"text", "image", "document", "video", "toolUse", "toolResult", "guardContent"}
+BLOCK_KEYS = {
+    "text",
+    "image",
+    "document",
+    "video",
+    "toolUse",
+    "toolResult",
+    "guardContent",
+    "reasoningContent",
+}
 ERROR_TYPES = {
     400: "ValidationException",
     403: "AccessDeniedException",
@@ -109,17 +118,27 @@ async def _converse_stream(
     await response.prepare(request)
     await response.write(event_frame("messageStart", {"role": "assistant"}))
     index = 0
+    if reply.reasoning:
+        for piece in reply.reasoning.split(" "):
+            delta = {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": piece + " "}}}
+            await response.write(event_frame("contentBlockDelta", delta))
+        signature = {"reasoningContent": {"signature": "sig"}}
+        await response.write(
+            event_frame("contentBlockDelta", {"contentBlockIndex": 0, "delta": signature})
+        )
+        await response.write(event_frame("contentBlockStop", {"contentBlockIndex": 0}))
+        index = 1
     if reply.content is not None:
         words = _cut_at_stop(reply.content, stops).split(" ")
         for i, word in enumerate(words):
             text = word if i == 0 else " " + word
-            delta = {"contentBlockIndex": 0, "delta": {"text": text}}
+            delta = {"contentBlockIndex": index, "delta": {"text": text}}
             await response.write(event_frame("contentBlockDelta", delta))
             if truncate and i == 1:
                 await response.write_eof()  # cut off: no messageStop, no metadata
                 return response
-        await response.write(event_frame("contentBlockStop", {"contentBlockIndex": 0}))
-        index = 1
+        await response.write(event_frame("contentBlockStop", {"contentBlockIndex": index}))
+        index += 1
     for offset, call in enumerate(reply.tool_calls):
         block = index + offset
         start = {"toolUse": {"toolUseId": f"tooluse_{offset}", "name": call["name"]}}
@@ -165,6 +184,9 @@ def bedrock_app(server: LoopbackServer) -> web.Application:
         reply = server.next_reply()
         stops = (body.get("inferenceConfig") or {}).get("stopSequences") or []
         content: list[dict[str, Any]] = []
+        if reply.reasoning:
+            thought = {"reasoningText": {"text": reply.reasoning, "signature": "sig"}}
+            content.append({"reasoningContent": thought})
         if reply.content is not None:
             content.append({"text": _cut_at_stop(reply.content, stops)})
         for i, call in enumerate(reply.tool_calls):
@@ -172,7 +194,10 @@ def bedrock_app(server: LoopbackServer) -> web.Application:
             content.append({"toolUse": {**tool_use, "input": call.get("arguments", {})}})
         prompt = sum(word_count(json.dumps(m["content"])) for m in body["messages"])
         output = sum(word_count(block.get("text", "")) for block in content) + len(reply.tool_calls)
+        output += word_count(reply.reasoning or "")
         usage = {"inputTokens": prompt, "outputTokens": output, "totalTokens": prompt + output}
+        if reply.cached_tokens:
+            usage["cacheReadInputTokens"] = reply.cached_tokens
         if streaming:
             truncate = fault is not None and fault.kind == "truncate"
             return await _converse_stream(request, reply, stops, usage, truncate)

@@ -30,16 +30,22 @@ def _cut_at_stop(text: str | None, stop: Any) -> str | None:
     return text[: min(cuts)] if cuts else text
 
 
-def _usage(body: dict[str, Any], reply: Reply, content: str | None) -> dict[str, int] | None:
+def _usage(body: dict[str, Any], reply: Reply, content: str | None) -> dict[str, Any] | None:
     if reply.usage != "auto":
         return reply.usage
     prompt = sum(word_count(json.dumps(m.get("content"))) for m in body.get("messages", []))
-    completion = word_count(content or "") + len(reply.tool_calls)
-    return {
+    thinking = word_count(reply.reasoning or "")
+    completion = word_count(content or "") + len(reply.tool_calls) + thinking
+    usage: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
     }
+    if reply.reasoning:
+        usage["completion_tokens_details"] = {"reasoning_tokens": thinking}
+    if reply.cached_tokens:
+        usage["prompt_tokens_details"] = {"cached_tokens": reply.cached_tokens}
+    return usage
 
 
 def _tool_calls(reply: Reply) -> list[dict[str, Any]]:
@@ -56,6 +62,8 @@ def _tool_calls(reply: Reply) -> list[dict[str, Any]]:
 def _completion(body: dict[str, Any], reply: Reply) -> dict[str, Any]:
     content = _cut_at_stop(reply.content, body.get("stop"))
     message: dict[str, Any] = {"role": "assistant", "content": content}
+    if reply.reasoning:
+        message[reply.reasoning_field] = reply.reasoning
     if reply.tool_calls:
         message["tool_calls"] = _tool_calls(reply)
     return {
@@ -96,6 +104,8 @@ async def _stream(
 
     content = _cut_at_stop(reply.content, body.get("stop"))
     await send(choice({"role": "assistant", "content": ""}))
+    for i, word in enumerate((reply.reasoning or "").split(" ") if reply.reasoning else []):
+        await send(choice({reply.reasoning_field: word if i == 0 else " " + word}))
     words = (content or "").split(" ") if content else []
     for i, word in enumerate(words):
         await send(choice({"content": word if i == 0 else " " + word}))

@@ -135,19 +135,24 @@ _JSON_TYPES = {"any": None, "image": "string", "audio": "string"}
 
 
 def get_tool_json_schema(tool: Any) -> dict[str, Any]:
-    """OpenAI-style function schema from a tool (name, description, inputs) or a ready dict."""
+    """OpenAI-style function schema from a tool (name, description, inputs) or a ready dict.
+
+    As in smolagents, an input's `anyOf` is flattened: a `null` member makes it nullable and
+    the other members' types become its type (one, or a list), keeping an `enum`.
+    """
     if isinstance(tool, dict):
         return tool if "function" in tool else {"type": "function", "function": tool}
     properties: dict[str, Any] = {}
     required: list[str] = []
     for name, spec in (getattr(tool, "inputs", None) or {}).items():
-        prop = {k: v for k, v in dict(spec).items() if k != "nullable"}
-        json_type = _JSON_TYPES.get(prop.get("type", "any"), prop.get("type"))
+        prop = _flatten_any_of(dict(spec))
+        nullable = bool(prop.pop("nullable", False))
+        json_type = _json_type(prop.get("type", "any"))
         if json_type is None:
             prop.pop("type", None)
         else:
             prop["type"] = json_type
-        if spec.get("nullable"):
+        if nullable:
             prop["nullable"] = True
         else:
             required.append(name)
@@ -160,6 +165,33 @@ def get_tool_json_schema(tool: Any) -> dict[str, Any]:
             "parameters": {"type": "object", "properties": properties, "required": required},
         },
     }
+
+
+def _json_type(kind: Any) -> Any:
+    """A tool input type in JSON Schema: "any" has none (None), image/audio travel as text."""
+    if isinstance(kind, list):
+        mapped = [_json_type(k) for k in kind]
+        return None if None in mapped else mapped
+    return _JSON_TYPES.get(kind, kind)
+
+
+def _flatten_any_of(prop: dict[str, Any]) -> dict[str, Any]:
+    members = prop.pop("anyOf", None)
+    if not members:
+        return prop
+    types: list[Any] = []
+    for member in members:
+        kind = member.get("type", "any")
+        if kind == "null":
+            prop["nullable"] = True
+            continue
+        if kind not in types:
+            types.append(kind)
+        if "enum" in member:
+            prop["enum"] = member["enum"]
+    if types:
+        prop["type"] = types[0] if len(types) == 1 else types
+    return prop
 
 
 def parse_json_blob(text: str) -> tuple[dict[str, Any], str]:
