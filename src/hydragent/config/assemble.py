@@ -155,6 +155,7 @@ class _Assembler:
 
     def check_targets(self) -> None:
         from hydragent.config.rules import (
+            fits,
             helper_problems,
             judge_problems,
             role_problems,
@@ -184,9 +185,10 @@ class _Assembler:
             self.check_one(f"tools.{name}", node, "any", group="tools")
         model = self.located.get("model")
         if isinstance(model, type):
-            chosen = {g: self.choices[g] for g in HELPERS if self.choices.get(g)}
-            if self.retry_chosen():
-                chosen["retry"] = self.choices.get("retry") or "set"
+            chosen = {g: f"{g}={self.choices[g]}" for g in HELPERS if self.choices.get(g)}
+            retry, judge = self.retry_chosen(), self.located.get("judge")
+            if retry and not (isinstance(judge, type) and fits("retry", judge)):
+                chosen["retry"] = retry  # the judge's retries count too
             self.add("model", helper_problems(chosen, model, self.choices.get("model")))
         if agent is not None:
             self.add("agent", tools_problems(agent, plain.get("tools"), self.choices))
@@ -272,28 +274,43 @@ class _Assembler:
             if name not in valid
         ]
 
-    def retry_chosen(self) -> bool:
-        """Whether the user picked a retry policy (`retry=none`, `retry.attempts=2`, a recipe's
-        `override /retry`), as opposed to the default every config carries."""
+    def retry_chosen(self) -> str | None:
+        """The retry setting the user picked (`retry=none`, `retry.attempts=2`, a recipe's
+        `override /retry`), as opposed to the default every config carries; None if none."""
         if self.choices.get("retry") not in (None, "default"):
-            return True
-        keys = (o.split("=", 1)[0].lstrip("+~") for o in self.overrides)
-        return any(key == "retry" or key.startswith("retry.") for key in keys)
+            return f"retry={self.choices['retry']}"
+        for override in self.overrides:
+            key = override.split("=", 1)[0].lstrip("+~")
+            if key == "retry" or key.startswith("retry."):
+                return override.lstrip("+~")
+        return None
 
     # --- builds -------------------------------------------------------------------------
 
     def attempt(self, group: str, label: str, build: Callable[[], T]) -> T | None:
-        """Run one build; in a dry run its failure is a problem, in a real run it is raised."""
-        if not self.dry_run:
-            return build()
+        """Run one build; in a dry run its failure is a problem, in a real run it is raised.
+        Hydra's InstantiationException is unwrapped: its cause says what is wrong."""
+        from hydra.errors import InstantiationException
+
         try:
             return build()
-        except ConfigError as error:
-            self.add(group, error.problems)
+        except InstantiationException as error:
+            cause = error.__cause__ or error
+            if not self.dry_run:
+                raise cause from error
+            self.note(group, label, cause)
         except Exception as error:
-            text = one_line(error) or type(error).__name__
-            self.add(group, [text if text.startswith(f"{label}") else f"{label}: {text}"])
+            if not self.dry_run:
+                raise
+            self.note(group, label, error)
         return None
+
+    def note(self, group: str, label: str, error: BaseException) -> None:
+        if isinstance(error, ConfigError):
+            self.add(group, error.problems)
+            return
+        text = one_line(error) or type(error).__name__
+        self.add(group, [text if text.startswith(label) else f"{label}: {text}"])
 
     def build_task(self) -> tuple[Any, list[Any]]:
         if "task" in self.broken or self.plain.get("task") is None:

@@ -50,26 +50,28 @@ def backends_for(group: str) -> tuple[str, ...] | None:
     return HELPER_BACKENDS[group]
 
 
+def fits(group: str, model_cls: type) -> bool:
+    """Whether a helper group applies to a backend class (or a user's subclass of one)."""
+    backends = backends_for(group)
+    if backends is None:
+        return True
+    classes = backend_classes()
+    return any(issubclass(model_cls, classes[name]) for name in backends if name in classes)
+
+
 def helper_problems(
     chosen: Mapping[str, str], model_cls: type, model_choice: str | None
 ) -> list[str]:
-    """`router=least_busy` with `model=openai` and the like: each chosen helper group must fit
-    the selected backend (its class, or a subclass of it: a user's own OpenAI subclass fits
-    what OpenAIServerModel fits)."""
-    classes = backend_classes()
-    problems = []
-    for group, option in chosen.items():
-        fits = backends_for(group)
-        if fits is None or any(
-            issubclass(model_cls, classes[name]) for name in fits if name in classes
-        ):
-            continue
-        backend = f"model={model_choice}" if model_choice else model_cls.__name__
-        problems.append(
-            f"{group}={option} does not apply to {backend}: {group} fits only "
-            f"{', '.join(f'model={n}' for n in fits)}; pick one of them or drop {group}="
-        )
-    return problems
+    """`router=least_busy` with `model=openai` and the like: each chosen helper group (group ->
+    the setting as the user wrote it) must fit the selected backend."""
+    backend = f"model={model_choice}" if model_choice else model_cls.__name__
+    return [
+        f"{setting} does not apply to {backend}: {group} fits only "
+        f"{', '.join(f'model={n}' for n in backends_for(group) or ())}; pick one of them "
+        f"or drop {setting.split('=', 1)[0]}"
+        for group, setting in chosen.items()
+        if not fits(group, model_cls)
+    ]
 
 
 # --- node shapes the signature cannot state ----------------------------------------------

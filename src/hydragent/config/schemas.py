@@ -232,8 +232,34 @@ def pydantic_problems(
             problems.append(unknown_key(key, inner, _keys(parent) if parent else []))
             continue
         message = str(item["msg"]).removeprefix("Value error, ")
+        valid = _valid(schema, loc)
+        if valid and item["type"] in ("int_parsing", "float_parsing", "int_type", "float_type"):
+            message += f"; valid: {valid}"
         problems.append(f"{shown(key, item.get('input'))}: {message}")
     return problems
+
+
+_BOUNDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+
+
+def _valid(schema: type[BaseModel], loc: list[Any]) -> str:
+    """`an integer >= 1`, `a number > 0 or null`: the field's type and range, for a value
+    of the wrong type (a range error already says its bound)."""
+    parent = _parent_schema(schema, loc[:-1]) if loc else None
+    info = parent.model_fields.get(loc[-1]) if parent and loc else None
+    if info is None:
+        return ""
+    args = getattr(info.annotation, "__args__", (info.annotation,))
+    kinds = {int: "an integer", float: "a number", bool: "true or false", str: "text"}
+    kind = next((kinds[a] for a in args if a in kinds), "")
+    bounds = [
+        f"{symbol} {getattr(m, name)}"
+        for m in info.metadata
+        for name, symbol in _BOUNDS.items()
+        if getattr(m, name, None) is not None
+    ]
+    text = " ".join([kind, " and ".join(bounds)]).strip()
+    return f"{text} or null" if type(None) in args and text else text
 
 
 def _keys(schema: type[BaseModel]) -> list[str]:
