@@ -1,57 +1,168 @@
-"""`hydragent report DIR` on a run folder and on a sweep folder."""
+"""`hydragent report DIR`: the job table, paired comparisons, the flat results table, plots."""
 
 from __future__ import annotations
 
+import builtins
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from benchmarks.view_sweep import write_sweep
 
 from hydragent.report import write_report
 from hydragent.runner import run_job
+from hydragent.stats import compare_records
 from test_runner_support import compose_job, run_cli
 
+PNG = b"\x89PNG\r\n\x1a\n"
 
-def test_a_sweep_folder_gives_one_row_per_job_indexed_by_what_differs(tmp_path: Path) -> None:
+
+def _scripted_sweep(tmp_path: Path) -> Path:
+    """Two real jobs of the smoke task: one answers all six right, one only the first."""
     sweep = tmp_path / "sweep"
     for number, answers in enumerate(["[Paris,'5',blue,'7',cold,Earth]", "[Paris,x,x,x,x,x]"]):
         folder = sweep / str(number)
-        folder.mkdir(parents=True)
-        (folder / ".hydra").mkdir()
+        (folder / ".hydra").mkdir(parents=True)
         (folder / ".hydra" / "overrides.yaml").write_text(
             f"- model=scripted\n- model.responses={answers}\n"
         )
-        run_job(
-            compose_job(
-                tmp_path,
-                "model=scripted",
-                "~model.match",
-                f"model.responses={answers}",
-                "runner.max_concurrency=1",
-            ),
-            folder,
-        )
-
-    table = write_report(sweep)
-    lines = table.splitlines()
-    assert lines[0].split()[:2] == ["model.responses", "exact"]
-    assert len(lines) == 4  # header, rule, two jobs
-    assert "1.000 ± 0.000" in lines[2]
-    assert "0.167 ± 0.167" in lines[3]
-    assert (sweep / "report.html").read_text().count("<tr>") == 3
-    for png in ("scores.png", "cost.png"):
-        assert (sweep / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        overrides = ["model=scripted", "~model.match", f"model.responses={answers}"]
+        run_job(compose_job(tmp_path, *overrides, "runner.max_concurrency=1"), folder)
+    return sweep
 
 
-def test_a_single_run_folder_is_one_row(tmp_path: Path) -> None:
-    run_job(compose_job(tmp_path, "model=scripted"), tmp_path / "run")
-    table = write_report(tmp_path / "run")
-    assert len(table.splitlines()) == 3
-    assert (tmp_path / "run" / "report.html").exists()
+def test_a_sweep_gives_one_row_per_job_with_ci_and_a_paired_comparison(tmp_path: Path) -> None:
+    sweep = _scripted_sweep(tmp_path)
+    report = write_report(sweep)
+    lines = report.text.splitlines()
+    assert lines[0].startswith("constant: model=scripted")
+    assert lines[1].split()[:3] == ["job", "model.responses", "exact"]
+    assert lines[3].split()[2:7] == ["1.000", "[1.00,", "1.00]", "6", "0"]  # CI, samples, errors
+    assert lines[4].split()[2:4] == ["0.167", "[-0.26,"]
+    paired = next(line for line in lines if line.startswith("0  1"))
+    assert "-0.833" in paired and "B lower by 0.833" in paired
+    names = {p.name for p in report.files}
+    assert names == {
+        "comparisons.json",
+        "results.parquet",
+        "results.csv",
+        "scores.png",
+        "cost.png",
+        "report.html",
+    }
+    for path in report.files:
+        assert f"wrote {path}" in str(report)
+        assert path.exists()
+    assert (sweep / "scores.png").read_bytes()[:8] == PNG
+    page = (sweep / "report.html").read_text()
+    assert "Paired comparisons with job 0" in page and "B lower by 0.833" in page
+
+
+def test_the_cli_prints_the_table_and_names_every_file(tmp_path: Path) -> None:
+    sweep = _scripted_sweep(tmp_path)
+    result = run_cli("report", str(sweep), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for name in ("results.parquet", "results.csv", "report.html", "scores.png", "cost.png"):
+        assert f"wrote {sweep / name}" in result.stdout
+    assert run_cli("report", str(sweep), "--baseline", "5", cwd=tmp_path).returncode == 1
+    assert run_cli("report", str(tmp_path / "nowhere"), cwd=tmp_path).returncode == 2
+
+
+def test_results_parquet_has_one_row_per_sample_per_job_for_pandas_and_duckdb(
+    tmp_path: Path,
+) -> None:
+    pd = pytest.importorskip("pandas")
+    duckdb = pytest.importorskip("duckdb", reason="duckdb is in the test extra")
+    write_sweep(tmp_path, jobs=4, samples=25)
+    write_report(tmp_path)
+    frame = pd.read_parquet(tmp_path / "results.parquet")
+    assert len(frame) == 4 * 25
+    assert {"model.model_id", "seed", "model", "task", "backend"} <= set(frame.columns)
+    assert frame["seed"].dtype.kind == "i"  # numeric overrides stay numeric
+    assert frame.groupby("model.model_id")["job"].nunique().to_dict() == {
+        "gpt-4o-mini": 2,
+        "claude-3-5-haiku-20241022": 2,
+    }
+    errored = frame[frame["status"] == "error"]
+    assert len(errored) and errored["score_exact"].isna().all()
+    assert set(errored["error_cause"]) <= {"RateLimitError", "TimeoutError"}
+    query = f"""select "model.model_id" as model, avg(score_exact) as accuracy, count(*) as n
+                from '{tmp_path / "results.parquet"}' group by 1 order by 1"""
+    rows = duckdb.sql(query).fetchall()
+    assert [(m, n) for m, _, n in rows] == [
+        ("claude-3-5-haiku-20241022", 50),
+        ("gpt-4o-mini", 50),
+    ]
+    csv = pd.read_csv(tmp_path / "results.csv")
+    assert csv.shape == frame.shape
+
+
+def test_paired_numbers_in_the_report_are_those_of_the_stats_module(tmp_path: Path) -> None:
+    write_sweep(tmp_path, jobs=3, samples=60)
+    write_report(tmp_path, baseline=0)
+    saved = json.loads((tmp_path / "comparisons.json").read_text())["comparisons"]
+    records = [
+        [json.loads(line) for line in (tmp_path / str(n) / "samples.jsonl").open()]
+        for n in range(3)
+    ]
+    for entry in saved:
+        (expected,) = compare_records(records[entry["a"]], records[entry["b"]])
+        assert entry["diff"] == pytest.approx(expected.diff)
+        assert entry["ci_low"] == pytest.approx(expected.ci_low)
+        assert entry["mcnemar"]["p_value"] == pytest.approx(expected.mcnemar.p_value)
+    job1 = next(e for e in saved if e["b"] == 1)
+    assert job1["excluded"] > 0  # job 1's errors are left out of the pairs, not scored 0
+
+
+def test_errored_samples_are_never_averaged_in_as_zero(tmp_path: Path) -> None:
+    """Older records zero-filled an errored sample's scores: the report drops them."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    lines = [
+        {"id": "a", "scores": {"exact": 1.0}, "status": "ok", "token_usage": {}},
+        {"id": "b", "scores": {"exact": 0.0}, "status": "error", "error": "TimeoutError: 30 s"},
+    ]
+    (folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + "{torn")
+    report = write_report(folder)
+    row = report.text.splitlines()[3].split()
+    assert row[1:4] == ["1.000", "2", "1"]  # exact 1.0 over 1 scored (no CI); 2 samples; 1 error
+
+
+def test_the_table_prints_without_matplotlib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_sweep(tmp_path, jobs=2, samples=10)
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("matplotlib"):
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    report = write_report(tmp_path)
+    assert "exact (95% CI)" in report.text
+    assert "skipped scores.png and cost.png (need matplotlib" in str(report)
+    assert not (tmp_path / "scores.png").exists()
+    assert (tmp_path / "report.html").exists()
+
+
+@pytest.mark.parametrize("jobs", [1, 100])
+def test_plots_stay_readable_from_one_job_to_a_hundred(tmp_path: Path, jobs: int) -> None:
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    write_sweep(tmp_path, jobs=jobs, samples=8)
+    write_report(tmp_path)
+    width, height = Image.open(tmp_path / "scores.png").size
+    assert width <= 1400  # one panel per metric plus errors, never one bar per job across
+    assert height >= 25 * jobs  # each job keeps a readable row of its own
+    assert Image.open(tmp_path / "cost.png").size[0] <= 1600
 
 
 def test_a_folder_without_results_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"no summary\.json"):
+    with pytest.raises(FileNotFoundError, match=r"no summary\.json or samples\.jsonl"):
         write_report(tmp_path)
 
 
@@ -73,8 +184,9 @@ def test_grammar_compare_sweep_then_report_then_offline_replay(tmp_path: Path) -
 
     report = run_cli("report", str(sweep), cwd=tmp_path)
     assert report.returncode == 0, report.stderr
-    rows = [line.split()[0] for line in report.stdout.splitlines()[2:] if line.strip()]
-    assert rows[:2] == ["none", "json_schema"]
+    lines = report.stdout.splitlines()
+    assert lines[1].split()[:2] == ["job", "grammar"]
+    assert [line.split()[1] for line in lines[3:5]] == ["none", "json_schema"]
     assert (sweep / "scores.png").exists()
 
     replay = tmp_path / "replay"

@@ -1,0 +1,181 @@
+"""`hydragent view DIR`: an offline page to browse a run, a sweep, or a folder of them.
+
+`build_view` writes DIR/view.html: one file, with vanilla JS and CSS inline (no CDN, no
+server), that opens from disk (file://). The page holds an index of every sample of every
+job (ids, inputs, answers, scores, status, tokens, cost) and the paired comparisons; the
+transcripts are loaded per job on first use. Small sweeps embed them in the page, as JSON
+that is parsed only when asked for; large ones (over `embed_limit` bytes) put them in
+DIR/view_files/tx-N.js, which the page loads with a script tag (file:// allows that, and
+fetch() does not), so the page opens in well under a second even at 20 jobs x 2,000 samples
+(benchmarks/view_bench.py). `serve` shows the same files on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import shutil
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from hydragent.report.load import Job, load_jobs, setting, varying_and_constant
+from hydragent.report.tables import CONFIDENCE, all_pairs, baseline_pairs, compare, job_stats
+
+PAGE = "view.html"
+FILES = "view_files"
+EMBED_LIMIT = 8_000_000  # bytes of transcripts kept inside view.html
+ALL_PAIRS_UP_TO = 40  # jobs; above it, each job is compared with job 0 only
+TEXT_LIMIT = 4000  # characters of an input or answer kept in the index (the detail has all)
+
+# Record fields the index carries; everything else goes to the per-job transcript data.
+INDEXED = {"id", "index", "input", "target", "answer", "scores", "status", "cause"}
+
+
+def _clip(value: Any, limit: int = TEXT_LIMIT) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _script_json(data: Any) -> str:
+    """JSON safe inside a <script> element: no `</script>` or `<!--` can appear."""
+    return json.dumps(data, default=str, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def _sample_table(jobs: list[Job]) -> tuple[dict[str, Any], dict[str, int]]:
+    """Each distinct sample once (input and target are the same in every job)."""
+    table: dict[str, list[Any]] = {"id": [], "index": [], "input": [], "target": [], "group": []}
+    position: dict[str, int] = {}
+    for job in jobs:
+        for r in job.records:
+            if r["id"] in position:
+                continue
+            position[r["id"]] = len(table["id"])
+            table["id"].append(r["id"])
+            table["index"].append(r["index"])
+            table["input"].append(_clip(r.get("input")))
+            table["target"].append(_clip(r.get("target"), 1000))
+            table["group"].append(_clip(r.get("group"), 200))
+    return table, position
+
+
+def _row(record: dict[str, Any], position: dict[str, int]) -> dict[str, Any]:
+    usage = record["token_usage"]
+    row = {
+        "s": position[record["id"]],
+        "ok": record["status"] == "ok",
+        "sc": record["scores"],
+        "a": _clip(record.get("answer")),
+        "tk": usage.get("total_tokens"),
+        "l": record.get("latency_s"),
+        "$": record.get("cost_usd"),
+    }
+    if record["cause"]:
+        row["c"] = record["cause"]
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def _detail(record: dict[str, Any]) -> dict[str, Any]:
+    """What the sample page shows beyond the index: transcript, usage, error, deployment."""
+    detail = {k: v for k, v in record.items() if k not in INDEXED and v is not None}
+    detail["answer"] = record.get("answer")  # the index clips long answers
+    return detail
+
+
+def view_data(jobs: list[Job], root: Path) -> tuple[dict[str, Any], list[str]]:
+    """The page's index and, per job, its transcripts as a JSON text."""
+    varying, constant = varying_and_constant(jobs)
+    samples, position = _sample_table(jobs)
+    pairs = all_pairs(jobs) if len(jobs) <= ALL_PAIRS_UP_TO else baseline_pairs(jobs)
+    try:
+        comparisons = compare(jobs, pairs)
+    except ImportError:  # no scipy/statsmodels: the page says so
+        comparisons = None
+    index = {
+        "root": str(root.resolve()),
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "confidence": CONFIDENCE,
+        "varying": varying,
+        "constant": constant,
+        "metrics": sorted({m for job in jobs for m in job.metrics}),
+        "jobs": [
+            {
+                "n": job.number,
+                "name": job.name,
+                "settings": {k: setting(job, k) for k in varying},
+                "overrides": job.overrides,
+                "info": job.info,
+                "stats": job_stats(job),
+                "unreadable": job.unreadable,
+            }
+            for job in jobs
+        ],
+        "samples": samples,
+        "rows": [[_row(r, position) for r in job.records] for job in jobs],
+        "pairs": comparisons,
+        "all_pairs": len(jobs) <= ALL_PAIRS_UP_TO,
+    }
+    transcripts = [_script_json({r["id"]: _detail(r) for r in job.records}) for job in jobs]
+    return index, transcripts
+
+
+def _asset(name: str) -> str:
+    return resources.files("hydragent.view").joinpath("assets", name).read_text()
+
+
+def build_view(root: Path | str, embed_limit: int = EMBED_LIMIT) -> Path:
+    """Write view.html (and view_files/ when the transcripts are large) into `root`."""
+    root = Path(root)
+    jobs = load_jobs(root)
+    index, transcripts = view_data(jobs, root)
+    embed = sum(len(t) for t in transcripts) <= embed_limit
+    files = root / FILES
+    if files.exists():
+        shutil.rmtree(files)
+    blocks = []
+    if embed:
+        blocks = [
+            f'<script type="application/json" id="tx-{n}">{text}</script>'
+            for n, text in enumerate(transcripts)
+        ]
+    else:
+        files.mkdir()
+        for n, text in enumerate(transcripts):
+            # A JS string literal holding the JSON: parsed with JSON.parse, faster than a literal.
+            (files / f"tx-{n}.js").write_text(f"HV_TX({n},{json.dumps(text)});\n")
+    page = (
+        _asset("page.html")
+        .replace("/*STYLE*/", _asset("style.css"))
+        .replace("/*APP*/", _asset("app.js"))
+        .replace("/*INDEX*/", _script_json(index))
+        .replace("<!--TRANSCRIPTS-->", "\n".join(blocks))
+    )
+    out = root / PAGE
+    out.write_text(page)
+    return out
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves view.html and view_files/ only: nothing else of the run folder."""
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path in ("/", ""):
+            self.path = "/" + PAGE
+        elif path != "/" + PAGE and not path.startswith(f"/{FILES}/"):
+            self.send_error(404, "only the viewer is served")
+            return
+        super().do_GET()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: the terminal shows the address only
+
+
+def make_server(root: Path, port: int = 0) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for the viewer on 127.0.0.1 (port 0 picks a free one)."""
+    handler = functools.partial(_Handler, directory=str(root))
+    return http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
