@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from pathlib import Path
 
@@ -10,7 +11,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from hydragent.generation import GenerationConfig
+from hydragent.grammar import Grammar
+from hydragent.messages import agglomerate_stream_deltas
 from hydragent.models import TransformersModel
+from hydragent.models.base import dry_build
 from hydragent.models.chat_templates import TEMPLATES
 from tiny_models import build_tiny_llama
 
@@ -236,3 +241,163 @@ def test_the_run_seed_is_a_default_that_a_model_seed_overrides(tiny_dir: Path) -
     own_seed.apply_seed(5)
     assert run_seeded.kwargs["seed"] == 5 and own_seed.kwargs["seed"] == 9
     assert run_seeded.generate(QUESTION).content == run_seeded.generate(QUESTION).content
+
+
+# --- vision-language models --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def vision_model(tmp_path_factory: pytest.TempPathFactory) -> TransformersModel:
+    from tiny_models import build_tiny_llava
+
+    folder = build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
+    return TransformersModel(model_id=str(folder), max_new_tokens=8)
+
+
+def _looking_at(image: object) -> list[dict]:
+    return [
+        {
+            "role": "user",
+            "content": [{"type": "image", "image": image}, {"type": "text", "text": "What is it?"}],
+        }
+    ]
+
+
+def test_a_vision_language_model_answers_a_message_with_an_image(
+    vision_model: TransformersModel, tmp_path: Path
+) -> None:
+    image_module = pytest.importorskip("PIL.Image")
+    red, blue = image_module.new("RGB", (40, 30), "red"), image_module.new("RGB", (40, 30), "blue")
+    text_only = vision_model.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is it?"}], add_generation_prompt=True
+    )["input_ids"]
+
+    reply = vision_model.generate(_looking_at(red))
+
+    assert vision_model.capabilities.images and vision_model.processor is not None
+    assert isinstance(reply.content, str) and reply.content
+    # the image reached the model: four image tokens in the prompt, and it changes the answer
+    assert reply.token_usage.input_tokens == len(text_only) + 4
+    assert vision_model.generate(_looking_at(blue)).content != reply.content
+    # every image form arrives as the same picture: a path, bytes, base64, a data URL
+    path = tmp_path / "red.png"
+    red.save(path)
+    encoded = base64.b64encode(path.read_bytes()).decode()
+    for form in (str(path), path.read_bytes(), encoded, f"data:image/png;base64,{encoded}"):
+        assert vision_model.generate(_looking_at(form)).content == reply.content
+    streamed = list(vision_model.generate_stream(_looking_at(red)))
+    assert "".join(d.content or "" for d in streamed) == reply.content
+    assert streamed[-1].token_usage == reply.token_usage
+
+
+def test_a_text_model_refuses_images_and_says_what_would_take_them(
+    model: TransformersModel,
+) -> None:
+    assert not model.capabilities.images and model.processor is None
+    picture = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+    with pytest.raises(ValueError, match="flatten_messages_as_text cannot carry images"):
+        model.generate(_looking_at(picture))  # text models flatten, as in smolagents
+    structured = TransformersModel(
+        model_id=model.model_id, max_new_tokens=2, flatten_messages_as_text=False
+    )
+    with pytest.raises(ValueError, match="text-only model, which cannot take images"):
+        structured.generate(_looking_at(picture))
+
+
+# --- the generation node, reasoning, dry build ---------------------------------------------
+
+
+def test_the_generation_node_applies_under_the_model_and_call_keys(tiny_dir: Path) -> None:
+    node = GenerationConfig(max_tokens=3, temperature=1.0, seed=4)
+    from_node = TransformersModel(model_id=str(tiny_dir), generation=node)
+    assert from_node.generate(QUESTION).token_usage.output_tokens <= 3
+    # the node's temperature and seed sample exactly as the same keys given per call
+    same_by_call = TransformersModel(model_id=str(tiny_dir), max_new_tokens=3)
+    assert (
+        from_node.generate(QUESTION).content
+        == same_by_call.generate(QUESTION, temperature=1.0, seed=4).content
+    )
+    own_key = TransformersModel(model_id=str(tiny_dir), generation=node, max_new_tokens=6)
+    assert own_key.generate(QUESTION, temperature=0).token_usage.output_tokens > 3
+    assert own_key.generate(QUESTION, max_new_tokens=1).token_usage.output_tokens == 1
+
+
+THINKING_TEMPLATE = (  # Qwen3/DeepSeek-R1 style: the template opens the <think> block itself
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is not defined or enable_thinking %}<think>\n{% endif %}{% endif %}"
+)
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_think_blocks_become_reasoning_apart_from_the_answer(
+    tiny_dir: Path, streaming: bool
+) -> None:
+    model = TransformersModel(model_id=str(tiny_dir), max_new_tokens=40)
+    forced = {"type": "regex", "pattern": "<think>two plus two</think> four"}
+    if streaming:
+        reply = agglomerate_stream_deltas(model.generate_stream(QUESTION, grammar=forced))
+    else:
+        reply = model.generate(QUESTION, grammar=forced)
+    assert (reply.reasoning_content, reply.content) == ("two plus two", "four")
+    assert reply.token_usage.reasoning_tokens == len(
+        model.tokenizer.encode("two plus two", add_special_tokens=False)
+    )
+
+
+def test_reasoning_effort_switches_a_templates_thinking_and_scorers_see_only_the_answer(
+    tiny_dir: Path,
+) -> None:
+    from hydragent.agents.direct import DirectAgent
+
+    forced = {"type": "regex", "pattern": "two plus two</think> four"}
+    thinking = TransformersModel(
+        model_id=str(tiny_dir), chat_template=THINKING_TEMPLATE, max_new_tokens=40
+    )
+    result = DirectAgent().run("What is 2+2?", thinking, grammar=Grammar.coerce(forced))
+    assert result.answer == "four"  # what scorers receive
+    assert result.messages[-1]["reasoning_content"] == "two plus two"  # what transcripts keep
+
+    minimal = TransformersModel(
+        model_id=str(tiny_dir),
+        chat_template=THINKING_TEMPLATE,
+        max_new_tokens=40,
+        generation={"reasoning_effort": "minimal"},
+    )
+    # minimal turns the template's thinking off: the prompt no longer opens a <think> block
+    assert (
+        minimal.generate(QUESTION, max_new_tokens=1).token_usage.input_tokens
+        < thinking.generate(QUESTION, max_new_tokens=1).token_usage.input_tokens
+    )
+    overridden = TransformersModel(
+        model_id=str(tiny_dir),
+        chat_template=THINKING_TEMPLATE,
+        generation={"reasoning_effort": "minimal"},
+        apply_chat_template_kwargs={"enable_thinking": True},
+    )
+    assert (
+        overridden.generate(QUESTION, max_new_tokens=1).token_usage.input_tokens
+        == thinking.generate(QUESTION, max_new_tokens=1).token_usage.input_tokens
+    )
+
+
+def test_a_dry_build_loads_nothing_and_reports_what_a_run_would_lack(tiny_dir: Path) -> None:
+    with dry_build():
+        missing = TransformersModel(model_id="/nowhere/model", generation={"max_tokens": 8})
+        present = TransformersModel(model_id=str(tiny_dir))
+        bad_gguf = TransformersModel(model_id=str(tiny_dir), gguf_file="absent.gguf")
+    assert missing.model is None and missing.tokenizer is None
+    assert missing.environment_problems() == [
+        ("model_id", "no such folder: /nowhere/model (give a local model folder or a hub id)")
+    ]
+    assert present.model is None and present.environment_problems() == []
+    assert [key for key, _ in bad_gguf.environment_problems()] == ["gguf_file"]
+
+
+def test_a_dry_build_of_a_vision_checkpoint_says_it_takes_images(
+    vision_model: TransformersModel,
+) -> None:
+    with dry_build():
+        dry = TransformersModel(model_id=vision_model.model_id)
+    assert dry.model is None and dry.capabilities.images
+    assert not dry.flatten_messages_as_text
