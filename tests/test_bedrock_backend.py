@@ -11,7 +11,7 @@ import pytest
 from tests.servers import Fault, LoopbackServer, Reply, bedrock_app, running
 
 from hydragent.messages import agglomerate_stream_deltas
-from hydragent.models import AmazonBedrockModel, AmazonBedrockServerModel
+from hydragent.models import AmazonBedrockModel, AmazonBedrockServerModel, dry_build
 from hydragent.models.openai import IncompleteStreamError, MalformedResponseError
 
 pytestmark = pytest.mark.timeout(60)
@@ -235,3 +235,46 @@ def test_opening_a_stream_is_retried_on_throttling(server: LoopbackServer) -> No
     text = "".join(d.content or "" for d in make_model(server).generate_stream(CONVERSATION))
     assert text == "Hello from the loopback server."
     assert len(server.requests) == 2
+
+
+def test_reasoning_blocks_and_cached_tokens_arrive(server: LoopbackServer) -> None:
+    server.replies.append(Reply(content="42", reasoning="six times seven", cached_tokens=4))
+    message = make_model(server).generate(CONVERSATION)
+    assert message.content == "42"
+    assert message.reasoning_content == "six times seven"
+    assert message.token_usage.cached_tokens == 4
+
+
+def test_streamed_reasoning_arrives_in_its_own_deltas(server: LoopbackServer) -> None:
+    server.replies.append(Reply(content="42", reasoning="six times seven"))
+    message = agglomerate_stream_deltas(make_model(server).generate_stream(CONVERSATION))
+    assert message.content == "42"
+    assert message.reasoning_content == "six times seven "
+
+
+def test_the_generation_node_maps_to_inference_config_and_a_thinking_budget(
+    server: LoopbackServer,
+) -> None:
+    generation = {"max_tokens": 300, "temperature": 0.1, "top_p": 0.8, "reasoning_tokens": 1024}
+    make_model(server, generation=generation).generate(CONVERSATION, temperature=0.6)
+    sent = server.requests[0].json
+    assert sent["inferenceConfig"] == {"maxTokens": 300, "temperature": 0.6, "topP": 0.8}
+    assert sent["additionalModelRequestFields"] == {
+        "thinking": {"type": "enabled", "budget_tokens": 1024}
+    }
+
+
+def test_validate_names_missing_region_and_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with dry_build():
+        model = AmazonBedrockServerModel(MODEL_ID)
+        local = AmazonBedrockServerModel(
+            MODEL_ID, client_kwargs={"endpoint_url": "http://127.0.0.1:9"}
+        )
+    keys = [key for key, _ in model.environment_problems()]
+    assert keys == ["client_kwargs.region_name", "client_kwargs"]
+    assert local.environment_problems() == []

@@ -105,3 +105,213 @@ def test_smolagents_streaming_agents_read_our_stream_deltas(server: LoopbackServ
         tools=[multiply], model=scripted, max_steps=4, stream_outputs=True, verbosity_level=0
     )
     assert code_agent.run("What is 6 times 7?") == 42
+
+
+# smolagents' own model tests (tests/test_models.py), run against hydragent's classes.
+
+
+@pytest.mark.parametrize(
+    ("model_id", "expected"),
+    [
+        ("o3", False),
+        ("o4-mini-2025-04-16", False),
+        ("openai/gpt-5.2-2025-01-01", False),
+        ("grok-code-fast-1", False),
+        ("oci/xai.grok-4", False),
+        ("oci/xai.grok-3-mini", False),
+        ("o3-mini", True),
+        ("anthropic/claude-opus-4-5", True),
+        ("", True),
+        ("o3x", True),
+        ("o4x", True),
+        ("gpt-5x", False),
+        ("o3_mini", True),
+        ("prefix-o3", True),
+    ],
+)
+def test_supports_stop_parameter_matches_smolagents(model_id: str, expected: bool) -> None:
+    from hydragent.models import Model
+
+    model = Model(model_id=model_id)
+    assert model.supports_stop_parameter is expected
+    assert model.capabilities.stop is expected
+    assert smolagents.models.supports_stop_parameter(model_id) is expected
+
+
+def test_prepare_completion_kwargs_precedence_and_remove_parameter() -> None:
+    from hydragent.models import REMOVE_PARAMETER, Model
+
+    hello = [{"role": "user", "content": [{"type": "text", "text": "Hello"}]}]
+    kwargs = Model(max_tokens=100, temperature=0.5)._prepare_completion_kwargs(
+        messages=hello, max_tokens=50, top_p=0.9
+    )
+    assert (kwargs["max_tokens"], kwargs["temperature"], kwargs["top_p"]) == (100, 0.5, 0.9)
+    removed = Model(max_tokens=REMOVE_PARAMETER)._prepare_completion_kwargs(
+        messages=hello, max_tokens=200, stop_sequences=["x"]
+    )
+    assert "max_tokens" not in removed and removed["stop"] == ["x"]
+
+
+@pytest.mark.parametrize(
+    ("with_tools", "tool_choice", "expected"),
+    [(True, ..., "required"), (True, "auto", "auto"), (True, None, ...), (False, "required", ...)],
+)
+def test_prepare_completion_kwargs_tool_choice(
+    with_tools: bool, tool_choice: object, expected: object
+) -> None:
+    from hydragent.models import Model
+
+    kwargs: dict[str, object] = {"messages": [{"role": "user", "content": "Hello"}]}
+    if with_tools:
+        kwargs["tools_to_call_from"] = [multiply]
+    if tool_choice is not ...:
+        kwargs["tool_choice"] = tool_choice
+    completion = Model()._prepare_completion_kwargs(**kwargs)  # type: ignore[arg-type]
+    assert completion.get("tool_choice", ...) == expected
+
+
+def test_nullable_and_any_of_arguments_are_flattened() -> None:
+    from hydragent.models.base import get_tool_json_schema
+
+    @smolagents.tool
+    def get_weather(location: str, celsius: bool | None = False) -> str:
+        """Gets the weather.
+
+        Args:
+            location: the location
+            celsius: the temperature type
+        """
+        return "rain"
+
+    properties = get_tool_json_schema(get_weather)["function"]["parameters"]["properties"]
+    assert properties["celsius"]["nullable"] is True
+    assert "anyOf" not in properties["celsius"]
+
+
+def test_clients_are_built_at_construction_with_smolagents_arguments() -> None:
+    from unittest.mock import patch
+
+    from hydragent.models import AmazonBedrockModel, AzureOpenAIModel, OpenAIModel
+
+    with patch("openai.OpenAI") as client:
+        model = OpenAIModel(
+            model_id="gpt-3.5-turbo",
+            api_base="https://api.openai.com/v1",
+            api_key="k",
+            organization="org",
+            project="proj",
+            client_kwargs={"max_retries": 5},
+        )
+    client.assert_called_once_with(
+        base_url="https://api.openai.com/v1",
+        api_key="k",
+        organization="org",
+        project="proj",
+        max_retries=5,
+    )
+    assert model.client == client.return_value
+    with patch("openai.OpenAI") as plain, patch("openai.AzureOpenAI") as azure:
+        AzureOpenAIModel(
+            model_id="gpt-3.5-turbo",
+            api_key="k",
+            api_version="2023-12-01-preview",
+            azure_endpoint="https://example-resource.azure.openai.com/",
+            organization="org",
+            project="proj",
+            client_kwargs={"max_retries": 5},
+        )
+    assert plain.call_count == 0
+    azure.assert_called_once_with(
+        base_url=None,
+        api_key="k",
+        api_version="2023-12-01-preview",
+        azure_endpoint="https://example-resource.azure.openai.com/",
+        organization="org",
+        project="proj",
+        max_retries=5,
+    )
+    with patch("boto3.client") as boto:
+        assert AmazonBedrockModel(model_id="us.amazon.nova-pro-v1:0").client == boto.return_value
+
+
+def test_router_client_is_built_with_the_model_list_even_for_another_group() -> None:
+    from unittest.mock import patch
+
+    from hydragent.models import LiteLLMRouterModel
+
+    model_list = [{"model_name": "llama-3.3-70b", "litellm_params": {"model": "groq/llama"}}]
+    with patch("litellm.router.Router") as router:
+        model = LiteLLMRouterModel(
+            model_id="model-group-1",
+            model_list=model_list,
+            client_kwargs={"routing_strategy": "simple-shuffle"},
+        )
+    assert router.call_args.kwargs["model_list"] == model_list
+    assert router.call_args.kwargs["routing_strategy"] == "simple-shuffle"
+    assert model.client == router.return_value
+
+
+def test_an_assigned_client_mock_is_used_and_roles_converted() -> None:
+    from unittest.mock import MagicMock
+
+    from hydragent.models import InferenceClientModel
+
+    model = InferenceClientModel(model_id="test-model", custom_role_conversions={"user": "system"})
+    model.client = MagicMock()
+    model.client.chat_completion.return_value.choices[0].message = {"role": "assistant"}
+    model([{"role": "user", "content": "Test message"}])
+    assert model.client.chat_completion.call_args.kwargs["messages"][0]["role"] == "system"
+
+
+def test_stop_sequences_are_cut_for_o4_mini_with_a_mocked_client() -> None:
+    from unittest.mock import MagicMock, patch
+
+    from hydragent.models import OpenAIModel
+
+    response = MagicMock()
+    response.choices[0].message.content = "This is some text<STOP>and this should be removed"
+    response.choices[0].message.tool_calls = None
+    response.usage.prompt_tokens, response.usage.completion_tokens = 10, 20
+    with patch("openai.OpenAI") as client:
+        client.return_value.chat.completions.create.return_value = response
+        model = OpenAIModel(model_id="o4-mini", api_key="k")
+        result = model.generate([{"role": "user", "content": "Hello"}], stop_sequences=["<STOP>"])
+    assert result.content == "This is some text"
+    assert "stop" not in client.return_value.chat.completions.create.call_args.kwargs
+    assert result.token_usage.input_tokens == 10 and result.token_usage.reasoning_tokens == 0
+
+
+def test_a_smolagents_style_subclass_works_unchanged(server: LoopbackServer) -> None:
+    """A user's subclass written for smolagents: overrides create_client, builds its request
+    with _prepare_completion_kwargs and calls the client itself."""
+    import openai
+
+    from hydragent.models import ChatMessage, OpenAIServerModel
+
+    class MyModel(OpenAIServerModel):
+        def create_client(self) -> openai.OpenAI:
+            return openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-mine")
+
+        def generate(self, messages, stop_sequences=None, **kwargs):  # type: ignore[no-untyped-def]
+            completion = self._prepare_completion_kwargs(
+                messages, stop_sequences=stop_sequences, model=self.model_id, **kwargs
+            )
+            reply = self.client.chat.completions.create(**completion)
+            return ChatMessage(role="assistant", content=reply.choices[0].message.content)
+
+    model = MyModel("gpt-4o-mini")
+    answer = model([{"role": "user", "content": "hi"}], stop_sequences=["END"])
+    assert answer.content == "Hello from the loopback server."
+    assert server.requests[0].headers["Authorization"] == "Bearer sk-mine"
+    assert server.requests[0].json["stop"] == ["END"]
+    agent = smolagents.CodeAgent(tools=[], model=model, max_steps=1)
+    assert agent.model is model
+
+
+def test_agent_to_dict_and_from_dict_round_trip_finds_our_classes() -> None:
+    model = ScriptedModel(responses=["<code>final_answer(1)</code>"], generation={"max_tokens": 9})
+    agent = smolagents.CodeAgent(tools=[multiply], model=model, max_steps=2)
+    rebuilt = smolagents.CodeAgent.from_dict(agent.to_dict())
+    assert type(rebuilt.model) is ScriptedModel
+    assert rebuilt.model.generation is not None and rebuilt.model.generation.max_tokens == 9
+    assert rebuilt.run("one?") == 1

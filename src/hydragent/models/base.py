@@ -15,6 +15,7 @@ import json
 import logging
 import random
 import re
+import sys
 import threading
 import time
 import uuid
@@ -609,7 +610,10 @@ class Model:
                 value = getattr(self, name)
                 if _is_plain(value):
                     data[name] = value
+        if self.generation is not None:
+            data["generation"] = self.generation.model_dump(exclude_none=True)
         data.update(mask_secrets({k: v for k, v in self.kwargs.items() if _is_plain(v)}))
+        _register_with_smolagents(type(self))
         return {k: v for k, v in data.items() if not is_secret_key(k)}
 
     @classmethod
@@ -619,6 +623,14 @@ class Model:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={self.model_id!r})"
+
+
+def _register_with_smolagents(cls: type) -> None:
+    """Let smolagents' `Agent.from_dict` find this class: it looks the model's class name up
+    in `smolagents.models.MODEL_REGISTRY`. Only when smolagents is already in use."""
+    registry = getattr(sys.modules.get("smolagents.models"), "MODEL_REGISTRY", None)
+    if isinstance(registry, dict):
+        registry[cls.__name__] = cls
 
 
 def _init_parameter_names(cls: type) -> list[str]:

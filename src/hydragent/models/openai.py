@@ -105,9 +105,14 @@ def token_usage_from(usage: Any) -> TokenUsage:
     return TokenUsage(
         input_tokens=int(prompt),
         output_tokens=int(completion),
-        reasoning_tokens=int(field_of(completion_details, "reasoning_tokens") or 0),
-        cached_tokens=int(field_of(prompt_details, "cached_tokens") or 0),
+        reasoning_tokens=_count(field_of(completion_details, "reasoning_tokens")),
+        cached_tokens=_count(field_of(prompt_details, "cached_tokens")),
     )
+
+
+def _count(value: Any) -> int:
+    """A token count when the server sent one (a number), else 0."""
+    return int(value) if isinstance(value, int | float) else 0
 
 
 def reasoning_of(message: Any) -> str | None:
@@ -466,9 +471,8 @@ class OpenAIServerModel(ChatCompletionsModel):
         reads once; each cost about a fifth of a tool-calling call's client CPU, and that CPU
         sets the runner's pace at high concurrency (docs/benchmarks.md). Streams, and a
         client that is not the openai SDK's (a mock, a user's), go through `create`."""
-        openai = self._openai_module()
         client = self.client
-        if body.get("stream") or not isinstance(client, openai.OpenAI):
+        if body.get("stream") or type(client).__module__.split(".")[0] != "openai":
             return client.chat.completions.create(**body)
         body = dict(body)
         options = {
