@@ -105,3 +105,31 @@ def test_a_seeded_sampled_reply_repeats_and_another_seed_differs(model: MLXModel
     first = sampled(seed=1)
     assert sampled(seed=1) == first
     assert sampled(seed=2) != first  # 20 tokens drawn at temperature 1 from a random model
+
+
+def test_the_generation_node_sets_max_tokens_unless_the_model_or_call_does(tiny_dir: Path) -> None:
+    from_node = MLXModel(model_id=str(tiny_dir), generation={"max_tokens": 3})
+    assert from_node.generate(QUESTION).token_usage.output_tokens == 3
+    own = MLXModel(model_id=str(tiny_dir), max_tokens=5, generation={"max_tokens": 3})
+    assert own.generate(QUESTION).token_usage.output_tokens == 5
+    assert own.generate(QUESTION, max_tokens=2).token_usage.output_tokens == 2
+
+
+def test_think_blocks_become_reasoning_apart_from_the_answer(model: MLXModel) -> None:
+    forced = {"type": "regex", "pattern": "<think>two plus two</think> four"}
+    reply = model.generate(QUESTION, grammar=forced, max_tokens=40)
+    assert (reply.reasoning_content, reply.content) == ("two plus two", "four")
+    deltas = list(model.generate_stream(QUESTION, grammar=forced, max_tokens=40))
+    assert "".join(d.reasoning_content or "" for d in deltas) == "two plus two"
+    assert reply.token_usage.reasoning_tokens > 0
+
+
+def test_a_dry_build_loads_nothing_and_reports_a_missing_folder() -> None:
+    from hydragent.models.base import dry_build
+
+    with dry_build():
+        model = MLXModel(model_id="./no/such/mlx-model")
+    assert model.model is None
+    assert model.environment_problems() == [
+        ("model_id", "no such folder: ./no/such/mlx-model (give a local model folder or a hub id)")
+    ]

@@ -180,3 +180,89 @@ def test_without_vllm_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch)
         pytest.skip("vllm is installed here")
     with pytest.raises(ImportError, match=r"pip install 'hydragent\[vllm\]'"):
         VLLMModel("m")
+
+
+def test_the_generation_node_maps_to_sampling_params_under_model_and_call_keys(
+    fake_vllm,
+) -> None:
+    node = {
+        "max_tokens": 99,
+        "temperature": 0.7,
+        "top_p": 0.5,
+        "top_k": 20,
+        "seed": 1,
+        "frequency_penalty": 0.1,
+        "presence_penalty": 0.2,
+        "reasoning_tokens": 256,
+        "stop": ["END"],
+    }
+    model = VLLMModel("m", generation=node, temperature=0.0)  # the model's own key wins
+    model.generate(QUESTION, top_k=5, max_new_tokens=7)  # and the call's over the node
+    _, params = FakeLLM.instances[-1].generate_calls[-1]
+    kwargs = params[0].kwargs
+    assert {k: v for k, v in kwargs.items() if k != "stop_token_ids"} == {
+        "stop": ["END"],
+        "temperature": 0.0,
+        "top_k": 5,
+        "max_tokens": 7,
+        "top_p": 0.5,
+        "seed": 1,
+        "frequency_penalty": 0.1,
+        "presence_penalty": 0.2,
+        "thinking_token_budget": 256,
+    }
+
+
+def test_reasoning_effort_reaches_a_template_that_takes_enable_thinking(fake_vllm) -> None:
+    template = (
+        "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+        "{% if enable_thinking is defined and not enable_thinking %}/no_think{% endif %}"
+    )
+    quiet = VLLMModel("m", chat_template=template, generation={"reasoning_effort": "minimal"})
+    quiet.generate(QUESTION)
+    prompts, _ = FakeLLM.instances[-1].generate_calls[-1]
+    assert quiet.tokenizer.decode(prompts[0]["prompt_token_ids"]).endswith("/no_think")
+    thinking = VLLMModel("m", chat_template=template, generation={"reasoning_effort": "high"})
+    thinking.generate(QUESTION)
+    prompts, _ = FakeLLM.instances[-1].generate_calls[-1]
+    assert "/no_think" not in thinking.tokenizer.decode(prompts[0]["prompt_token_ids"])
+
+
+def test_think_blocks_in_the_completion_become_reasoning(
+    fake_vllm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = VLLMModel("m")
+    engine = FakeLLM.instances[-1]
+    original = engine.generate
+
+    def thinking_generate(prompts: list[dict], sampling_params: list, use_tqdm: bool) -> list:
+        outputs = original(prompts, sampling_params, use_tqdm)
+        for output in outputs:
+            output.outputs[0].text = "<think>France's capital.</think>\nParis"
+        return outputs
+
+    monkeypatch.setattr(engine, "generate", thinking_generate)
+    reply = model.generate(QUESTION)
+    assert (reply.content, reply.reasoning_content) == ("Paris", "France's capital.")
+    assert reply.token_usage.reasoning_tokens > 0
+    assert reply.dict()["reasoning_content"] == "France's capital."
+
+
+def test_a_dry_build_starts_no_engine_and_names_the_missing_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from hydragent.models.base import dry_build
+
+    def no_vllm() -> None:
+        raise AssertionError("a dry build must not import vllm")
+
+    monkeypatch.setattr(vllm_backend, "import_vllm", no_vllm)
+    with dry_build():
+        model = VLLMModel("/no/such/checkpoint", model_kwargs={"gpu_memory_utilization": 0.5})
+    assert model.llm is None
+    problems = dict(model.environment_problems())
+    assert problems["model_id"].startswith("no such folder: /no/such/checkpoint")
+    if importlib.util.find_spec("vllm") is None:
+        assert "pip install 'hydragent[vllm]'" in problems["_target_"]
