@@ -15,6 +15,7 @@ nothing and leaves what is missing to `environment_problems()`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Generator, Sequence
@@ -33,6 +34,7 @@ from hydragent.messages import (
 )
 from hydragent.models.base import (
     TOOL_ROLE_CONVERSIONS,
+    Capabilities,
     Model,
     ModelRequest,
     apply_generation,
@@ -176,9 +178,9 @@ class TransformersModel(Model):
         )
 
     @property
-    def takes_images(self) -> bool:  # type: ignore[override]
-        """Vision-language checkpoints take image parts; text models do not."""
-        return self._is_vlm
+    def capabilities(self) -> Capabilities:
+        """The class's, with `images` for vision-language checkpoints only."""
+        return dataclasses.replace(super().capabilities, images=self._is_vlm)
 
     def _load(self) -> None:
         """Load the tokenizer (or processor) and the weights."""
