@@ -10,7 +10,7 @@ from statistics import NormalDist
 from typing import Any
 
 from hydragent.report.load import INFO_FIELDS, Job, error_causes, setting, varying_and_constant
-from hydragent.stats import compare_records
+from hydragent.stats import group_of, paired_difference
 
 CONFIDENCE = 0.95
 TOKEN_KEYS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tokens", "cached_tokens")
@@ -59,15 +59,52 @@ def job_stats(job: Job) -> dict[str, Any]:
     }
 
 
+def _score_table(jobs: list[Job], metrics: list[str]) -> tuple[Any, Any, dict[str, Any]]:
+    """Every job's scores as arrays over one shared sample order (NaN: errored or unscored),
+    which jobs hold each sample, and each sample's group: pairs then cost array operations."""
+    import numpy as np
+
+    order: dict[str, int] = {}
+    for job in jobs:
+        for r in job.records:
+            order.setdefault(r["id"], len(order))
+    present = np.zeros((len(jobs), len(order)), dtype=bool)
+    scores = {m: np.full((len(jobs), len(order)), np.nan) for m in metrics}
+    groups: list[Any] = [None] * len(order)
+    for j, job in enumerate(jobs):
+        for r in job.records:
+            i = order[r["id"]]
+            present[j, i] = True
+            groups[i] = groups[i] if groups[i] is not None else group_of(r)
+            for m, value in r["scores"].items():
+                scores[m][j, i] = value
+    return present, np.asarray(groups, dtype=object), scores
+
+
 def compare(jobs: list[Job], pairs: list[tuple[int, int]]) -> list[dict[str, Any]]:
-    """Paired comparisons (B - A per metric) for each (a, b) pair of job numbers that share
-    sample ids; JSON-ready dicts with `a` and `b` added."""
+    """Paired comparisons (B - A per metric, as stats.compare_records) for each (a, b) pair of
+    job numbers that share sample ids; JSON-ready dicts with `a` and `b` added."""
+    import numpy as np
+
+    metrics = sorted({m for job in jobs for m in job.metrics})
+    present, groups, scores = _score_table(jobs, metrics)
+    has_groups = any(g is not None for g in groups)
     results = []
     for a, b in pairs:
-        shared = {r["id"] for r in jobs[a].records} & {r["id"] for r in jobs[b].records}
-        if not shared:
+        shared = present[a] & present[b]
+        if not shared.any():
             continue
-        for result in compare_records(jobs[a].records, jobs[b].records, confidence=CONFIDENCE):
+        for metric in sorted(set(jobs[a].metrics) | set(jobs[b].metrics)):
+            x, y = scores[metric][a], scores[metric][b]
+            both = shared & ~np.isnan(x) & ~np.isnan(y)
+            result = paired_difference(
+                x[both],
+                y[both],
+                groups=list(groups[both]) if has_groups else None,
+                confidence=CONFIDENCE,
+                metric=metric,
+                excluded=int(shared.sum() - both.sum()),
+            )
             results.append({"a": a, "b": b, **result.as_dict()})
     return results
 

@@ -1,4 +1,5 @@
 "use strict";
+performance.mark("hv-start");
 // hydragent view: vanilla JS, no network. Data: the JSON index in #index; transcripts per job
 // in #tx-N (embedded) or view_files/tx-N.js (loaded on first use). Every text from the data
 // goes into the page through textContent, never innerHTML.
@@ -506,6 +507,7 @@ function render() {
   } else if (JOBS.length === 1 && parts[0] === "" && !jobsState.visited) { jobsState.visited = true; renderJob(0); }
   else renderJobs();
   document.body.dataset.ready = "1";
+  if (!performance.getEntriesByName("hv-ready").length) performance.mark("hv-ready");
 }
 document.getElementById("root-path").textContent = D.root;
 window.addEventListener("hashchange", render);
