@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -208,3 +209,20 @@ def test_grammar_compare_sweep_then_report_then_offline_replay(tmp_path: Path) -
         assert replayed["metrics"] == recorded["metrics"]
         assert replayed["cache"]["model_calls"] == 0
         assert replayed["cache"]["hits"] == recorded["counts"]["total"]
+
+
+def test_the_readme_pandas_example_runs_on_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("pandas")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (example,) = [b for b in readme.split("```python\n")[1:] if "results.parquet" in b]
+    code = example.split("```", 1)[0]
+    assert len(code.strip().splitlines()) == 5
+    write_sweep(tmp_path, jobs=4, samples=20)
+    write_report(tmp_path)
+    parquet = re.search(r'"([^"]*results\.parquet)"', code).group(1)
+    exec(code.replace(parquet, str(tmp_path / "results.parquet")), {})
+    printed = capsys.readouterr().out
+    assert "gpt-4o-mini" in printed and "claude-3-5-haiku-20241022" in printed
+    assert "cost_usd" in printed and "mean" in printed
