@@ -1,0 +1,52 @@
+"""`hydragent view DIR` without a browser: the command, and what the page is given."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from benchmarks.view_sweep import write_sweep
+
+from hydragent.report.load import load_jobs
+from hydragent.view import build_view, view_data
+from test_runner_support import run_cli
+
+
+def test_the_command_writes_one_offline_page_and_says_where(tmp_path: Path) -> None:
+    write_sweep(tmp_path, jobs=2, samples=5)
+    result = run_cli("view", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    page = tmp_path / "view.html"
+    assert f"wrote {page}" in result.stdout and page.as_uri() in result.stdout
+    text = page.read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)  # no CDN, nothing remote
+    assert run_cli("view", str(tmp_path / "missing"), cwd=tmp_path).returncode == 2
+    (tmp_path / "empty").mkdir()
+    empty = run_cli("view", str(tmp_path / "empty"), cwd=tmp_path)
+    assert empty.returncode == 1 and "no summary.json or samples.jsonl" in empty.stderr
+
+
+def test_the_index_is_light_and_transcripts_come_per_job(tmp_path: Path) -> None:
+    write_sweep(tmp_path, jobs=3, samples=10)
+    index, transcripts = view_data(load_jobs(tmp_path), tmp_path)
+    assert index["varying"] == ["model.model_id", "seed"]
+    constant = {"model": "litellm", "task": "arithmetic", "backend": "LiteLLMModel"}
+    assert index["constant"] == constant
+    assert len(index["samples"]["id"]) == 10  # each input once, not once per job
+    assert "messages" not in json.dumps(index["rows"])
+    errored = [row for row in index["rows"][1] if not row["ok"]]
+    assert errored and all(row["c"] in {"RateLimitError", "TimeoutError"} for row in errored)
+    assert all(row["sc"] == {} for row in errored)
+    assert {(p["a"], p["b"]) for p in index["pairs"]} == {(0, 1), (0, 2), (1, 2)}
+    detail = json.loads(transcripts[0])["arith-00000"]
+    assert detail["messages"][0]["role"] == "system" and "token_usage" in detail
+
+
+def test_rebuilding_a_smaller_page_removes_stale_side_files(tmp_path: Path) -> None:
+    write_sweep(tmp_path, jobs=2, samples=5)
+    build_view(tmp_path, embed_limit=0)
+    assert (tmp_path / "view_files" / "tx-1.js").exists()
+    build_view(tmp_path)
+    assert not (tmp_path / "view_files").exists()
+    assert 'id="tx-1"' in (tmp_path / "view.html").read_text()
