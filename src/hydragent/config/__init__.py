@@ -1,4 +1,5 @@
-"""Config composition, validation and secret handling for the CLI, tests and notebooks."""
+"""Config composition, assembly (config/assemble.py) and secret handling for the CLI, tests
+and notebooks."""
 
 from __future__ import annotations
 
@@ -6,18 +7,15 @@ from typing import Any
 
 from hydragent.config.paths import conf_dir, list_recipes, recipes_dir
 from hydragent.config.problems import ConfigError
-from hydragent.config.validate import ValidationReport, validate_config
 
 __all__ = [
     "FREE_FORM_NODES",
     "ConfigError",
-    "ValidationReport",
     "compose",
     "conf_dir",
     "list_recipes",
     "prepare_overrides",
     "recipes_dir",
-    "validate_config",
 ]
 
 # Model nodes forward extra keys to every completion call, so `model.temperature=0` needs no

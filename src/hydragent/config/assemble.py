@@ -87,7 +87,8 @@ class _Assembler:
         self.plain: dict[str, Any] = resolve_plain(cfg, self.problems, missing=self.missing)
         self.located: dict[str, Any] = {}
         self.forwarded: list[str] = []
-        self.broken: set[str] = set()  # groups with a problem: not built
+        # groups with a problem (an unset or unresolvable value included) are not built
+        self.broken: set[str] = {path.split(".")[0].split("[")[0] for path in self.missing}
 
     # --- the flow ---------------------------------------------------------------------
 
@@ -152,6 +153,24 @@ class _Assembler:
         self.add("grammar", self.grammar_problems())
         self.check_targets()
         self.add("runner", self.caps_problems())
+        self.problems = self.without_echoes(self.problems)
+
+    def without_echoes(self, problems: list[str]) -> list[str]:
+        """Drop `a.b=v: ...` when `a.b` is `${c}` and `c=v: ...` is reported already (the
+        generation node's `seed: ${seed}`): one mistake, one line."""
+        from omegaconf import OmegaConf
+
+        kept = []
+        for problem in problems:
+            key = problem.split("=", 1)[0] if "=" in problem.split(" ", 1)[0] else ""
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(self.cfg, parent) if parent else None
+            source = ""
+            if node is not None and leaf in node and OmegaConf.is_interpolation(node, leaf):
+                source = str(node._get_node(leaf)._value()).strip("${}")
+            if not (source and any(p.startswith(f"{source}=") for p in problems)):
+                kept.append(problem)
+        return kept
 
     def check_targets(self) -> None:
         from hydragent.config.rules import (
@@ -333,7 +352,7 @@ class _Assembler:
     def build_model(self, group: str) -> Any:
         """The backend instance, seeded; dry: built in `dry_build()` and asked what a real run
         would lack."""
-        if group in self.broken or self.plain.get(group) is None:
+        if {group, "generation"} & self.broken or self.plain.get(group) is None:
             return None
         from hydra.utils import instantiate
 
@@ -571,7 +590,8 @@ def resolve_plain(
     cfg: Any, problems: list[str], path: str = "", missing: set[str] | None = None
 ) -> Any:
     """The config as plain Python, resolving interpolations; each missing `???` value and each
-    failed interpolation becomes a problem naming its key instead of stopping at the first."""
+    failed interpolation becomes a problem naming its key (and its path joins `missing`)
+    instead of stopping at the first."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -590,6 +610,8 @@ def resolve_plain(
             child = cfg[key]
         except OmegaConfBaseException as error:
             problems.append(f"{child_path}: {one_line(error)}")
+            if missing is not None:
+                missing.add(child_path)
             continue
         value = resolve_plain(child, problems, child_path, missing)
         if isinstance(out, dict):
