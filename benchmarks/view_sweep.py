@@ -80,7 +80,8 @@ def write_sweep(
     root: Path, jobs: int = 4, samples: int = 30, seed: int = 0, groups: int = 0
 ) -> list[Path]:
     """Write `jobs` job folders 0..jobs-1 under `root`; return them. Jobs vary in
-    `model.model_id` (cycling through MODELS) and `seed` (replicates), and job 1 has errors."""
+    `model.model_id` (MODELS in turn) and `seed` (replicates: two per model when jobs <= 8,
+    so jobs 0 and 1 share a model), and job 1 has more errors than the others."""
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     difficulty = [rng.random() for _ in range(samples)]
@@ -89,10 +90,12 @@ def write_sweep(
         for i in range(samples)
     ]
     folders = []
+    replicates = max(2, -(-jobs // len(MODELS)))  # seeds per model: 20 jobs = 4 models x 5
     for number in range(jobs):
-        model = MODELS[(number // 2) % len(MODELS)]
-        replicate = number % 2
-        skill = 0.35 + 0.15 * ((number // 2) % len(MODELS))
+        which = (number // replicates) % len(MODELS)
+        model = MODELS[which]
+        replicate = number % replicates
+        skill = 0.35 + 0.15 * which
         overrides = [
             "model=litellm",
             f"model.model_id={model}",
