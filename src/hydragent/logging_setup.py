@@ -87,8 +87,34 @@ def _masking_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
+class QuietFilter(logging.Filter):
+    """Lets a record of another library through a handler of ours only at WARNING and above,
+    unless `hydra.verbose` names its logger: the known chatty loggers are set to WARNING, and
+    this catches the ones nobody listed (the openai SDK's transport logs as `httpx2`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.everything = False
+        self.named: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or self.everything:
+            return True
+        name = record.name
+        if name == "hydragent" or name.startswith("hydragent.") or name == "__main__":
+            return True
+        return any(name == n or name.startswith(n + ".") for n in self.named)
+
+
+QUIET = QuietFilter()
+
+
 def guard_handlers() -> None:
-    """Put the secret filter on every handler of every logger there is now."""
+    """Put the secret filter on every handler of every logger there is now, and the quiet
+    filter on the root logger's (Hydra's console and hydragent.log)."""
+    for handler in logging.getLogger().handlers:
+        if QUIET not in handler.filters:
+            handler.addFilter(QUIET)
     loggers = [logging.getLogger()] + [
         logger
         for logger in logging.Logger.manager.loggerDict.values()
@@ -115,6 +141,7 @@ def quiet_third_party(verbose: Any = None) -> None:
     """Client libraries log at WARNING and above unless `hydra.verbose` names them; LiteLLM's
     own hint lines ("Give Feedback / Get Help") are turned off."""
     everything, named = _verbose_names(verbose)
+    QUIET.everything, QUIET.named = everything, named
     if not everything:
         for name in NOISY_LOGGERS:
             if not any(name == n or name.startswith(n + ".") for n in named):

@@ -68,15 +68,18 @@ CREDENTIAL_SHAPES = re.compile(
 # `api_key: VALUE`, `"token": "VALUE"`, `password=VALUE` inside free text or an override value.
 _SECRET_PAIR = re.compile(
     r"""(?P<lead>(?P<q1>['"]?)(?P<key>[\w-]+)(?P=q1)\s*[:=]\s*)"""
-    r"""(?P<value>'[^']*'|"[^"]*"|[^\s,{}\[\]'"]+)"""
+    r"""(?P<value>\$\{[^}]*\}|'[^']*'|"[^"]*"|[^\s,{}\[\]'"]+)"""
 )
 MIN_SECRET_LENGTH = 4
+AUTH_SCHEMES = ("bearer", "basic")
 MIN_ENV_SECRET_LENGTH = 8
 
 
 def _mask_pair(match: re.Match[str]) -> str:
     value = match["value"]
     bare = value[1:-1] if value[:1] in "'\"" and len(value) >= 2 else value
+    if bare.lower() in AUTH_SCHEMES:  # `Authorization: Bearer <token>`: the token is masked
+        return match[0]
     if not _needs_mask(match["key"], bare if bare != "null" else None):
         return match[0]
     quote = value[0] if value[:1] in "'\"" else ""

@@ -92,7 +92,15 @@ def known_fix(error_type: str | None, message: str) -> str | None:
         )
     if "ratelimiterror" in lower or " 429" in lower:
         return "slow down: lower runner.max_concurrency or set model.requests_per_minute"
-    if "connection refused" in lower or "apiconnectionerror" in lower or "connecterror" in lower:
+    if any(
+        shape in lower
+        for shape in (
+            "connection refused",
+            "connection error",
+            "apiconnectionerror",
+            "connecterror",
+        )
+    ):
         return "no server answered: check model.api_base and that the server is running"
     if "notfounderror" in lower and "model" in lower:
         return "check model.model_id: the server does not know this model"

@@ -34,6 +34,7 @@ from hydragent.runner.wrappers import ModelWrapper, UsageMeter
 from hydragent.secrets import environment_secrets, mask_override, mask_secrets, secret_values
 
 log = logging.getLogger(__name__)
+REDRAW_S = 0.5  # how often the bar shows a new decoded-token count between samples
 
 
 def job_overrides(output_dir: Path) -> list[str]:
@@ -91,6 +92,7 @@ class ResultSink:
         self.headline: str | None = None
         self.decoded_at_start = progress.decoded()
         self.decoded = 0
+        self.drawn_at = 0.0
         self.writer = RecordWriter(path)
         self.bar = tqdm(
             total=total,
@@ -151,12 +153,12 @@ class ResultSink:
         self.bar.update(1)
 
     def tick(self) -> None:
-        """Show the tokens local engines decoded since the last finished sample."""
+        """Show the tokens local engines decoded so far, redrawn at most twice a second."""
         decoded = progress.decoded() - self.decoded_at_start
-        if decoded != self.decoded:
-            self.decoded = decoded
-            self.bar.set_postfix(self._postfix(), refresh=False)
-            self.bar.update(0)  # redraws at most every mininterval
+        now = time.monotonic()
+        if decoded != self.decoded and now - self.drawn_at >= REDRAW_S:
+            self.decoded, self.drawn_at = decoded, now
+            self.bar.set_postfix(self._postfix(), refresh=True)
 
     def close(self) -> None:
         self.bar.close()
