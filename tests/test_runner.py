@@ -189,6 +189,9 @@ def test_config_hash_ignores_concurrency_limit_and_secrets_but_not_the_model(
 
     base = hash_of()
     assert hash_of("runner.max_concurrency=16", "task.limit=2", "cache=on") == base
+    # how a rerun treats failures and earlier results changes no result either
+    tolerant = ("runner.sample_timeout_s=5", "runner.max_error_rate=0.5", "runner.resume=fresh")
+    assert hash_of(*tolerant) == base
     assert hash_of("+model.api_key=sk-one") == hash_of("+model.api_key=sk-two")
     assert hash_of("model.model_id=other") != base
     assert hash_of("grammar=json_object") != base

@@ -155,6 +155,14 @@ def test_rerunning_a_sweep_resumes_each_job(tmp_path: Path) -> None:
         assert len(records) == 3 + summary["counts"]["error"]
 
 
+def test_rerunning_a_sweep_with_another_seed_refuses(tmp_path: Path) -> None:
+    sweep_dir, _ = _sweep(tmp_path, "runner.max_error_rate=1")
+    before = (sweep_dir / "0" / "samples.jsonl").read_bytes()
+    _, refused = _sweep(tmp_path, "runner.max_error_rate=1", "seed=7", exit_code=2)
+    assert "runner.resume=new_config" in refused.stderr
+    assert (sweep_dir / "0" / "samples.jsonl").read_bytes() == before
+
+
 def test_a_launcher_without_its_plugin_stops_in_one_line_naming_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
