@@ -441,3 +441,17 @@ def test_local_processors_get_pil_images_from_any_form() -> None:
     loaded = load_pil_image(encoded[0]["content"][0]["image"])
     assert loaded.size == (3, 2) and loaded.getpixel((0, 0)) == (255, 0, 0)
     assert load_pil_image(picture) is picture
+
+
+def test_smolagents_own_messages_and_tool_calls_are_read() -> None:
+    smolagents_models = pytest.importorskip("smolagents.models")
+    call = smolagents_models.ChatMessageToolCall(
+        function=smolagents_models.ChatMessageToolCallFunction(arguments={"a": 1}, name="add"),
+        id="c9",
+        type="function",
+    )
+    theirs = smolagents_models.ChatMessage(role="assistant", content="", tool_calls=[call])
+    ours = ChatMessage(role="assistant", tool_calls=[call])
+    assert (ours.tool_calls[0].id, ours.tool_calls[0].function.name) == ("c9", "add")
+    prepared = prepare_messages([theirs])
+    assert prepared[0]["tool_calls"][0].function.arguments == {"a": 1}

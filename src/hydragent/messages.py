@@ -15,7 +15,7 @@ import io
 import json
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from enum import Enum
 from typing import Any
 
@@ -171,6 +171,8 @@ def _coerce_tool_call(call: Any) -> ChatMessageToolCall:
     for method in ("model_dump", "dict"):  # pydantic objects of openai, litellm, hf clients
         if callable(getattr(call, method, None)):
             return ChatMessageToolCall.from_dict(getattr(call, method)())
+    if is_dataclass(call) and not isinstance(call, type):  # e.g. smolagents' own class
+        return ChatMessageToolCall.from_dict(asdict(call))
     raise TypeError(
         f"a tool call must be a ChatMessageToolCall or a dict, got {type(call).__name__}"
     )
@@ -450,10 +452,7 @@ def _message_fields(message: Any) -> dict[str, Any]:
     fields["role"] = MessageRole.parse(fields["role"])
     calls = fields.get("tool_calls")
     if calls:
-        fields["tool_calls"] = [
-            call if isinstance(call, ChatMessageToolCall) else ChatMessageToolCall.from_dict(call)
-            for call in calls
-        ]
+        fields["tool_calls"] = [_coerce_tool_call(call) for call in calls]
     else:
         fields.pop("tool_calls", None)
     if not fields.get("tool_call_id"):
