@@ -1,5 +1,6 @@
-"""Model-written code runs in a locked-down child process: every escape attempt is blocked
-and turned into a clear error the model can read, and the runner carries on."""
+"""Model-written code runs in a locked-down child process (under `sandbox=auto`: bubblewrap):
+every escape attempt is blocked and turned into a clear error the model can read, and the
+runner carries on. tests/test_sandbox_isolation.py tries the kernel boundary itself."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hydragent.sandbox import PythonSession, SandboxResult, run_python
+from hydragent.sandbox import PythonSession, SandboxResult, resolve, run_python
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sandbox needs POSIX rlimits")
 
@@ -252,7 +253,8 @@ def test_code_can_call_tools_that_run_in_the_parent() -> None:
 
 
 def test_the_temporary_working_folder_is_removed_on_close() -> None:
-    session = PythonSession()
+    """Without bwrap's private tmpfs, the work folder is a temporary folder on the host."""
+    session = PythonSession(sandbox=resolve({"kind": "process"}))
     session.run("open('scratch.txt', 'w').write('x')")
     folder = Path(session.workdir)
     assert folder.exists()

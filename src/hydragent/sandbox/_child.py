@@ -508,7 +508,7 @@ def _jsonable(value: object) -> object:
 LANDLOCK_CREATE_RULESET, LANDLOCK_ADD_RULE, LANDLOCK_RESTRICT_SELF = 444, 445, 446
 FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1, 2, 4, 8
 FS_MAKE_CHAR, FS_MAKE_SOCK, FS_MAKE_FIFO, FS_MAKE_BLOCK = 1 << 6, 1 << 9, 1 << 10, 1 << 11
-PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 38, 22, 2
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 38, 22, 2
 
 
 def _libc():
@@ -587,8 +587,18 @@ def apply_seccomp(fd: int) -> None:
     _check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog)), "seccomp")
 
 
+def die_with_parent(parent: int) -> None:
+    """SIGKILL this process when the runner dies (what bwrap's --die-with-parent does)."""
+    _, libc = _libc()
+    _check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
+    if os.getppid() != parent:  # the runner died before the line above
+        os._exit(1)
+
+
 def main() -> None:
     req_fd, resp_fd = int(sys.argv[1]), int(sys.argv[2])
+    if len(sys.argv) > 3:
+        die_with_parent(int(sys.argv[3]))
     sys.path[:] = [
         p
         for p in sys.path

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 CHILD_SCRIPT = str(Path(__file__).with_name("_child.py"))
 INSIDE_CHILD = "/sandbox/child.py"
-INSIDE_WORKDIR = "/work"
+INSIDE_WORKDIR = "/sandbox/work"  # not /work or /tmp: host paths bound inside may live there
 SANDBOX_UID = 65534  # "nobody" inside the user namespace
 LANDLOCK_MIN_ABI = 6  # signal and abstract-socket scoping; TCP rules came with 4
 SYSTEM_LIB_DIRS = ("/usr/lib", "/usr/lib64", "/usr/lib32", "/lib", "/lib64", "/lib32")
@@ -88,6 +88,7 @@ class SandboxSpec:
     def launch(self, host_workdir: str | None, req_fd: int, resp_fd: int, bpf_fd: int) -> Launch:
         """The command for one child. `host_workdir` None = a private tmpfs (bwrap only)."""
         fds = [str(req_fd), str(resp_fd)]
+        parent = [str(os.getpid())]  # outside bwrap the child arms its own parent-death signal
         limits: dict[str, Any] = {
             "max_file_mb": self.config.max_file_mb,
             "max_open_files": self.config.max_open_files,
@@ -96,7 +97,7 @@ class SandboxSpec:
         if self.name == "process":
             assert host_workdir is not None
             return Launch(
-                argv=[sys.executable, "-I", "-B", CHILD_SCRIPT, *fds],
+                argv=[sys.executable, "-I", "-B", CHILD_SCRIPT, *fds, *parent],
                 env=child_env(host_workdir),
                 cwd=host_workdir,
                 workdir=host_workdir,
@@ -109,7 +110,7 @@ class SandboxSpec:
         if self.name == "landlock":
             assert host_workdir is not None
             return Launch(
-                argv=[python, "-I", "-S", "-B", CHILD_SCRIPT, *fds],
+                argv=[python, "-I", "-S", "-B", CHILD_SCRIPT, *fds, *parent],
                 env=child_env(host_workdir),
                 cwd=host_workdir,
                 workdir=host_workdir,

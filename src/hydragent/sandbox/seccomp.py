@@ -86,7 +86,9 @@ SELF_ONLY = (
     "move_pages",
     "get_robust_list",
 )
-SELF_ONLY_SECOND_ARG = ("setpriority", "ioprio_set")
+# (which, who) calls: only "this process" passes. `who` 0 with PRIO_USER would mean "every
+# process of uid 0", so `which` must be the per-process one too.
+SELF_ONLY_WHICH = {"setpriority": 0, "ioprio_set": 1}  # PRIO_PROCESS, IOPRIO_WHO_PROCESS
 
 
 class SeccompUnavailable(RuntimeError):
@@ -108,7 +110,8 @@ def filter_bpf() -> bytes:
     _add(rules, refuse, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
     for name in SELF_ONLY:
         _add(rules, refuse, name, seccomp.Arg(0, seccomp.NE, 0))
-    for name in SELF_ONLY_SECOND_ARG:
+    for name, which in SELF_ONLY_WHICH.items():
+        _add(rules, refuse, name, seccomp.Arg(0, seccomp.NE, which))
         _add(rules, refuse, name, seccomp.Arg(1, seccomp.NE, 0))
     with tempfile.TemporaryFile() as handle:
         rules.export_bpf(handle)

@@ -123,6 +123,7 @@ class PythonSession:
             Path(self.workdir).mkdir(parents=True, exist_ok=True)
         self._process: subprocess.Popen[bytes] | None = None
         self._inner_pid: int | None = None
+        self._inner_pidfd = -1  # holds the interpreter (no pid reuse) and tells when it is gone
         self._stderr: Any = None
         self._req_w = self._resp_r = -1
         self._restarted_note = ""
@@ -205,6 +206,9 @@ class PythonSession:
             self._kill()
             raise SandboxError(f"the sandbox process failed to start: {detail or 'no output'}")
         self._inner_pid = self._find_inner_pid()
+        if self._inner_pid is not None and hasattr(os, "pidfd_open"):
+            with contextlib.suppress(OSError):
+                self._inner_pidfd = os.pidfd_open(self._inner_pid)
 
     def _find_inner_pid(self) -> int | None:
         """The host pid of the interpreter (under bwrap, a grandchild: bwrap, its init, python),
@@ -404,10 +408,14 @@ class PythonSession:
         return self._stderr.read(4000).decode(errors="replace").strip()
 
     def _kill(self) -> None:
-        """SIGKILL bwrap (its PID namespace, and every process in it, dies with it, and
-        --die-with-parent covers the rest) and the process group, then reap it."""
+        """SIGKILL the interpreter, bwrap (its PID namespace, and every process in it, dies
+        with it; --die-with-parent covers the rest) and the process group, then reap them."""
         process, self._process = self._process, None
         self._inner_pid = None
+        pidfd, self._inner_pidfd = self._inner_pidfd, -1
+        if pidfd >= 0:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         if process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
@@ -415,6 +423,9 @@ class PythonSession:
                 process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=KILL_WAIT_S)
+        if pidfd >= 0:
+            select.select([pidfd], [], [], KILL_WAIT_S)  # readable once the process is gone
+            os.close(pidfd)
         for fd in (self._req_w, self._resp_r):
             if fd >= 0:
                 with contextlib.suppress(OSError):

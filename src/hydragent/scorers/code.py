@@ -77,7 +77,8 @@ class CodeExecScorer(Scorer):
             memory_mb=self.memory_mb,
             authorized_imports=None,
         )
-        return bool(result.ok and not result.timed_out)
+        # final_answer() would stop the program before its tests run: never a pass
+        return bool(result.ok and not result.timed_out and not result.is_final_answer)
 
     def score(self, answer: str | None, sample: Sample) -> dict[str, float]:
         return self.score_attempts([answer], sample)
