@@ -232,12 +232,22 @@ def report_error(error: BaseException, traceback_wanted: bool, secrets: list[str
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         sys.stderr.write(mask_text(text, secrets))
         return code
-    message = mask_text(one_line(str(error)) or type(error).__name__, secrets)
-    if code == 2:
-        return fail(f"config error: {message}", 2)
+    text = one_line(str(error)) or type(error).__name__
+    if code == 2:  # names keys ("model.api_key: ... set OPENAI_API_KEY"); values never shown
+        from hydragent.secrets import environment_secrets
+
+        return fail(f"config error: {mask_values(text, [*secrets, *environment_secrets()])}", 2)
+    message = mask_text(text, secrets)
     if type(error).__name__ == "RunFailed":  # its causes were printed above: no traceback
         return fail(f"run failed: {message}", 1)
     return fail(f"{type(error).__name__}: {message} (HYDRA_FULL_ERROR=1 shows the traceback)", 1)
+
+
+def mask_values(text: str, secrets: list[str]) -> str:
+    """Every known secret value masked; `key: text` stays, unlike mask_text's line rule."""
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 # --- plain subcommands ---------------------------------------------------------------------

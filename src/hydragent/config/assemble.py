@@ -233,6 +233,8 @@ class _Assembler:
         self.located[path] = target
         if not callable(target) or not (isinstance(target, type) or _is_function(target)):
             return target  # a ready object (a @tool function): nothing to check
+        if group == "tools" and _is_function(target) and set(node) <= HYDRA_KEYS:
+            return target  # a plain function becomes a tool: its parameters are the tool's
         missing = frozenset(self.missing)
         problems, forwarded = check_target(path, node, target, extras, missing)
         self.forwarded += [f"{path}.{key}" for key in forwarded]

@@ -1,0 +1,183 @@
+"""What `validate` accepts, `run` runs: one assembly path, tried as a user would.
+
+Each config below goes through `hydragent validate` and then `hydragent run` (the CLI's own
+entry point, in this process). Their verdicts must agree: a config validate rejects, run
+rejects with the same line (exit 2) before anything is on disk; a config validate accepts
+runs every sample without a config failure. Remote backends talk to a loopback server.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.servers import LoopbackServer, openai_app, running
+
+from hydragent.cli import main
+
+GOOD = [
+    ("scripted", "model=scripted"),
+    ("tools", "model=scripted agent=tool_calling tools=calculator task=arithmetic scorer=numeric"),
+    (
+        "judge",
+        "model=scripted scorer=[exact,model_graded] judge=scripted ~judge.match "
+        "judge.responses=[CORRECT]",
+    ),
+    ("json", "model=scripted task=json_extraction grammar=json_object scorer=json"),
+    ("limits", "model=scripted runner.max_concurrency=1 runner.sample_timeout_s=5 task.limit=2"),
+    ("helpers", "model=scripted roles=tool_as_user messages=flat"),
+    ("generation", "model=scripted generation.max_tokens=8 generation.temperature=0"),
+    ("loopback", "model=openai model.api_base={server} task.limit=2"),
+    ("remote retry", "model=openai model.api_base={server} retry=none task.limit=2"),
+    ("task file", "model=scripted task=file task.path={tmp}/good.jsonl"),
+    (
+        "a user tool",
+        "model=scripted agent=tool_calling +tools.add._target_=tests.test_assemble.add",
+    ),
+]
+
+BAD = [
+    ("not a number", "runner.max_concurrency=abc", "runner.max_concurrency='abc'"),
+    ("below range", "runner.max_concurrency=-1", "greater than or equal to 1"),
+    ("negative deadline", "runner.sample_timeout_s=-5", "runner.sample_timeout_s=-5"),
+    ("typo added with +", "+runner.max_concurency=4", "did you mean max_concurrency?"),
+    ("top-level typo", "+grammer=json_object", "grammer is not a key of the config"),
+    ("no samples", "task.limit=0", "task.limit=0"),
+    ("tools without a tool agent", "tools=calculator", "agent=direct takes none"),
+    ("no judge", "scorer=model_graded", "no judge is selected"),
+    ("router on openai", "model=openai model.api_base={server} router=least_busy", "router fits"),
+    ("template on openai", "model=openai model.api_base={server} chat_template=gemma", "fits"),
+    ("retry on scripted", "retry=none", "retry=none does not apply to model=scripted"),
+    ("no key", "model=openai", "OPENAI_API_KEY"),
+    ("no responses file", "model.responses_file={tmp}/none.jsonl", "none.jsonl"),
+    pytest.param(
+        "broken responses file",
+        "model.responses_file={tmp}/bad.jsonl",
+        "bad.jsonl:2",
+        marks=pytest.mark.xfail(
+            reason="ScriptedModel's parse error names neither the file nor the line (models/)",
+            strict=True,
+        ),
+    ),
+    ("no task file", "task=file task.path={tmp}/none.jsonl", "none.jsonl"),
+    ("broken task file", "task=file task.path={tmp}/broken.jsonl", "broken.jsonl"),
+    ("bad schema", "grammar=json_schema grammar.schema.type=objekt", "not a valid JSON schema"),
+    (
+        "grammar the backend cannot enforce",
+        "model=openai model.api_base={server} grammar=regex grammar.pattern=x",
+        "grammar=regex cannot be enforced by OpenAIServerModel",
+    ),
+    ("tests needed", "scorer=code_exec", "scorer.code_exec cannot score task smoke"),
+    ("nothing to replay", "cache=replay cache.path={tmp}/none.sqlite", "cache=replay"),
+    ("model key typo", "model.exhausted=cycle model.responsez=[a]", "did you mean responses?"),
+    ("bad generation", "generation.top_p=3", "generation.top_p=3"),
+    ("bad seed", "seed=abc", "seed='abc'"),
+    ("agent range", "agent=tool_calling agent.max_steps=0", "agent.max_steps=0"),
+    ("field typo", "task=file task.path={tmp}/good.jsonl +task.fields.inptu=x", "task.fields"),
+    ("cap typo", "+runner.backend_concurrency.scriptd=1", "did you mean scripted?"),
+    ("no deployments", "model=litellm_router", "model.model_list is empty"),
+    ("sandbox kind", "sandbox.kind=nothing", "sandbox.kind"),
+]
+
+
+def _id(case: object) -> str:
+    return str(case.values[0] if hasattr(case, "values") else case[0])  # type: ignore[index]
+
+
+def add(a: float, b: float) -> float:
+    """Adds two numbers.
+
+    Args:
+        a: the first number
+        b: the second number
+    """
+    return a + b
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LoopbackServer]:
+    with running(openai_app) as started:
+        yield started
+
+
+@pytest.fixture
+def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The user's working folder, with the data files the configs name."""
+    (tmp_path / "good.jsonl").write_text('{"id": "a", "input": "What is 2 + 3?", "target": "5"}\n')
+    (tmp_path / "broken.jsonl").write_text('{"id": "a", "input": "x", "target": "y"}\n{oops\n')
+    (tmp_path / "bad.jsonl").write_text('"fine"\n{not json\n')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("HYDRAGENT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def arguments(text: str, folder: Path, server: LoopbackServer) -> list[str]:
+    words = text.format(tmp=folder, server=f"{server.url}/v1").split()
+    return words if any(w.startswith("model=") for w in words) else ["model=scripted", *words]
+
+
+def verdict(command: str, args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main([command, *args])
+    return code, capsys.readouterr().err
+
+
+def on_disk(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize(("name", "config"), GOOD, ids=[g[0] for g in GOOD])
+def test_a_config_validate_accepts_runs_every_sample(
+    name: str, config: str, folder: Path, server: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = arguments(config, folder, server)
+    code, err = verdict("validate", args, capsys)
+    assert code == 0, err
+    code, err = verdict("run", [*args, f"hydra.run.dir={folder / 'run'}"], capsys)
+    assert code == 0, err
+    records = [json.loads(line) for line in (folder / "run" / "samples.jsonl").open()]
+    assert records and all(r["status"] == "ok" for r in records)
+
+
+@pytest.mark.parametrize(("name", "config", "says"), BAD, ids=[_id(b) for b in BAD])
+def test_a_config_validate_rejects_run_rejects_alike_before_writing_anything(
+    name: str,
+    config: str,
+    says: str,
+    folder: Path,
+    server: LoopbackServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = arguments(config, folder, server)
+    before = on_disk(folder)
+    checked, checked_err = verdict("validate", args, capsys)
+    ran, ran_err = verdict("run", [*args, f"hydra.run.dir={folder / 'run'}"], capsys)
+    assert (checked, ran) == (2, 2), ran_err
+    assert checked_err == ran_err and checked_err.count("\n") == 1
+    assert checked_err.startswith("hydragent: config error: ") and says in checked_err
+    assert on_disk(folder) == before and not (folder / "run").exists()
+
+
+def test_a_sweep_with_one_bad_job_stops_before_any_job_runs(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = verdict(
+        "run", ["-m", "model=scripted,openai", "seed=0,1", f"hydra.sweep.dir={folder / 'sweep'}"],
+        capsys,
+    )  # fmt: skip
+    assert code == 2 and err.count("\n") == 1
+    assert "job 2 (model=openai seed=0): model.api_key" in err
+    assert "job 3 (model=openai seed=1)" in err
+    assert not (folder / "sweep").exists()
+
+
+def test_validate_reports_every_problem_at_once(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["model=openai", "task.limit=0", "+runner.max_concurency=2", "tools=calculator"]
+    code, err = verdict("validate", args, capsys)
+    assert code == 2 and err.startswith("hydragent: config error: 4 config errors: ")
+    for part in ("task.limit=0", "max_concurency", "tools=calculator", "OPENAI_API_KEY"):
+        assert part in err
