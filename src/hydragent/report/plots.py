@@ -46,9 +46,14 @@ def _figure(plt: Any, jobs: int, panels: int, label_lines: int) -> tuple[Any, An
 
 
 def _jobs_axis(axis: Any, labels: list[str], size: float) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     axis.set_yticks(range(len(labels)), labels, fontsize=size)
     axis.set_ylim(len(labels) - 0.5, -0.5)  # job 0 on top, as in the table
     axis.grid(axis="x", alpha=0.3)
+    axis.xaxis.set_major_locator(MaxNLocator(5))  # narrow panels: tick labels never overlap
+    if len(labels) > 25:  # a tall figure: the value scale at the top too
+        axis.tick_params(axis="x", top=True, labeltop=True)
 
 
 def plot_scores(
@@ -103,6 +108,8 @@ def plot_scores(
 def plot_usage(jobs: list[Job], stats: list[dict[str, Any]], labels: list[str], path: Path) -> Path:
     """cost.png: tokens, dollars and mean latency per job."""
     plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
     line_count = max(label.count("\n") + 1 for label in labels)
     figure, (tokens, dollars, latency) = _figure(plt, len(jobs), 3, line_count)
     size = 9 if len(jobs) <= 30 else 7
@@ -116,12 +123,14 @@ def plot_usage(jobs: list[Job], stats: list[dict[str, Any]], labels: list[str], 
         if cost is None:
             dollars.annotate(" price unknown", (0, y), va="center", fontsize=size, color="grey")
     dollars.set_xlabel("cost (USD)")
+    dollars.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"${value:.2g}"))
     dollars.set_title("cost", fontsize=10)
     latency.barh(positions, [s["latency_s"] or 0 for s in stats], height=0.6, color="#8e44ad")
     latency.set_xlabel("mean latency per sample (s)")
     latency.set_title("latency", fontsize=10)
     for axis in (tokens, dollars, latency):
         _jobs_axis(axis, labels, size)
+    dollars.xaxis.set_major_locator(MaxNLocator(3, steps=[1, 2, 5, 10]))  # "$0.00025" is wide
     tokens.set_ylabel("job")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
