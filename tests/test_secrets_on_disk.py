@@ -109,6 +109,13 @@ def test_a_record_line_never_holds_a_secret_however_json_escapes_it(secret: str)
     assert redacted["messages"][0]["content"] == [MASK]
 
 
+def test_a_credential_a_server_echoed_is_masked_even_when_the_run_never_knew_it() -> None:
+    record = {"error": "401: header was Authorization: Bearer abcdEFGH12345678", "answer": None}
+    redacted, line = record_line(record, [])
+    assert redacted["error"] == "401: header was Authorization: Bearer ***"
+    assert "abcdEFGH12345678" not in line
+
+
 def test_a_record_without_secrets_is_written_as_it_is() -> None:
     record = {"answer": "Paris", "scores": {"exact": 1.0}}
     assert record_line(record, ["sk-elsewhere"]) == (record, json.dumps(record))

@@ -65,6 +65,15 @@ CREDENTIAL_SHAPES = re.compile(
     r"(?P<scheme>\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]{8,}"
     r"|\bsk-[A-Za-z0-9_-]{16,}|\bhf_[A-Za-z0-9]{16,}|\bAKIA[0-9A-Z]{16}\b"
 )
+# Substrings every credential shape contains: a line without any skips the regex (fast).
+_SHAPE_MARKS = ("Bearer", "Basic", "sk-", "hf_", "AKIA")
+
+
+def has_credential_shape(text: str) -> bool:
+    """True when `text` holds a Bearer/Basic token, an sk-/hf_ key or an AWS key id."""
+    return any(mark in text for mark in _SHAPE_MARKS) and bool(CREDENTIAL_SHAPES.search(text))
+
+
 # `api_key: VALUE`, `"token": "VALUE"`, `password=VALUE` inside free text or an override value.
 _SECRET_PAIR = re.compile(
     r"""(?P<lead>(?P<q1>['"]?)(?P<key>[\w-]+)(?P=q1)\s*[:=]\s*)"""
@@ -86,14 +95,18 @@ def _mask_pair(match: re.Match[str]) -> str:
     return f"{match['lead']}{quote}{MASK}{quote}"
 
 
-def redact_text(text: str, known: Iterable[str] = ()) -> str:
-    """`text` with every known secret value, every `secret_key: value` pair and every
-    credential-shaped token (Bearer header, sk-/hf_ key, AWS key id) replaced by the mask.
-    Longer secrets go first, so a secret that contains another is masked whole."""
+def redact_text(text: str, known: Iterable[str] = (), pairs: bool = True) -> str:
+    """`text` with every known secret value, every credential-shaped token (Bearer header,
+    sk-/hf_ key, AWS key id) and, with `pairs`, every `secret_key: value` pair replaced by
+    the mask. Longer secrets go first, so a secret that contains another is masked whole.
+    Log lines mask pairs; stored transcripts do not (an answer may say "token: 5")."""
     for secret in sorted(set(known), key=len, reverse=True):
         if len(secret) >= MIN_SECRET_LENGTH and secret in text:
             text = text.replace(secret, MASK)
-    text = _SECRET_PAIR.sub(_mask_pair, text)
+    if pairs:
+        text = _SECRET_PAIR.sub(_mask_pair, text)
+    if not any(mark in text for mark in _SHAPE_MARKS):
+        return text
     return CREDENTIAL_SHAPES.sub(lambda m: f"{m['scheme'] or ''}{MASK}", text)
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hydragent.secrets import is_secret_key, redact_text
+from hydragent.secrets import has_credential_shape, is_secret_key, redact_text
 
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -66,7 +66,7 @@ def redact(value: Any, secrets: list[str]) -> Any:
     """A copy with every known secret value (and credential-shaped text) masked in every
     string, for text such as error messages a client library may have built from the key."""
     if isinstance(value, str):
-        return redact_text(value, secrets)
+        return redact_text(value, secrets, pairs=False)
     if isinstance(value, dict):
         return {k: redact(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
@@ -78,9 +78,11 @@ def record_line(record: dict[str, Any], secrets: list[str]) -> tuple[dict[str, A
     """The record as one JSON line, redacted. The line is searched for each secret in its
     JSON-escaped form first, which is exact (JSON escapes character by character), so the
     record is walked only when a secret is really in it: walking every record took a third
-    of the result writer's time at 64 samples in flight (benchmarks/p1_runner.py)."""
+    of the result writer's time at 64 samples in flight (benchmarks/p1_runner.py). A
+    credential a server echoed (a Bearer token, an sk- key) is masked even when unknown."""
     line = json.dumps(record, default=str)
-    if any(json.dumps(secret)[1:-1] in line for secret in secrets):
+    known = any(json.dumps(secret)[1:-1] in line for secret in secrets)
+    if known or has_credential_shape(line):
         record = redact(record, secrets)
         line = json.dumps(record, default=str)
     return record, line
