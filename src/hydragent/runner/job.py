@@ -210,9 +210,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     output_dir.mkdir(parents=True, exist_ok=True)
     secrets = secret_values(resolved) + environment_secrets()
     logging_setup.install(secrets)
-    # -- build: B1 replaces this block with `assembly = assemble(cfg, dry_run=False)` --
-    assembly = assemble(cfg, dry_run=False)
-    # -- end of build --
+    assembly = assemble(cfg, dry_run=False)  # the one build path (config/assemble.py)
     logging_setup.quiet_third_party(logging_setup.hydra_verbose())  # clients imported now
     model, cached, samples = assembly.model, assembly.cached, assembly.samples
     judge = assembly.judge
