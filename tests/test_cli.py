@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,10 @@ def test_an_unknown_command_is_one_line_naming_the_valid_ones(tmp_path: Path) ->
     result = hydragent("train", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
-    assert "'train'" in result.stderr and "run, validate, recipes, report, cache" in result.stderr
+    assert (
+        "'train'" in result.stderr
+        and "run, validate, recipes, report, view, cache" in result.stderr
+    )
 
 
 def test_recipes_lists_every_recipe_file_with_its_description(tmp_path: Path) -> None:
@@ -179,7 +183,21 @@ def test_validate_prints_the_resolved_config_and_leaves_no_folder_behind(tmp_pat
     assert "_target_: hydragent.models.scripted.ScriptedModel" in result.stdout
     assert "retry:\n  attempts: 4" in result.stdout, "interpolations are resolved"
     assert "config OK" in result.stdout and "model.temperature" in result.stdout
+    assert "backend scripted" in result.stdout and "6 samples" in result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_names_the_sandbox_that_model_written_code_will_run_in(tmp_path: Path) -> None:
+    from hydragent.sandbox import SandboxUnavailable, resolve
+
+    result = hydragent("validate", "model=scripted", "agent=code", cwd=tmp_path)
+    try:
+        expected = resolve({"kind": "auto"}).name
+    except SandboxUnavailable as unavailable:  # auto fails closed, naming what is missing
+        assert result.returncode == 2 and str(unavailable) in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    assert f"sandbox: {expected}" in result.stdout.splitlines()[-1]
 
 
 def test_a_config_error_is_one_line_and_exit_2_and_hydra_full_error_shows_the_traceback(
@@ -195,13 +213,28 @@ def test_a_config_error_is_one_line_and_exit_2_and_hydra_full_error_shows_the_tr
     assert full.returncode == 2 and "Traceback" in full.stderr
 
 
-def test_a_runtime_failure_exits_1_with_its_cause(tmp_path: Path, run_dir: Path) -> None:
+def test_a_missing_task_file_is_a_config_error_before_anything_is_written(
+    tmp_path: Path, run_dir: Path
+) -> None:
     result = hydragent(
         "run", "model=scripted", "task=file", f"task.path={tmp_path / 'missing.jsonl'}",
-        f"hydra.run.dir={run_dir}", cwd=tmp_path,
+        f"hydra.run.dir={run_dir / 'job'}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "missing.jsonl" in result.stderr
+    assert not (run_dir / "job").exists()
+
+
+def test_a_runtime_failure_exits_1_with_its_cause(tmp_path: Path, run_dir: Path) -> None:
+    with socket.socket() as closed:  # a port nothing listens on: the server is down
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = hydragent(
+        "run", "model=openai", f"model.api_base=http://127.0.0.1:{port}/v1", "retry=none",
+        "task.limit=1", f"hydra.run.dir={run_dir}", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1
-    assert "missing.jsonl" in result.stderr.splitlines()[-1]
+    assert "model.api_base" in result.stderr, "the fix names the key to check"
 
 
 def test_hydra_flags_work_on_run(tmp_path: Path) -> None:
