@@ -28,13 +28,16 @@ PAGE = "view.html"
 FILES = "view_files"
 EMBED_LIMIT = 8_000_000  # bytes of transcripts kept inside view.html
 ALL_PAIRS_UP_TO = 40  # jobs; above it, each job is compared with job 0 only
-TEXT_LIMIT = 4000  # characters of an input or answer kept in the index (the detail has all)
+# Characters kept in the index, which search reads (the sample page shows everything): inputs
+# are stored once per sample, answers once per job, so answers get the smaller share.
+INPUT_LIMIT = 4000
+ANSWER_LIMIT = 2000
 
 # Record fields the index carries; everything else goes to the per-job transcript data.
 INDEXED = {"id", "index", "input", "target", "answer", "scores", "status", "cause"}
 
 
-def _clip(value: Any, limit: int = TEXT_LIMIT) -> str | None:
+def _clip(value: Any, limit: int) -> str | None:
     if value is None:
         return None
     text = value if isinstance(value, str) else json.dumps(value, default=str)
@@ -57,7 +60,7 @@ def _sample_table(jobs: list[Job]) -> tuple[dict[str, Any], dict[str, int]]:
             position[r["id"]] = len(table["id"])
             table["id"].append(r["id"])
             table["index"].append(r["index"])
-            table["input"].append(_clip(r.get("input")))
+            table["input"].append(_clip(r.get("input"), INPUT_LIMIT))
             table["target"].append(_clip(r.get("target"), 1000))
             table["group"].append(_clip(r.get("group"), 200))
     return table, position
@@ -69,7 +72,7 @@ def _row(record: dict[str, Any], position: dict[str, int]) -> dict[str, Any]:
         "s": position[record["id"]],
         "ok": record["status"] == "ok",
         "sc": record["scores"],
-        "a": _clip(record.get("answer")),
+        "a": _clip(record.get("answer"), ANSWER_LIMIT),
         "tk": usage.get("total_tokens"),
         "l": record.get("latency_s"),
         "$": record.get("cost_usd"),
