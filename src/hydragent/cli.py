@@ -37,6 +37,9 @@ examples:
   hydragent run model=openai model.model_id=gpt-4o-mini model.temperature=0
   hydragent run -m model=scripted grammar=none,json_object
   hydragent validate model=bedrock roles=none
+
+model-written code (agent=code, tools=python, scorer=code_exec) runs under sandbox=auto:
+bubblewrap namespaces, seccomp and landlock. sandbox=process is UNSAFE (no kernel isolation).
 """
 
 COMMANDS = ("run", "validate", "recipes", "report", "view", "cache")
