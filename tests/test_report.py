@@ -226,3 +226,16 @@ def test_the_readme_pandas_example_runs_on_a_report(
     printed = capsys.readouterr().out
     assert "gpt-4o-mini" in printed and "claude-3-5-haiku-20241022" in printed
     assert "cost_usd" in printed and "mean" in printed
+
+
+def test_a_folder_of_sweeps_lists_every_job_with_its_folder(tmp_path: Path) -> None:
+    write_sweep(tmp_path / "monday", jobs=2, samples=6)
+    write_sweep(tmp_path / "tuesday", jobs=2, samples=6, seed=1)
+    lines = write_report(tmp_path).text.splitlines()
+    assert lines[1].split()[:2] == ["job", "folder"]
+    assert [line.split()[1] for line in lines[3:7]] == [
+        "monday/0",
+        "monday/1",
+        "tuesday/0",
+        "tuesday/1",
+    ]

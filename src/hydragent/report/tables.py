@@ -195,8 +195,10 @@ def metric_cell(stat: dict[str, Any]) -> str:
 def job_table(jobs: list[Job], stats: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     varying, _ = varying_and_constant(jobs)
     metrics = sorted({m for s in stats for m in s["metrics"]})
+    nested = any(not job.name.isdigit() for job in jobs) and len(jobs) > 1
     header = [
         "job",
+        *(["folder"] if nested else []),
         *varying,
         *(f"{m} (95% CI)" for m in metrics),
         "n",
@@ -213,6 +215,7 @@ def job_table(jobs: list[Job], stats: list[dict[str, Any]]) -> tuple[list[str], 
         rows.append(
             [
                 str(job.number),
+                *([job.name] if nested else []),
                 *(_short(setting(job, k)) for k in varying),
                 *(metric_cell(stat["metrics"].get(m, {})) for m in metrics),
                 str(counts["total"]),

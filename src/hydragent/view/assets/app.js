@@ -176,6 +176,8 @@ function jobColumns(pool) {
   if (!pool) cols.push({ key: "sel", label: "", value: () => 0, nosort: true });
   cols.push(pool ? { key: "members", label: "jobs", value: (r) => r.members.length, num: true }
     : { key: "n", label: "#", value: (r) => r.n, num: true });
+  // A folder of sweeps: which sweep each job came from.
+  if (!pool && JOBS.length > 1 && JOBS.some((j) => !/^\d+$/.test(j.name))) cols.push({ key: "name", label: "folder", value: (r) => r.name, setting: true });
   for (const k of D.varying) if (k !== pool) cols.push({ key: "set:" + k, label: k, value: (r) => r.settings[k], setting: true });
   for (const m of METRICS) cols.push({ key: "m:" + m, label: `${m} (95% CI)`, value: (r) => r.stats.metrics[m]?.mean, metric: m, num: true });
   cols.push(
