@@ -29,6 +29,8 @@ import yaml
 from tests.servers import LoopbackServer, bedrock_app, openai_app
 from tests.servers.base import Recorded, Reply
 
+from hydragent.generation import GenerationConfig
+
 pytestmark = pytest.mark.timeout(300)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -339,6 +341,17 @@ CHECKS: dict[str, tuple[Callable[..., None], bool]] = {
     "hydragent run recipe=quickstart": (check_quickstart_recipe, True),
     "hydragent run recipe=tool_use model=scripted": (check_tool_calling, False),
 }
+
+
+def test_the_documented_generation_node_is_the_real_one() -> None:
+    """The README's generation table, conf/generation/default.yaml and GenerationConfig name
+    the same keys, and agree on the default max_tokens."""
+    section = README.read_text().split("## Generation settings", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`(\w+)`", "".join(re.findall(r"^\| (.+?) \|", section, re.M))))
+    node = yaml.safe_load((REPO / "conf/generation/default.yaml").read_text())
+    assert documented == set(node) == set(GenerationConfig.model_fields)
+    assert node["max_tokens"] == GenerationConfig().max_tokens == 1024
+    assert node["seed"] == "${seed}"
 
 
 def test_every_readme_command_has_a_check() -> None:
