@@ -7,6 +7,7 @@ litellm never reaches the network.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from typing import Any, ClassVar
@@ -121,12 +122,14 @@ class LiteLLMModel(ChatCompletionsModel):
 
     def apply_seed(self, seed: int) -> None:
         """Only when every model that may answer takes `seed`: litellm rejects it for the
-        other providers (e.g. `anthropic/`)."""
-        if all(takes_seed(model) for model in self.answering_models()):
-            super().apply_seed(seed)
+        other providers (e.g. `anthropic/`). Without litellm installed (a dry build),
+        nothing: `environment_problems()` names the missing extra."""
+        with contextlib.suppress(ImportError):
+            if all(takes_seed(model) for model in self.answering_models()):
+                super().apply_seed(seed)
 
-    def send(self, request: dict[str, Any]) -> Any:
-        return self.client.completion(**request)
+    def send(self, body: dict[str, Any]) -> Any:
+        return self.client.completion(**body)
 
     def connection_kwargs(self) -> dict[str, Any]:
         """Endpoint and retry settings for one `litellm.completion` call."""
