@@ -461,3 +461,19 @@ def test_a_non_editable_wheel_carries_conf_and_recipes_and_works_from_any_folder
         outputs[command] = result.stdout
     assert all(f"recipe={recipe}" in outputs["recipes"] for recipe in RECIPES)
     assert "hydragent.models.scripted.ScriptedModel" in outputs["run --cfg job model=scripted"]
+
+
+def test_every_code_running_part_gets_the_one_resolved_sandbox() -> None:
+    overrides = ["model=scripted", "agent=code", "tools=python", "task=humaneval", "task.limit=1"]
+    try:
+        assembly = assemble(compose([*overrides, "scorer=code_exec"]), dry_run=True)
+    except ConfigError as error:
+        if any("sandbox" in p for p in error.problems):
+            pytest.skip(f"no isolation here: {error}")
+        raise
+    assert type(assembly.sandbox).__name__ == "SandboxSpec"
+    assert assembly.agent.sandbox is assembly.sandbox
+    (python,) = assembly.tools
+    assert python.sandbox is assembly.sandbox
+    (scorer,) = assembly.scorers
+    assert scorer.sandbox is assembly.sandbox

@@ -336,9 +336,7 @@ class _Assembler:
     def build_task(self) -> tuple[Any, list[Any]]:
         if "task" in self.broken or self.plain.get("task") is None:
             return None, []
-        from hydra.utils import instantiate
-
-        task = self.attempt("task", "task", lambda: instantiate(self.cfg.task, _convert_="all"))
+        task = self.attempt("task", "task", lambda: instantiate_with(self.cfg.task))
         if task is None:
             return None, []
         samples = self.attempt("task", "task", task.samples)
@@ -356,8 +354,6 @@ class _Assembler:
         would lack."""
         if {group, "generation"} & self.broken or self.plain.get(group) is None:
             return None
-        from hydra.utils import instantiate
-
         from hydragent.models.base import dry_build
 
         target = self.located[group]
@@ -368,8 +364,8 @@ class _Assembler:
         def build() -> Any:
             if self.dry_run:
                 with dry_build():
-                    return instantiate(self.cfg[group], **extra, _convert_="all")
-            return instantiate(self.cfg[group], **extra, _convert_="all")
+                    return instantiate_with(self.cfg[group], **extra)
+            return instantiate_with(self.cfg[group], **extra)
 
         model = self.attempt(group, group, build)
         if model is None:
@@ -473,8 +469,6 @@ class _Assembler:
     def build_scorers(self, judge: Any, sandbox: Any) -> dict[str, Any]:
         if "scorer" in self.broken:
             return {}
-        from hydra.utils import instantiate
-
         built = {}
         for name in self.scorer_nodes():
             path = f"scorer.{name}" if "_target_" not in self.plain["scorer"] else "scorer"
@@ -488,7 +482,7 @@ class _Assembler:
             scorer = self.attempt(
                 "scorer",
                 f"scorer.{name}",
-                lambda n=node, e=extra: instantiate(n, **e, _convert_="all"),
+                lambda n=node, e=extra: instantiate_with(n, **e),
             )
             if scorer is not None:
                 built[name] = scorer
@@ -497,17 +491,13 @@ class _Assembler:
     def build_agent(self, tools: list[Any], sandbox: Any) -> Any:
         if "agent" in self.broken or "tools" in self.broken or self.plain.get("agent") is None:
             return None
-        from hydra.utils import instantiate
-
         target = self.located.get("agent")
         extra: dict[str, Any] = {}
         if _takes(target, "tools"):
             extra["tools"] = tools
         if sandbox is not None and _takes(target, "sandbox"):
             extra["sandbox"] = sandbox
-        return self.attempt(
-            "agent", "agent", lambda: instantiate(self.cfg.agent, **extra, _convert_="all")
-        )
+        return self.attempt("agent", "agent", lambda: instantiate_with(self.cfg.agent, **extra))
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -551,6 +541,14 @@ class _Assembler:
             if path.split(":")[1] == model_cls.__name__:
                 return name
         return model_cls.__name__
+
+
+def instantiate_with(node: Any, **ready: Any) -> Any:
+    """Instantiate a `_target_` node, handing it built objects (tools, a judge, a sandbox
+    spec) as they are: through Hydra's kwargs a dataclass would become a dict."""
+    from hydra.utils import instantiate
+
+    return instantiate(node, _partial_=True, _convert_="all")(**ready)
 
 
 def _hydra_node(cfg: Any) -> Any:
