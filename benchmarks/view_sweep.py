@@ -162,6 +162,19 @@ def write_sweep(
             "task": "arithmetic",
             "backend": "LiteLLMModel",
             "wall_time_s": round(rng.uniform(20, 90), 2),
+            "errors": [
+                {
+                    "cause": cause,
+                    "count": sum(r["error"] == cause for r in errors),
+                    "example_id": next(r["id"] for r in errors if r["error"] == cause),
+                    "fix": fix,
+                }
+                for cause, fix in (
+                    ("RateLimitError: 429 Too Many Requests", "lower runner.max_concurrency"),
+                    ("timed out after 30 s", "raise runner.sample_timeout_s"),
+                )
+                if any(r["error"] == cause for r in errors)
+            ],
         }
         (folder / "summary.json").write_text(json.dumps(summary, indent=1))
         folders.append(folder)

@@ -114,6 +114,10 @@ def view_data(jobs: list[Job], root: Path) -> tuple[dict[str, Any], list[str]]:
                 "info": job.info,
                 "stats": job_stats(job),
                 "unreadable": job.unreadable,
+                # The runner's causes with their fixes ([{cause, count, example_id, fix}]).
+                "causes": job.summary.get("errors")
+                if isinstance(job.summary.get("errors"), list)
+                else [],
             }
             for job in jobs
         ],

@@ -293,6 +293,10 @@ function jobHeader(job) {
       h("span", { class: "chip", text: `latency ${fmt(s.latency_s, 2)} s/sample` }),
       job.info.model_id ? h("span", { class: "chip", text: `model ${job.info.model_id}` }) : null,
       job.unreadable ? h("span", { class: "chip errors", text: `${job.unreadable} unreadable lines in samples.jsonl` }) : null),
+    (job.causes || []).length ? h("ul", { class: "causes", id: "causes" }, job.causes.map((c) => h("li", {},
+      h("span", { class: "errors", text: `${c.count}× ` }), c.cause || "",
+      c.example_id !== undefined && c.example_id !== null ? h("a", { href: sampleHash(job.n, String(c.example_id)), text: ` (e.g. ${c.example_id})` }) : null,
+      c.fix ? h("div", { class: "note", text: `fix: ${c.fix}` }) : null))) : null,
   ];
 }
 function renderJob(n) {
@@ -329,7 +333,7 @@ function renderJob(n) {
       " ", h("select", { id: "score-filter", onchange: set("score") },
         [["", "any score"], ["1", "= 1 (right)"], ["0", "= 0 (wrong)"], ["mid", "between 0 and 1"]].map(([v, t]) => h("option", { value: v, text: t, selected: (st.score || "") === v })))) : null,
     count);
-  app.replaceChildren(...jobHeader(job), toolbar, listHolder);
+  app.replaceChildren(...jobHeader(job).filter(Boolean), toolbar, listHolder);
   draw();
 }
 
@@ -401,10 +405,11 @@ function renderSample(n, id) {
     const messages = d.messages || [];
     detail.replaceChildren(...[
       h("div", { class: "facts" }, facts.map(([k, v]) => h("div", {}, h("b", { text: k }), String(v)))),
-      !row.ok ? h("div", { class: "error-box", id: "sample-error" }, h("b", { text: `${d.error_type || row.c || "error"}: ` }), text(d.error)) : null,
+      !row.ok ? h("div", { class: "error-box", id: "sample-error" },
+        text(d.error).startsWith(d.error_type || row.c || "\u0000") ? null : h("b", { text: `${d.error_type || row.c || "error"}: ` }), text(d.error)) : null,
       h("h3", { text: "Input" }), h("pre", { id: "sample-input", text: text(S.input[pos]) }),
       h("h3", { text: "Target" }), h("pre", { text: text(S.target[pos]) }),
-      h("h3", { text: "Answer" }), h("pre", { id: "sample-answer", text: text(d.answer) }),
+      h("h3", { text: "Answer" }), h("pre", { id: "sample-answer", class: d.answer === null || d.answer === undefined ? "note" : "", text: d.answer === null || d.answer === undefined ? (row.ok ? "(no answer)" : "(no answer: the sample errored)") : text(d.answer) }),
       h("h3", { text: "This sample in every job" }), acrossJobs(pos, n),
       h("h3", { text: `Transcript (${messages.length} messages)` }),
       h("div", { id: "transcript" }, messages.length ? messages.map(renderMessage) : h("p", { class: "note", text: "no transcript recorded" })),
