@@ -456,6 +456,40 @@ def test_a_child_flooding_its_pipe_cannot_stall_the_runner(kind: str) -> None:
         assert session.run("1 + 1").value == "2"
 
 
+@pytest.mark.parametrize(
+    "forgery",
+    [
+        "[" * 100_000 + "]" * 100_000,  # nesting deep enough to exhaust the parent's recursion
+        '{"type": "result", "error": null, "stdout": 7}',  # fields of the wrong type
+        '{"type": "tool_call", "name": ["echo"]}',
+    ],
+    ids=["deep-nesting", "wrong-types", "bad-tool-call"],
+)
+def test_forged_protocol_messages_end_the_child_not_the_runner(forgery: str) -> None:
+    code = (
+        "import os, struct, sys\n"
+        f"data = {forgery!r}.encode()\n"
+        "os.write(int(sys.argv[2]), struct.pack('>I', len(data)) + data)\n"
+        "import time; time.sleep(30)"
+    )
+    with PythonSession(sandbox=kernel_spec("bwrap"), timeout_s=10) as session:
+        started = time.monotonic()
+        result = session.run(code)
+        assert not result.ok and "protocol" in (result.error or "")
+        assert time.monotonic() - started < 5
+        assert session.run("1 + 1").value == "2"
+
+
+def test_endless_slow_tool_calls_still_end_at_a_ceiling() -> None:
+    """Time in the parent's tools does not count against a step, but only up to a ceiling."""
+    with PythonSession(
+        sandbox=kernel_spec("bwrap"), timeout_s=0.5, tools={"slow": lambda: time.sleep(0.2)}
+    ) as session:
+        started = time.monotonic()
+        result = session.run("while True:\n    slow()")
+    assert result.timed_out and time.monotonic() - started < 0.5 * 5 + 1
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

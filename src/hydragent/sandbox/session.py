@@ -27,13 +27,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 if TYPE_CHECKING:
     from hydragent.sandbox.isolation import SandboxSpec
 
 STARTUP_TIMEOUT_S = 30.0
 KILL_WAIT_S = 1.0
+# Time spent in the parent's tools does not count against a step, up to this many times the
+# step's own timeout: a child calling slow tools in a loop still ends.
+TOOL_TIME_CEILING = 5
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -66,6 +71,29 @@ class SandboxResult:
 
     def dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class _StepReply(BaseModel):
+    """What the child may send back: anything else is a protocol break and ends the child."""
+
+    model_config = ConfigDict(strict=True)
+
+    type: Literal["result"]
+    error: str | None
+    stdout: str
+    value: str | None
+    final_answer: Any
+    is_final_answer: bool
+    output_truncated: bool
+
+
+class _ToolCall(BaseModel):
+    model_config = ConfigDict(strict=True)
+
+    type: Literal["tool_call"]
+    name: str
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
 
 
 class SandboxError(RuntimeError):
@@ -233,41 +261,50 @@ class PythonSession:
         self._arm_cpu_limit()
         if not self._send({"code": code}, deadline):
             return self._timed_out(started) if time.monotonic() >= deadline else self._died(started)
+        ceiling = started + TOOL_TIME_CEILING * self.timeout_s
         while True:
             message = self._receive(deadline)
             if message is None:
                 if time.monotonic() >= deadline:
                     return self._timed_out(started)
                 return self._died(started)
+            try:
+                if message.get("type") == "tool_call":
+                    call = _ToolCall.model_validate(message)
+                else:
+                    reply = _StepReply.model_validate(message)
+            except ValidationError:
+                self._kill()  # a forged or broken message: this child is done
+                return self._died(started)
             if message.get("type") == "tool_call":
                 tool_started = time.monotonic()
-                reply = self._call_tool(message)
-                deadline += time.monotonic() - tool_started  # tools run here, not in the child
-                if not self._send(reply, deadline):  # a child that never reads its replies
+                answer = self._call_tool(call)
+                # tools run here, not in the child: their time is not the step's
+                deadline = min(deadline + time.monotonic() - tool_started, ceiling)
+                if not self._send(answer, deadline):  # a child that never reads its replies
                     if time.monotonic() >= deadline:
                         return self._timed_out(started)
                     return self._died(started)
                 continue
-            result = SandboxResult(
-                ok=message["error"] is None,
-                stdout=message["stdout"],
-                error=message["error"],
-                value=message["value"],
-                final_answer=message["final_answer"],
-                is_final_answer=message["is_final_answer"],
-                output_truncated=message["output_truncated"],
+            return SandboxResult(
+                ok=reply.error is None,
+                stdout=reply.stdout,
+                error=reply.error,
+                value=reply.value,
+                final_answer=reply.final_answer,
+                is_final_answer=reply.is_final_answer,
+                output_truncated=reply.output_truncated,
                 duration_s=time.monotonic() - started,
             )
-            return result
 
-    def _call_tool(self, message: dict[str, Any]) -> dict[str, Any]:
-        tool = self.tools.get(message["name"])
+    def _call_tool(self, call: _ToolCall) -> dict[str, Any]:
+        tool = self.tools.get(call.name)
         if tool is None:
-            return {"error": f"unknown tool {message['name']!r}"}
+            return {"error": f"unknown tool {call.name!r}"}
         try:
-            result = tool(*message.get("args", []), **message.get("kwargs", {}))
+            result = tool(*call.args, **call.kwargs)
         except Exception as error:  # a tool error is an observation, not a crash
-            return {"error": f"tool {message['name']!r} failed: {type(error).__name__}: {error}"}
+            return {"error": f"tool {call.name!r} failed: {type(error).__name__}: {error}"}
         try:
             json.dumps(result)
         except (TypeError, ValueError):
@@ -375,7 +412,7 @@ class PythonSession:
         body = self._read_exactly(size, deadline)
         try:
             message = None if body is None else json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a deeply nested forgery
             message = None
         if not isinstance(message, dict):
             self._kill()
