@@ -120,6 +120,7 @@ def test_filtering_a_job_by_error_shows_failures_apart_from_wrong_answers(
     assert errored and rate_limited
 
     viewer.click('#jobs-table tr[data-job="1"]')
+    assert "fix: lower runner.max_concurrency" in page.locator("#causes").inner_text()
     page.select_option("#status-filter", "error")
     assert page.locator("#sample-count").inner_text() == f"{len(errored)} of 30 samples"
     assert page.locator(".vbody .vrow.is-error").count() == len(errored)
