@@ -1,18 +1,35 @@
 """Model-written code runs in a locked-down child process (under `sandbox=auto`: bubblewrap):
 every escape attempt is blocked and turned into a clear error the model can read, and the
-runner carries on. tests/test_sandbox_isolation.py tries the kernel boundary itself."""
+runner carries on. tests/test_sandbox_isolation.py tries the kernel boundary itself.
+
+On a machine without kernel isolation these run under `sandbox=process`: the messages come
+from the in-process guard, which every option keeps as policy."""
 
 from __future__ import annotations
 
 import os
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from hydragent.sandbox import PythonSession, SandboxResult, resolve, run_python
+from hydragent import sandbox
+from hydragent.sandbox import SandboxResult, SandboxSpec, SandboxUnavailable, resolve
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the sandbox needs POSIX rlimits")
+
+
+def _strongest() -> SandboxSpec:
+    try:
+        return resolve({"kind": "auto"})
+    except SandboxUnavailable:
+        return resolve({"kind": "process"})
+
+
+SPEC = _strongest()
+run_python = partial(sandbox.run_python, sandbox=SPEC)
+PythonSession = partial(sandbox.PythonSession, sandbox=SPEC)
 
 
 def assert_blocked(result: SandboxResult, *words: str) -> None:
