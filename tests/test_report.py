@@ -239,3 +239,12 @@ def test_a_folder_of_sweeps_lists_every_job_with_its_folder(tmp_path: Path) -> N
         "tuesday/0",
         "tuesday/1",
     ]
+
+
+def test_samples_with_groups_get_cluster_robust_comparisons(tmp_path: Path) -> None:
+    """Records carrying `group` (several questions per document) are clustered by it."""
+    write_sweep(tmp_path, jobs=3, samples=60, groups=6)
+    write_report(tmp_path)
+    saved = json.loads((tmp_path / "comparisons.json").read_text())["comparisons"]
+    assert {c["method"] for c in saved} == {"cluster-robust (6 groups)"}
+    assert all(c["clusters"] == 6 for c in saved)
