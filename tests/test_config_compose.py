@@ -477,3 +477,30 @@ def test_every_code_running_part_gets_the_one_resolved_sandbox() -> None:
     assert python.sandbox is assembly.sandbox
     (scorer,) = assembly.scorers
     assert scorer.sandbox is assembly.sandbox
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://127.0.0.1:8000/v1", True), ("http://localhost:8080", True),
+        ("http://[::1]:8000/v1", True), ("http://10.0.0.7/v1", True),
+        ("http://192.168.1.5:8000/v1", True), ("http://gpu-box.local:8000", True),
+        ("https://api.openai.com/v1", False), ("https://8.8.8.8/v1", False),
+        ("https://my-server.example.com/v1", False),
+    ],
+)  # fmt: skip
+def test_which_endpoints_count_as_local_servers_that_need_no_key(url: str, local: bool) -> None:
+    from hydragent.config.endpoints import is_local_endpoint
+
+    assert is_local_endpoint(url) is local
+
+
+def test_a_remote_endpoint_without_a_key_names_the_variable_to_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    (problem,) = problems(["model=inference_client", "model.base_url=https://tgi.example.com"])
+    assert problem.startswith("model.token: https://tgi.example.com is not a local server")
+    assert "set HF_TOKEN or model.token" in problem
+    private = ["model=inference_client", "model.base_url=http://10.1.2.3:8080"]
+    assert assemble(compose(private), dry_run=True).backend == "inference_client"

@@ -173,6 +173,9 @@ class _Assembler:
         return kept
 
     def check_targets(self) -> None:
+        from omegaconf import OmegaConf
+
+        from hydragent.config.endpoints import credential_problem
         from hydragent.config.rules import (
             fits,
             helper_problems,
@@ -181,6 +184,7 @@ class _Assembler:
             router_problems,
             tools_problems,
         )
+        from hydragent.models.base import ApiModel
 
         plain = self.plain
         for group in ("model", "judge"):
@@ -189,6 +193,9 @@ class _Assembler:
                 continue
             node = plain[group]
             self.add(group, role_problems(group, node))
+            if isinstance(target, type) and issubclass(target, ApiModel):
+                raw = OmegaConf.to_container(self.cfg[group], resolve=False)
+                self.add(group, [p for p in [credential_problem(group, node, raw)] if p])
             from hydragent.models.litellm_router import LiteLLMRouterModel
 
             if isinstance(target, type) and issubclass(target, LiteLLMRouterModel):
@@ -374,6 +381,7 @@ class _Assembler:
         if seed is not None and hasattr(model, "apply_seed"):
             model.apply_seed(int(seed))
         if self.dry_run and hasattr(model, "environment_problems"):
+            said = {p.split(":", 1)[0] for p in self.problems}  # e.g. the endpoint's key rule
             self.add(
                 group,
                 [
@@ -381,6 +389,7 @@ class _Assembler:
                     if key and key != "_target_"
                     else f"{group}: {message}"
                     for key, message in model.environment_problems()
+                    if f"{group}.{key}" not in said
                 ],
             )
         if group == "judge":  # metered: each sample's judge tokens are counted apart

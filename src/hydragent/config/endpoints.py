@@ -1,0 +1,50 @@
+"""Whether a remote backend needs a credential: a local server needs none, any other does.
+
+An endpoint counts as local when its host is `localhost` (or ends in `.localhost` or
+`.local`), or an IP address that is loopback (127.0.0.0/8, ::1), private (10/8, 172.16/12,
+192.168/16, fc00::/7) or link-local. Host names are never resolved: a name in public DNS that
+points at a private address still needs a key (set `api_key: EMPTY` for a keyless one).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from hydragent.secrets import is_secret_key
+
+ENDPOINT_KEYS = ("api_base", "base_url", "azure_endpoint")
+_ENV = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def is_local_endpoint(url: str) -> bool:
+    host = (urlsplit(url if "//" in url else f"//{url}").hostname or "").lower()
+    if host == "localhost" or host.endswith((".localhost", ".local")):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+def credential_problem(path: str, node: Mapping[str, Any], raw: Mapping[str, Any]) -> str | None:
+    """`model.api_key: ... needs a key` when the node points at a non-local endpoint and none
+    of its secret keys (api_key, token: usually `${oc.env:NAME,null}`) holds a value.
+    `raw` is the node before interpolation, to name the variable to set."""
+    endpoint = next((str(node[k]) for k in ENDPOINT_KEYS if node.get(k)), None)
+    secrets = [k for k in node if is_secret_key(k)]
+    if endpoint is None or not secrets or is_local_endpoint(endpoint):
+        return None
+    if any(node.get(key) not in (None, "") for key in secrets):
+        return None
+    key = secrets[0]
+    named = _ENV.match(str(raw.get(key) or ""))
+    where = f"{named[1]} or {path}.{key}" if named else f"{path}.{key}"
+    return (
+        f"{path}.{key}: {endpoint} is not a local server, so it needs a key: set {where} "
+        "(a loopback, localhost or private-network server needs none)"
+    )
