@@ -248,3 +248,16 @@ def test_samples_with_groups_get_cluster_robust_comparisons(tmp_path: Path) -> N
     saved = json.loads((tmp_path / "comparisons.json").read_text())["comparisons"]
     assert {c["method"] for c in saved} == {"cluster-robust (6 groups)"}
     assert all(c["clusters"] == 6 for c in saved)
+
+
+def test_the_grouping_field_can_be_named(tmp_path: Path) -> None:
+    write_sweep(tmp_path, jobs=2, samples=40)
+    for job in ("0", "1"):
+        path = tmp_path / job / "samples.jsonl"
+        records = [json.loads(line) for line in path.open()]
+        for r in records:
+            r["metadata"] = {"document": f"doc-{r['index'] % 4}"}
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    result = run_cli("report", str(tmp_path), "--group-by", "metadata.document", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "cluster-robust (4 groups)" in (tmp_path / "comparisons.json").read_text()

@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 EXACT_BELOW = 25  # discordant pairs under which McNemar uses the exact binomial test
 
@@ -82,11 +83,14 @@ def _json_number(value: Any) -> Any:
 
 
 def is_binary(values: np.ndarray) -> bool:
+    import numpy as np
+
     return bool(np.isin(values, (0.0, 1.0)).all())
 
 
 def mcnemar_test(a: Sequence[float], b: Sequence[float]) -> McNemar:
     """McNemar's test of two paired 0/1 score vectors (statsmodels)."""
+    import numpy as np
     from statsmodels.stats.contingency_tables import mcnemar
 
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -112,6 +116,8 @@ def paired_difference(
 ) -> PairedDifference:
     """The paired difference b - a with a `confidence` CI; cluster-robust when `groups` holds
     at least two distinct groups."""
+    import numpy as np
+
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if x.shape != y.shape or x.ndim != 1:
         raise ValueError(f"paired scores need equal lengths, got {x.shape} and {y.shape}")
@@ -177,9 +183,13 @@ def paired_difference(
 
 
 def group_of(record: Mapping[str, Any], key: str = "group") -> Any:
-    """A sample's group label: the record's `key` field, or its metadata's; None if absent."""
-    if record.get(key) is not None:
-        return record[key]
+    """A sample's group label: the record's `key` field (a dotted path such as
+    `metadata.document` reaches into nested fields), else its metadata's; None if absent."""
+    value: Any = record
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if value is not None:
+        return value
     metadata = record.get("metadata")
     return metadata.get(key) if isinstance(metadata, Mapping) else None
 

@@ -95,10 +95,11 @@ def _page(
     return "".join(parts)
 
 
-def write_report(path: Path | str, baseline: int = 0) -> Report:
-    """Write the report files into `path` and return what to print."""
+def write_report(path: Path | str, baseline: int = 0, group_by: str = "group") -> Report:
+    """Write the report files into `path` and return what to print. Samples are clustered
+    in the paired comparisons by the record field `group_by`, when records have it."""
     folder = Path(path)
-    jobs: list[Job] = load_jobs(folder)
+    jobs: list[Job] = load_jobs(folder, group_by)
     if not 0 <= baseline < len(jobs):
         raise ValueError(f"--baseline {baseline}: the folder has jobs 0 to {len(jobs) - 1}")
     stats = [job_stats(job) for job in jobs]

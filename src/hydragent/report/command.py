@@ -42,12 +42,17 @@ def report_command(args: list[str]) -> int:
     parser = _Parser(prog="report", add_help=False)
     parser.add_argument("folder", help="a run or sweep folder, or a folder of them")
     parser.add_argument("--baseline", type=int, default=0, help="the job others are paired with")
+    parser.add_argument(
+        "--group-by",
+        default="group",
+        help="record field grouping samples for cluster-robust CIs (dotted: metadata.doc)",
+    )
     options = parser.parse_args(args)
     folder = _folder(options.folder)
     from hydragent.report import write_report
 
     try:
-        print(write_report(folder, baseline=options.baseline))
+        print(write_report(folder, baseline=options.baseline, group_by=options.group_by))
     except (FileNotFoundError, ValueError) as error:
         sys.stderr.write(f"hydragent: report: {error}\n")
         return 1
@@ -60,12 +65,17 @@ def view_command(args: list[str]) -> int:
     parser.add_argument("folder", help="a run or sweep folder, or a folder of them")
     parser.add_argument("--serve", action="store_true", help="also serve it on 127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="port for --serve (0: a free one)")
+    parser.add_argument(
+        "--group-by",
+        default="group",
+        help="record field grouping samples for cluster-robust CIs (dotted: metadata.doc)",
+    )
     options = parser.parse_args(args)
     folder = _folder(options.folder)
     from hydragent.view import build_view, make_server
 
     try:
-        page = build_view(folder)
+        page = build_view(folder, group_by=options.group_by)
     except (FileNotFoundError, ValueError) as error:
         sys.stderr.write(f"hydragent: view: {error}\n")
         return 1

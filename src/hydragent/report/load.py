@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from hydragent.stats import group_of
+
 # The runner's file names (runner/records.py). Not imported from there: reading results
 # must not pull in the runner (Hydra, the models) nor depend on its internals.
 SAMPLES_FILE = "samples.jsonl"
@@ -113,9 +115,11 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def normalise(record: dict[str, Any], position: int) -> dict[str, Any]:
-    """A record with every field the report and viewer read, from any writer version."""
+def normalise(record: dict[str, Any], position: int, group_by: str = "group") -> dict[str, Any]:
+    """A record with every field the report and viewer read, from any writer version;
+    `group` holds the field named by `group_by` (the samples' clusters for paired stats)."""
     out = dict(record)
+    out["group"] = group_of(record, group_by)
     out["id"] = str(record["id"])
     if not isinstance(out.get("index"), int):
         out["index"] = position
@@ -164,14 +168,14 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
     return records, unreadable
 
 
-def load_job(root: Path, folder: Path, number: int) -> Job:
+def load_job(root: Path, folder: Path, number: int, group_by: str = "group") -> Job:
     summary_path = folder / SUMMARY_FILE
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     raw, unreadable = read_records(folder / SAMPLES_FILE)
     # A resumed job may hold an id twice (kept line, then rerun): the last line wins.
     latest: dict[str, dict[str, Any]] = {}
     for position, record in enumerate(raw):
-        latest[str(record["id"])] = normalise(record, position)
+        latest[str(record["id"])] = normalise(record, position, group_by)
     records = sorted(latest.values(), key=lambda r: r["index"])
     _price_missing(records)
     overrides_list = summary.get("overrides")
@@ -203,10 +207,12 @@ def load_job(root: Path, folder: Path, number: int) -> Job:
     )
 
 
-def load_jobs(root: Path) -> list[Job]:
-    """Every job under `root` (a run, a sweep, or a folder of them), in sweep order."""
+def load_jobs(root: Path, group_by: str = "group") -> list[Job]:
+    """Every job under `root` (a run, a sweep, or a folder of them), in sweep order.
+    `group_by` names the record field that groups samples (dotted: `metadata.document`)."""
     root = Path(root)
-    return [load_job(root, folder, n) for n, folder in enumerate(find_job_folders(root))]
+    folders = find_job_folders(root)
+    return [load_job(root, folder, n, group_by) for n, folder in enumerate(folders)]
 
 
 def varying_and_constant(jobs: list[Job]) -> tuple[list[str], dict[str, str]]:

@@ -10,7 +10,7 @@ from statistics import NormalDist
 from typing import Any
 
 from hydragent.report.load import INFO_FIELDS, Job, error_causes, setting, varying_and_constant
-from hydragent.stats import group_of, paired_difference
+from hydragent.stats import paired_difference
 
 CONFIDENCE = 0.95
 TOKEN_KEYS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tokens", "cached_tokens")
@@ -75,7 +75,7 @@ def _score_table(jobs: list[Job], metrics: list[str]) -> tuple[Any, Any, dict[st
         for r in job.records:
             i = order[r["id"]]
             present[j, i] = True
-            groups[i] = groups[i] if groups[i] is not None else group_of(r)
+            groups[i] = groups[i] if groups[i] is not None else r.get("group")
             for m, value in r["scores"].items():
                 scores[m][j, i] = value
     return present, np.asarray(groups, dtype=object), scores

@@ -134,10 +134,10 @@ def _asset(name: str) -> str:
     return resources.files("hydragent.view").joinpath("assets", name).read_text()
 
 
-def build_view(root: Path | str, embed_limit: int = EMBED_LIMIT) -> Path:
+def build_view(root: Path | str, embed_limit: int = EMBED_LIMIT, group_by: str = "group") -> Path:
     """Write view.html (and view_files/ when the transcripts are large) into `root`."""
     root = Path(root)
-    jobs = load_jobs(root)
+    jobs = load_jobs(root, group_by)
     index, transcripts = view_data(jobs, root)
     embed = sum(len(t) for t in transcripts) <= embed_limit
     files = root / FILES
