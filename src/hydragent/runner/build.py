@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from hydragent.messages import ChatMessage
-from hydragent.models.base import Model
+from hydragent.models.base import Model, ModelRequest
 from hydragent.runner.wrappers import ModelWrapper
 
 
@@ -18,6 +17,8 @@ class CappedModel(ModelWrapper):
         super().__init__(inner)
         self._slots = threading.BoundedSemaphore(limit)
 
-    def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> ChatMessage:
+    def request(self, req: ModelRequest) -> ChatMessage:
+        """Wrappers act on the normalised request (the cache around this one calls `request`,
+        never `generate`), so the cap is here."""
         with self._slots:
-            return self.inner.generate(messages, *args, **kwargs)
+            return self.inner.request(req)
