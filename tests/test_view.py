@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import pytest
 from benchmarks.view_sweep import write_sweep
 
 from hydragent.report.load import load_jobs
@@ -50,3 +55,23 @@ def test_rebuilding_a_smaller_page_removes_stale_side_files(tmp_path: Path) -> N
     build_view(tmp_path)
     assert not (tmp_path / "view_files").exists()
     assert 'id="tx-1"' in (tmp_path / "view.html").read_text()
+
+
+def test_serve_shows_the_page_on_loopback_only(tmp_path: Path) -> None:
+    write_sweep(tmp_path, jobs=1, samples=3)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hydragent.cli", "view", str(tmp_path), "--serve"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = next(line for line in server.stdout if line.startswith("serving on"))
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert "<title>hydragent view</title>" in page.read().decode()
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(url + "0/samples.jsonl", timeout=10)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
