@@ -357,6 +357,21 @@ def test_other_processes_cannot_be_signalled_or_reprioritised(
     assert resource.prlimit(pid, resource.RLIMIT_NOFILE) == files
 
 
+def test_no_capability_reaches_the_host(attack: Attack) -> None:
+    """Each attempt would be harmless if it succeeded (same hostname, the current time), so
+    the marker is the kernel's refusal of every one, also for a runner that is root."""
+    hostname = socket.gethostname()
+    result = attack(
+        f"import socket; socket.sethostname({hostname!r}); print('ESCAPED sethostname')",
+        "import time\ntime.clock_settime(time.CLOCK_REALTIME, time.time())\nprint('ESCAPED clock')",
+        "import os; os.chown('.', 1, 1); print('ESCAPED chown')",
+        "import os; os.setuid(1); print('ESCAPED setuid')",
+        "import os; os.memfd_create('hidden'); print('ESCAPED memfd')",
+    )
+    assert "ESCAPED" not in result.stdout, result.stdout
+    assert socket.gethostname() == hostname
+
+
 def test_the_runners_environment_is_out_of_reach(
     attack: Attack, bystander: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:

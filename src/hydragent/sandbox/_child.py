@@ -509,6 +509,10 @@ LANDLOCK_CREATE_RULESET, LANDLOCK_ADD_RULE, LANDLOCK_RESTRICT_SELF = 444, 445, 4
 FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1, 2, 4, 8
 FS_MAKE_CHAR, FS_MAKE_SOCK, FS_MAKE_FIFO, FS_MAKE_BLOCK = 1 << 6, 1 << 9, 1 << 10, 1 << 11
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 1, 38, 22, 2
+PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 28, 47, 4
+# SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP, SECBIT_KEEP_CAPS_LOCKED, SECBIT_NO_CAP_AMBIENT_RAISE,
+# each with its lock: uid 0 gains nothing on exec and nothing can be raised again
+SECURE_NO_ROOT_LOCKED = 0x01 | 0x02 | 0x04 | 0x08 | 0x20 | 0x40 | 0x80
 
 
 def _libc():
@@ -569,6 +573,26 @@ def apply_landlock(rules: dict) -> None:
     os.close(ruleset)
 
 
+def drop_capabilities() -> None:
+    """No capabilities, ever again: outside a user namespace a root runner's child would
+    otherwise keep root's (set the host's clock or hostname, for instance)."""
+    ctypes, libc = _libc()
+    if os.getuid() == 0:  # needs CAP_SETPCAP, which only root has here
+        for capability in range(64):
+            libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0)  # EINVAL past the last one
+        _check(libc.prctl(PR_SET_SECUREBITS, SECURE_NO_ROOT_LOCKED, 0, 0, 0), "securebits")
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
+
+    empty = (Data * 2)()
+    _check(libc.capset(ctypes.byref(Header(0x20080522, 0)), empty), "capset")
+
+
 def apply_seccomp(fd: int) -> None:
     """Load the parent's compiled BPF filter (when bwrap has not: the landlock-only mode)."""
     ctypes, libc = _libc()
@@ -614,7 +638,8 @@ def main() -> None:
     apply_limits(config)
     if config.get("landlock"):
         apply_landlock(config["landlock"])
-    if config.get("seccomp_fd") is not None:
+    if config.get("seccomp_fd") is not None:  # landlock alone: no user namespace around us
+        drop_capabilities()
         apply_seccomp(config["seccomp_fd"])
     policy = config.get("policy", True)
     if policy:

@@ -69,6 +69,17 @@ REFUSED = (
     "ioperm",
     "mknod",
     "mknodat",
+    # the host's clock and names (a root runner's landlock-only child drops its capabilities,
+    # and refusing them here does not depend on that)
+    "settimeofday",
+    "clock_settime",
+    "clock_adjtime",
+    "adjtimex",
+    "sethostname",
+    "setdomainname",
+    # anonymous memory files: RLIMIT_AS does not count them
+    "memfd_create",
+    "memfd_secret",
     # new processes and network
     "fork",
     "vfork",
