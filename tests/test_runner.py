@@ -265,3 +265,23 @@ def test_a_csv_file_task_with_a_declared_mapping(tmp_path: Path) -> None:
     assert read_lines(tmp_path / "run" / "samples.jsonl")[0]["id"] == "q1"
     assert summary["metrics"]["exact"]["mean"] == 1.0
     assert summary["task"] == "questions"
+
+
+def test_an_api_run_prices_each_record_and_the_total(tmp_path: Path) -> None:
+    from tests.servers.base import running
+    from tests.servers.openai import openai_app
+
+    with running(openai_app) as server:
+        cfg = compose_job(
+            tmp_path,
+            "model=openai",
+            "model.model_id=gpt-4o-mini",
+            f"model.api_base={server.url}/v1",
+            "model.api_key=sk-loopback-test-key",
+            "task.limit=2",
+            "runner.max_error_rate=1",  # the loopback's reply is no right answer
+        )
+        summary = run_job(cfg, tmp_path / "run")
+    records = read_lines(tmp_path / "run" / "samples.jsonl")
+    assert all(r["cost_usd"] > 0 for r in records)
+    assert summary["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in records), abs=1e-6)

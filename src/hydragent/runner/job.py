@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -55,9 +56,11 @@ def _innermost(model: Any) -> Any:
     return model
 
 
-def _pricer(model: Model) -> Any:
-    """`price(usage)` for the run's model, or None: only remote APIs bill per token, and
-    hydragent.cost (which imports litellm for its price map) is not asked about local ones."""
+def _pricer(model: Model) -> Callable[[dict[str, Any], str | None], float | None] | None:
+    """`price(usage, deployment)` for the run's model, or None: only remote APIs bill per
+    token, and hydragent.cost (which imports litellm for its price map) is not asked about
+    local ones. A router's answer is priced by the deployment that gave it (its group name
+    has no price), else by the model id."""
     if not isinstance(_innermost(model), ApiModel):
         return None
     try:
@@ -65,7 +68,12 @@ def _pricer(model: Model) -> Any:
     except ImportError:
         return None
     model_id = str(model.model_id)
-    return lambda usage: price(model_id, usage)
+
+    def priced(usage: dict[str, Any], deployment: str | None) -> float | None:
+        cost = price(deployment, usage) if deployment else None
+        return cost if cost is not None else price(model_id, usage)
+
+    return priced
 
 
 class ResultSink:
@@ -118,7 +126,7 @@ class ResultSink:
             "messages": outcome.messages,
             "token_usage": usage,
             "judge_token_usage": outcome.judge_token_usage.dict(),
-            "cost_usd": self.price(usage) if self.price is not None else None,
+            "cost_usd": self.price(usage, outcome.deployment) if self.price else None,
             "latency_s": round(outcome.latency_s, 4),
             "model": self.stamp["model"],
             "deployment": outcome.deployment,
