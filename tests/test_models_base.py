@@ -433,3 +433,62 @@ def test_the_stop_scanner_holds_back_a_possible_stop_until_it_is_sure() -> None:
     assert unfinished.feed("a</c") == "a"
     assert unfinished.feed("at") == "</cat"
     assert unfinished.flush() == ""
+
+
+# --- the request path ----------------------------------------------------------------------
+
+
+class EchoModel(Model):
+    """A backend as a backend author writes one: only `request(req)`."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(model_id="echo", custom_role_conversions={"system": "user"}, **kwargs)
+        self.requests: list[base.ModelRequest] = []
+        self.busy = 0
+        self.most_busy = 0
+        self._lock = threading.Lock()
+
+    def request(self, req: base.ModelRequest) -> ChatMessage:
+        with self._lock:
+            self.requests.append(req)
+            self.busy += 1
+            self.most_busy = max(self.most_busy, self.busy)
+        time.sleep(0.05)
+        with self._lock:
+            self.busy -= 1
+        return ChatMessage(role="assistant", content=str(len(self.requests)))
+
+
+def test_generate_builds_one_normalised_request_for_the_backend() -> None:
+    model = EchoModel(generation={"max_tokens": 5, "stop": ["Z"]}, temperature=0.1)
+    model(
+        [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+        stop_sequences=["END"],
+        top_p=0.5,
+    )
+    (req,) = model.requests
+    assert [m["role"] for m in req.messages] == ["user"]  # converted once, then merged
+    assert req.stop_sequences == ["END", "Z"]
+    assert req.generation == {"max_tokens": 5}
+    assert model.settings(req) == {"top_p": 0.5, "temperature": 0.1}
+
+
+def test_the_runners_wrappers_act_on_the_request_cap_cache_and_meter(tmp_path: Any) -> None:
+    from hydragent.runner.build import CappedModel
+    from hydragent.runner.cache import CachedModel, ResponseStore
+    from hydragent.runner.wrappers import UsageMeter
+
+    inner = EchoModel()
+    store = ResponseStore(tmp_path / "cache.sqlite")
+    model = UsageMeter(CachedModel(CappedModel(inner, 1), store, "on", {"model": "echo"}))
+    questions = [[{"role": "user", "content": f"q{i}"}] for i in range(4)]
+    threads = [threading.Thread(target=model.generate, args=(q,)) for q in questions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert inner.most_busy == 1  # the cap holds under the cache
+    assert model.generate(questions[0]).content in {"1", "2", "3", "4"}
+    assert len(inner.requests) == 4  # the fifth call was a cache hit
+    assert model.capabilities == inner.capabilities
+    store.close()
