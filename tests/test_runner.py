@@ -279,7 +279,6 @@ def test_an_api_run_prices_each_record_and_the_total(tmp_path: Path) -> None:
             f"model.api_base={server.url}/v1",
             "model.api_key=sk-loopback-test-key",
             "task.limit=2",
-            "runner.max_error_rate=1",  # the loopback's reply is no right answer
         )
         summary = run_job(cfg, tmp_path / "run")
     records = read_lines(tmp_path / "run" / "samples.jsonl")
