@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from benchmarks.view_sweep import write_sweep
 
-from hydragent.report import write_report
+from hydragent.report import load_jobs, write_report
 from hydragent.runner import run_job
 from hydragent.stats import compare_records
 from test_runner_support import compose_job, run_cli
@@ -261,3 +261,12 @@ def test_the_grouping_field_can_be_named(tmp_path: Path) -> None:
     result = run_cli("report", str(tmp_path), "--group-by", "metadata.document", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "cluster-robust (4 groups)" in (tmp_path / "comparisons.json").read_text()
+
+
+def test_results_a_rerun_set_aside_are_not_jobs_of_the_sweep(tmp_path: Path) -> None:
+    write_sweep(tmp_path, jobs=2, samples=5)
+    aside = tmp_path / "1" / "superseded" / "abc_20261127T120000Z"
+    write_sweep(aside.parent / "tmp", jobs=1, samples=5)
+    (aside.parent / "tmp" / "0").rename(aside)
+    assert [job.name for job in load_jobs(tmp_path)] == ["0", "1"]
+    assert [job.name for job in load_jobs(aside)] == [aside.name]

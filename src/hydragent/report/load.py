@@ -81,6 +81,9 @@ def find_job_folders(root: Path) -> list[Path]:
         for p in root.rglob(name)
         if ".hydra" not in p.parts
     }
+    # A job's own earlier results (superseded/<hash>_<time>/, set aside by a rerun with a
+    # new config) are not jobs of the sweep: point report or view at them to see them.
+    found = {f for f in found if not any(parent in found for parent in f.parents)}
     if not found:
         raise FileNotFoundError(
             f"no {SUMMARY_FILE} or {SAMPLES_FILE} in {root} or below; pass a run or sweep folder"
