@@ -111,7 +111,7 @@ def filter_bpf() -> bytes:
     """The compiled BPF program (raw `struct sock_filter` array), built once per process."""
     try:
         import pyseccomp as seccomp
-    except (ImportError, OSError, AttributeError) as error:  # no libseccomp.so.2 loads as OSError
+    except (ImportError, OSError, RuntimeError) as error:  # pyseccomp: RuntimeError, no libseccomp
         raise SeccompUnavailable(f"pyseccomp/libseccomp cannot load: {error}") from None
     refuse = seccomp.ERRNO(errno.EPERM)
     rules = seccomp.SyscallFilter(seccomp.ALLOW)
