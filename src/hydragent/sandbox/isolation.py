@@ -88,7 +88,8 @@ class SandboxSpec:
     def launch(self, host_workdir: str | None, req_fd: int, resp_fd: int, bpf_fd: int) -> Launch:
         """The command for one child. `host_workdir` None = a private tmpfs (bwrap only)."""
         fds = [str(req_fd), str(resp_fd)]
-        parent = [str(os.getpid())]  # outside bwrap the child arms its own parent-death signal
+        # outside bwrap the child arms its own parent-death signal (a Linux prctl)
+        parent = [str(os.getpid())] if sys.platform.startswith("linux") else []
         limits: dict[str, Any] = {
             "max_file_mb": self.config.max_file_mb,
             "max_open_files": self.config.max_open_files,
