@@ -94,6 +94,12 @@ def test_a_samples_full_transcript_is_two_clicks_from_the_sweep(viewer: Viewer) 
     assert "calculator" in transcript and "final_answer" in transcript
     assert "Observation:" in transcript
     assert "Question 1: what is 1 times 7?" in page.locator("#sample-input").inner_text()
+    page.keyboard.press("ArrowRight")  # the next sample of the list, without a click
+    page.wait_for_function("location.hash.endsWith('arith-00002')")
+    page.wait_for_selector("#transcript .msg")
+    assert "Question 2:" in page.locator("#sample-input").inner_text()
+    page.go_back()
+    page.wait_for_function("location.hash.endsWith('arith-00001')")
     facts = page.locator(".facts").inner_text()
     assert "tokens" in facts and "latency" in facts and "cost" in facts
 

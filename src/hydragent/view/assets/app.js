@@ -110,8 +110,9 @@ function vlist(columns, items, renderRow, onPick, rowClass) {
     const rows = [];
     for (let i = start; i < end; i++) {
       const item = items[i];
-      const row = h("div", { class: "vrow " + (rowClass ? rowClass(item) : ""), role: "listitem",
-        style: `top:${i * ROW}px;grid-template-columns:${template}`, onclick: () => onPick(item) },
+      const row = h("div", { class: "vrow " + (rowClass ? rowClass(item) : ""), role: "listitem", tabindex: 0,
+        style: `top:${i * ROW}px;grid-template-columns:${template}`, onclick: () => onPick(item),
+        onkeydown: (e) => { if (e.key === "Enter") onPick(item); } },
         renderRow(item));
       rows.push(row);
     }
@@ -242,7 +243,8 @@ function renderJobs() {
         if (c.key === "latency" || c.key === "wall") return h("td", { class: "num" }, fmt(c.value(r), 2));
         return h("td", { class: (c.num ? "num" : "") + (c.setting ? " setting" : "") }, c.value(r) ?? "–");
       });
-      const attrs = r.pooled ? { class: "pooled" } : { "data-job": r.n, onclick: () => go(`#/job/${r.n}`) };
+      const attrs = r.pooled ? { class: "pooled" } : { "data-job": r.n, tabindex: 0, onclick: () => go(`#/job/${r.n}`),
+        onkeydown: (e) => { if (e.key === "Enter") go(`#/job/${r.n}`); } };
       return h("tr", attrs, cells);
     });
     table.replaceChildren(h("thead", {}, head), h("tbody", {}, body));
@@ -390,8 +392,8 @@ function renderSample(n, id) {
   app.replaceChildren(
     h("div", { class: "crumbs" }, h("a", { href: "#/", text: "Jobs" }), " › ", h("a", { href: `#/job/${n}`, text: jobLabel(job) }), " › ", id),
     h("div", { class: "toolbar" }, h("h2", { style: "margin:0" }, `Sample ${id}`), statusBadge(row),
-      h("button", { id: "prev-sample", disabled: !prev, onclick: () => go(sampleHash(n, S.id[prev.s])) }, "‹ previous"),
-      h("button", { id: "next-sample", disabled: !next, onclick: () => go(sampleHash(n, S.id[next.s])) }, "next ›"),
+      h("button", { id: "prev-sample", title: "previous (←)", disabled: !prev, onclick: () => go(sampleHash(n, S.id[prev.s])) }, "‹ previous"),
+      h("button", { id: "next-sample", title: "next (→)", disabled: !next, onclick: () => go(sampleHash(n, S.id[next.s])) }, "next ›"),
       at >= 0 ? h("span", { class: "note", text: `${at + 1} of ${list.length} in the filtered list` }) : null),
     detail);
   transcripts(n).then((all) => {
@@ -498,6 +500,14 @@ function renderCompare(a, b) {
     holder);
   draw();
 }
+
+// ← and → step through the filtered samples on a sample page (not while typing).
+document.addEventListener("keydown", (e) => {
+  if (e.target.closest && e.target.closest("input, select, textarea")) return;
+  const button = { ArrowLeft: "prev-sample", ArrowRight: "next-sample" }[e.key];
+  const el = button && document.getElementById(button);
+  if (el && !el.disabled) el.click();
+});
 
 // ---- routing -------------------------------------------------------------------------------
 function notFound(message) { app.replaceChildren(h("p", { class: "error-box", text: message }), h("a", { href: "#/", text: "back to the jobs" })); }
