@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.servers import LoopbackServer, openai_app, running
 
 from hydragent.cli import main
+from hydragent.models import ChatMessage, Model, TokenUsage
 
 GOOD = [
     ("scripted", "model=scripted"),
@@ -36,6 +38,7 @@ GOOD = [
         "a user tool",
         "model=scripted agent=tool_calling +tools.add._target_=tests.test_assemble.add",
     ),
+    ("a user model", "~model +model._target_=tests.test_assemble.FiveModel task.limit=2"),
 ]
 
 BAD = [
@@ -82,6 +85,13 @@ BAD = [
 ]
 
 
+class FiveModel(Model):
+    """A user's own backend, written against smolagents' Model API."""
+
+    def generate(self, messages: list[Any], stop_sequences: Any = None, **kwargs: Any) -> Any:
+        return ChatMessage(role="assistant", content="5", token_usage=TokenUsage(3, 1))
+
+
 def _id(case: object) -> str:
     return str(case.values[0] if hasattr(case, "values") else case[0])  # type: ignore[index]
 
@@ -116,7 +126,8 @@ def folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def arguments(text: str, folder: Path, server: LoopbackServer) -> list[str]:
     words = text.format(tmp=folder, server=f"{server.url}/v1").split()
-    return words if any(w.startswith("model=") for w in words) else ["model=scripted", *words]
+    chosen = any(w.startswith("model=") or w == "~model" for w in words)
+    return words if chosen else ["model=scripted", *words]
 
 
 def verdict(command: str, args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

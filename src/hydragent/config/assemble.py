@@ -106,7 +106,7 @@ class _Assembler:
         result.grammar = self.build_grammar()
         model = self.build_model("model")
         if model is not None:
-            result.capabilities = model.capabilities
+            result.capabilities = getattr(model, "capabilities", None)  # None: duck-typed
             result.backend = self.backend_name(type(model))
             from hydragent.config.rules import grammar_problems
 

@@ -191,9 +191,17 @@ def judge_problems(scorers: Mapping[str, Any], judge: Any) -> list[str]:
 
 def grammar_problems(grammar: Any, capabilities: Any, model: Any) -> list[str]:
     """The selected backend instance must enforce the grammar (asked of its capabilities:
-    InferenceClient's depend on its provider, for example)."""
-    if grammar is None or grammar.type in capabilities.grammars:
+    InferenceClient's depend on its provider, for example). A duck-typed model without
+    capabilities is judged by its `supported_grammars`, if it has any."""
+    if grammar is None:
         return []
+    able = getattr(capabilities, "grammars", None)
+    if able is None:
+        able = getattr(model, "supported_grammars", None)
+    if able is None or grammar.type in able:
+        return []
+    if hasattr(model, "grammar_error"):  # the instance says why (e.g. its provider)
+        return [str(model.grammar_error(grammar))]
     from hydragent.models import grammar_support_error
 
     return [grammar_support_error(type(model), grammar)]
