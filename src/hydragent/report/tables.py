@@ -196,6 +196,7 @@ def job_table(jobs: list[Job], stats: list[dict[str, Any]]) -> tuple[list[str], 
     varying, _ = varying_and_constant(jobs)
     metrics = sorted({m for s in stats for m in s["metrics"]})
     nested = any(not job.name.isdigit() for job in jobs) and len(jobs) > 1
+    not_run = any(s["counts"]["not_run"] for s in stats)  # a deadline or an interrupt
     header = [
         "job",
         *(["folder"] if nested else []),
@@ -203,6 +204,7 @@ def job_table(jobs: list[Job], stats: list[dict[str, Any]]) -> tuple[list[str], 
         *(f"{m} (95% CI)" for m in metrics),
         "n",
         "errors",
+        *(["not_run"] if not_run else []),
         "tokens",
         "cost_usd",
         "latency_s",
@@ -220,6 +222,7 @@ def job_table(jobs: list[Job], stats: list[dict[str, Any]]) -> tuple[list[str], 
                 *(metric_cell(stat["metrics"].get(m, {})) for m in metrics),
                 str(counts["total"]),
                 str(counts["error"]),
+                *([str(counts["not_run"])] if not_run else []),
                 str(stat["tokens"]["total_tokens"]),
                 f"{cost:.4g}" if cost is not None else "-",
                 _fmt(stat["latency_s"]),

@@ -290,6 +290,7 @@ function jobHeader(job) {
       METRICS.map((m) => h("span", { class: "chip", text: `${m}: ${ci(s.metrics[m])}` })),
       h("span", { class: "chip", text: `${s.counts.total} samples, ${s.counts.ok} ok` }),
       h("span", { class: "chip " + (s.counts.error ? "errors" : ""), text: `${s.counts.error} errors` + (s.errors.length ? ": " + s.errors.map((e) => `${e.cause} ${e.count}`).join(", ") : "") }),
+      s.counts.not_run ? h("span", { class: "chip errors", text: `${s.counts.not_run} not run` }) : null,
       h("span", { class: "chip", text: `${s.tokens.total_tokens} tokens` }),
       h("span", { class: "chip", text: `cost ${money(s.cost_usd)}` }),
       h("span", { class: "chip", text: `latency ${fmt(s.latency_s, 2)} s/sample` }),
