@@ -492,3 +492,19 @@ def test_the_runners_wrappers_act_on_the_request_cap_cache_and_meter(tmp_path: A
     assert len(inner.requests) == 4  # the fifth call was a cache hit
     assert model.capabilities == inner.capabilities
     store.close()
+
+
+def test_a_subclass_that_customises_generate_is_called_through_it_by_wrappers() -> None:
+    from hydragent.models.scripted import ScriptedModel
+    from hydragent.runner.build import CappedModel
+
+    class Logged(ScriptedModel):
+        seen: list[Any] = []
+
+        def generate(self, messages: list[Any], *args: Any, **kwargs: Any) -> ChatMessage:
+            Logged.seen.append(messages)
+            return super().generate(messages, *args, **kwargs)
+
+    wrapped = CappedModel(Logged(responses=["ok"]), 1)
+    assert wrapped.generate([{"role": "user", "content": "hi"}]).content == "ok"
+    assert len(Logged.seen) == 1

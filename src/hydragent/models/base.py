@@ -404,29 +404,18 @@ class Model:
         """Send one normalised request; each backend implements it.
 
         A smolagents-style subclass that overrides `generate` instead gets the request back
-        through its own `generate`, so the runner's wrappers work with it too."""
-        if type(self).generate is not Model.generate:
-            return self.generate(
-                req.messages,
-                stop_sequences=req.stop_sequences,
-                tools_to_call_from=req.tools,
-                **({"grammar": req.grammar} if req.grammar is not None else {}),
-                **req.kwargs,
-            )
+        through its own `generate` (see `send_request`), so the runner's wrappers work with
+        it too."""
+        if overrides_generate(type(self)):
+            return self.generate(req.messages, **call_arguments(req))
         raise NotImplementedError(
             f"{type(self).__name__} does not implement request(req) (nor generate)"
         )
 
     def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
         """Stream one normalised request; backends that stream implement it."""
-        if type(self).generate_stream is not Model.generate_stream:
-            return self.generate_stream(
-                req.messages,
-                stop_sequences=req.stop_sequences,
-                tools_to_call_from=req.tools,
-                **({"grammar": req.grammar} if req.grammar is not None else {}),
-                **req.kwargs,
-            )
+        if overrides_generate(type(self), "generate_stream", "request_stream"):
+            return self.generate_stream(req.messages, **call_arguments(req))
         raise NotImplementedError(f"{type(self).__name__} does not support streaming")
 
     def build_request(
@@ -623,6 +612,36 @@ class Model:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model_id={self.model_id!r})"
+
+
+def _owner(cls: type, name: str) -> type:
+    return next(klass for klass in cls.__mro__ if name in klass.__dict__)
+
+
+def overrides_generate(cls: type, generate: str = "generate", request: str = "request") -> bool:
+    """Whether `cls` customises `generate` below the class that implements `request` (a
+    subclass written the smolagents way, e.g. one that times or logs its calls)."""
+    generate_owner, request_owner = _owner(cls, generate), _owner(cls, request)
+    return generate_owner is not request_owner and issubclass(generate_owner, request_owner)
+
+
+def call_arguments(req: ModelRequest) -> dict[str, Any]:
+    """The request as `generate` keywords, for a model whose `generate` is its entry."""
+    arguments: dict[str, Any] = {
+        "stop_sequences": req.stop_sequences,
+        "tools_to_call_from": req.tools,
+    }
+    if req.grammar is not None:
+        arguments["grammar"] = req.grammar
+    return {**arguments, **req.kwargs}
+
+
+def send_request(model: Model, req: ModelRequest) -> ChatMessage:
+    """Hand a request to `model` as wrappers do: through its own `generate` when a subclass
+    customised that, else straight to `request`."""
+    if overrides_generate(type(model)):
+        return model.generate(req.messages, **call_arguments(req))
+    return model.request(req)
 
 
 def _register_with_smolagents(cls: type) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from hydragent.messages import ChatMessage
-from hydragent.models.base import Model, ModelRequest
+from hydragent.models.base import Model, ModelRequest, send_request
 from hydragent.runner.wrappers import ModelWrapper
 
 
@@ -21,4 +21,4 @@ class CappedModel(ModelWrapper):
         """Wrappers act on the normalised request (the cache around this one calls `request`,
         never `generate`), so the cap is here."""
         with self._slots:
-            return self.inner.request(req)
+            return send_request(self.inner, req)

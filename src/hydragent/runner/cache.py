@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hydragent.messages import ChatMessage
-from hydragent.models.base import Model, ModelRequest
+from hydragent.models.base import Model, ModelRequest, send_request
 from hydragent.runner.wrappers import ModelWrapper
 from hydragent.secrets import mask_secrets
 
@@ -140,7 +140,7 @@ class CachedModel(ModelWrapper):
                 f"cache=replay: no recorded reply for this call to {self.model_id!r} in "
                 f"{self.store.path}; run once with cache=on to record it"
             )
-        reply = self.inner.request(req)
+        reply = send_request(self.inner, req)
         self.store.put(key, str(self.model_id), reply.dict())
         return reply
 

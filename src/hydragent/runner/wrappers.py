@@ -13,7 +13,7 @@ from hydragent.messages import (
     TokenUsage,
     content_to_text,
 )
-from hydragent.models.base import Capabilities, Model, ModelRequest
+from hydragent.models.base import Capabilities, Model, ModelRequest, send_request
 
 
 class ModelWrapper(Model):
@@ -48,7 +48,7 @@ class ModelWrapper(Model):
         return self.inner.build_request(*args, **kwargs)
 
     def request(self, req: ModelRequest) -> ChatMessage:
-        return self.inner.request(req)
+        return send_request(self.inner, req)
 
     def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
         """The reply of `request` (so it is capped and cached too) as one delta."""
@@ -89,7 +89,7 @@ class UsageMeter(ModelWrapper):
         self._spent = threading.local()
 
     def request(self, req: ModelRequest) -> ChatMessage:
-        reply = self.inner.request(req)
+        reply = send_request(self.inner, req)
         self._spent.usage = getattr(self._spent, "usage", TokenUsage()) + reply.token_usage
         return reply
 
