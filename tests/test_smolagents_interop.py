@@ -315,3 +315,22 @@ def test_agent_to_dict_and_from_dict_round_trip_finds_our_classes() -> None:
     assert type(rebuilt.model) is ScriptedModel
     assert rebuilt.model.generation is not None and rebuilt.model.generation.max_tokens == 9
     assert rebuilt.run("one?") == 1
+
+
+def test_a_rate_limit_error_without_a_status_is_retried_as_in_smolagents() -> None:
+    from unittest.mock import MagicMock
+
+    from hydragent.models import LiteLLMModel
+
+    model = LiteLLMModel(model_id="test-model", retry={"initial_wait": 0.01, "jitter": 0})
+    model.client = MagicMock()
+    success = MagicMock()
+    success.choices[0].message.content = "Success response"
+    success.choices[0].message.tool_calls = None
+    success.usage.prompt_tokens, success.usage.completion_tokens = 10, 20
+    limited = Exception("Error code: 429 - Rate limit exceeded")
+    model.client.completion.side_effect = [limited, limited, success]
+    result = model.generate([{"role": "user", "content": "Test message"}])
+    assert model.client.completion.call_count == 3
+    assert result.content == "Success response"
+    assert (result.token_usage.input_tokens, result.token_usage.output_tokens) == (10, 20)

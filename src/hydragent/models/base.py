@@ -741,12 +741,17 @@ _TRANSIENT_NAMES = re.compile(
 )
 
 
+_RATE_LIMIT_TEXT = re.compile(r"429|rate.limit|too many requests", re.IGNORECASE)
+
+
 def is_retryable(error: BaseException) -> bool:
-    """Timeouts, connection failures, 408/409/429 and 5xx; never other 4xx."""
+    """Timeouts, connection failures, 408/409/429 and 5xx; never other 4xx. An error with no
+    status that says it is a rate limit (smolagents' test: "429", "rate limit", "too many
+    requests") is retried too."""
     status = status_code_of(error)
     if status is not None:
         return status in RETRYABLE_STATUS or status >= 500
-    if isinstance(error, TimeoutError | ConnectionError):
+    if isinstance(error, TimeoutError | ConnectionError) or _RATE_LIMIT_TEXT.search(str(error)):
         return True
     return any(_TRANSIENT_NAMES.search(klass.__name__) for klass in type(error).__mro__)
 
