@@ -41,7 +41,7 @@ def import_litellm() -> Any:
     return litellm
 
 
-def missing_credentials(models: list[str]) -> list[str]:
+def missing_credentials(models: list[str], fix: str = "model.api_key") -> list[str]:
     """One line per model whose provider key is not in the environment (endpoints, which
     have defaults, are not counted)."""
     litellm = import_litellm()
@@ -50,7 +50,7 @@ def missing_credentials(models: list[str]) -> list[str]:
         found = litellm.validate_environment(model=model)
         keys = [key for key in found.get("missing_keys") or [] if not key.endswith("_API_BASE")]
         if keys:
-            lines.append(f"{model} needs {' and '.join(keys)} in the environment, or model.api_key")
+            lines.append(f"{model} needs {' and '.join(keys)} in the environment, or {fix}")
     return lines
 
 

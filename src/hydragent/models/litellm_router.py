@@ -99,7 +99,8 @@ class LiteLLMRouterModel(LiteLLMModel):
             if not (e.get("litellm_params") or {}).get("api_key")
             and not (e.get("litellm_params") or {}).get("api_base")
         ]
-        return [("model_list", line) for line in missing_credentials(keyless)]
+        fix = "an api_key in its deployment's litellm_params"
+        return [("model_list", line) for line in missing_credentials(keyless, fix)]
 
     def connection_kwargs(self) -> dict[str, Any]:
         return {}  # endpoints and retries belong to the deployments and the Router
