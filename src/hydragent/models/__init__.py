@@ -19,6 +19,7 @@ from hydragent.models.base import (
     ApiModel,
     Capabilities,
     Model,
+    ModelRequest,
     RetryPolicy,
     dry_build,
 )
@@ -70,6 +71,7 @@ __all__ = [
     "MLXModel",
     "MessageRole",
     "Model",
+    "ModelRequest",
     "OpenAIModel",
     "OpenAIServerModel",
     "RetryPolicy",

@@ -43,6 +43,7 @@ class ScriptedModel(Model):
     supported_grammars: ClassVar[frozenset[str]] = frozenset(
         {"json_object", "json_schema", "regex", "choice"}
     )
+    native_tools: ClassVar[bool] = True  # scripted tool calls come back as tool calls
 
     def __init__(
         self,
