@@ -245,6 +245,19 @@ def test_the_cpu_limit_kills_a_step_even_before_the_wall_clock() -> None:
         assert session.run("1 + 1").value == "2"  # a fresh child takes over
 
 
+def test_each_step_gets_its_own_cpu_budget() -> None:
+    """CPU used by earlier steps never counts against a later one."""
+    with PythonSession(timeout_s=30, cpu_limit_s=1) as session:
+        for _ in range(3):  # about 0.6 s of CPU each: 1.8 s in all, over one step's budget
+            busy = session.run(
+                "import time\nstart = time.process_time()\n"
+                "while time.process_time() - start < 0.6:\n    pass"
+            )
+            assert busy.ok, busy.error
+        result = session.run("while True:\n    pass")
+        assert result.timed_out and "CPU" in (result.error or "")
+
+
 def test_printing_100_mb_is_truncated() -> None:
     result = run_python("print('x' * 100_000_000)", max_output_chars=1000)
     assert result.ok and result.output_truncated

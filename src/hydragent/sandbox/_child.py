@@ -166,7 +166,9 @@ def apply_limits(config: dict) -> None:
     if config.get("nproc") is not None:  # the parent decides: see SandboxSpec.launch
         resource.setrlimit(resource.RLIMIT_NPROC, (config["nproc"], config["nproc"]))
     cpu = int(config["cpu_limit_s"]) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    # the hard limit stays: an unprivileged parent could never raise it again for later steps
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu if hard < 0 else min(cpu, hard), hard))
     signal.signal(signal.SIGXCPU, signal.SIG_DFL)  # an inherited "ignore" would defeat the limit
 
 

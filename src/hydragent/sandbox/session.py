@@ -312,20 +312,18 @@ class PythonSession:
         return {"result": result}
 
     def _arm_cpu_limit(self) -> None:
-        """Give this step its own CPU budget on top of what the child already used."""
+        """Give this step its own CPU budget on top of what the child already used (SIGXCPU
+        past it; the wall-clock deadline covers code that ignores the signal)."""
         if self._inner_pid is None or not hasattr(resource, "prlimit"):
             return
         soft = math.ceil(self._cpu_used() + self.cpu_limit_s)
-        for hard in (soft + 1, None):
-            try:
-                if hard is None:
-                    _, hard = resource.prlimit(self._inner_pid, resource.RLIMIT_CPU)
-                    if hard != resource.RLIM_INFINITY and hard < soft:
-                        return
-                resource.prlimit(self._inner_pid, resource.RLIMIT_CPU, (soft, hard))
-                return
-            except (OSError, ValueError):
-                continue
+        with contextlib.suppress(OSError, ValueError):
+            # only the soft limit moves: raising a hard one needs CAP_SYS_RESOURCE, which
+            # containers (and unprivileged runners) lack, so a lowered one could never recover
+            _, hard = resource.prlimit(self._inner_pid, resource.RLIMIT_CPU)
+            if hard != resource.RLIM_INFINITY:
+                soft = min(soft, hard)
+            resource.prlimit(self._inner_pid, resource.RLIMIT_CPU, (soft, hard))
 
     def _cpu_used(self) -> float:
         try:
