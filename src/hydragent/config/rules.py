@@ -6,7 +6,6 @@ rules are asked by `assemble` in dry runs and real runs alike (one path, DESIGN.
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -273,10 +272,3 @@ def sample_problems(scorers: Mapping[str, Any], samples: Sequence[Any], task: st
                 f"do not fit (first: id {first.id!r}, target {first.target!r}); it needs {wants}"
             )
     return problems
-
-
-def signature_of(target: Any) -> inspect.Signature | None:
-    try:
-        return inspect.signature(target)
-    except (TypeError, ValueError):
-        return None

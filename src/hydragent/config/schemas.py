@@ -11,7 +11,6 @@ ranges a signature cannot state (`task.limit >= 1`, `agent.max_steps >= 1`, ...)
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -282,6 +281,3 @@ def _parent_schema(schema: type[BaseModel], loc: list[Any]) -> type[BaseModel] |
 
 def _is_model(value: Any) -> bool:
     return isinstance(value, type) and issubclass(value, BaseModel)
-
-
-Check = Callable[[str, Any], list[str]]

@@ -1,0 +1,330 @@
+"""The static half of assembly: schemas, signatures and wiring rules, before anything is
+built (see config/assemble.py, which builds on it, and docs/architecture.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydragent.config.problems import one_line, shown, unknown_key
+from hydragent.config.schemas import (
+    RANGES,
+    CacheConfig,
+    RunnerConfig,
+    TopLevel,
+    check_node,
+    checked_json_schema,
+    pydantic_problems,
+)
+from hydragent.config.targets import HYDRA_KEYS, Extras, check_target, locate
+
+#: groups every job needs, and the helper groups whose choice must fit the backend.
+REQUIRED = ("model", "agent", "task", "scorer")
+HELPERS = ("router", "chat_template", "roles", "messages")
+
+
+class StaticChecks:
+    """A composed config, resolved, with what the checks found: `problems` (one line each),
+    `broken` groups (not to be built), `located` targets and `forwarded` model keys."""
+
+    def __init__(self, cfg: Any) -> None:
+        from omegaconf import DictConfig, OmegaConf
+
+        hydra = _hydra_node(cfg)
+        self.choices: dict[str, Any] = dict(hydra.runtime.choices) if hydra is not None else {}
+        self.overrides = [str(o) for o in hydra.overrides.task] if hydra is not None else []
+        if not isinstance(cfg, DictConfig):
+            cfg = OmegaConf.create(cfg)
+        if "hydra" in cfg:
+            cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+        self.cfg = cfg
+        self.problems: list[str] = []
+        self.missing: set[str] = set()
+        self.plain: dict[str, Any] = resolve_plain(cfg, self.problems, missing=self.missing)
+        self.located: dict[str, Any] = {}
+        self.forwarded: list[str] = []
+        # groups with a problem (an unset or unresolvable value included) are not built
+        self.broken: set[str] = {path.split(".")[0].split("[")[0] for path in self.missing}
+
+    def check_static(self) -> None:
+        from hydragent.generation import GenerationConfig
+        from hydragent.models.base import RetryPolicy
+
+        plain = self.plain
+        self.add("", check_node("", plain, TopLevel, owner="the config"))
+        for group in REQUIRED:
+            if plain.get(group) is None and group not in self.missing:
+                self.add(group, [f"{group} is not set: choose {group}=<option>{_options(group)}"])
+        for group, schema in (
+            ("runner", RunnerConfig),
+            ("cache", CacheConfig),
+            ("generation", GenerationConfig),
+            ("retry", RetryPolicy),
+        ):
+            if not self.has_missing(group):
+                self.add(group, check_node(group, plain.get(group), schema))
+        self.add("sandbox", self.sandbox_schema_problems())
+        self.add("grammar", self.grammar_problems())
+        self.check_targets()
+        self.add("runner", self.caps_problems())
+        self.problems = self.without_echoes(self.problems)
+
+    def without_echoes(self, problems: list[str]) -> list[str]:
+        """Drop `a.b=v: ...` when `a.b` is `${c}` and `c=v: ...` is reported already (the
+        generation node's `seed: ${seed}`): one mistake, one line."""
+        from omegaconf import OmegaConf
+
+        kept = []
+        for problem in problems:
+            key = problem.split("=", 1)[0] if "=" in problem.split(" ", 1)[0] else ""
+            parent, _, leaf = key.rpartition(".")
+            node = OmegaConf.select(self.cfg, parent) if parent else None
+            source = ""
+            if node is not None and leaf in node and OmegaConf.is_interpolation(node, leaf):
+                source = str(node._get_node(leaf)._value()).strip("${}")
+            if not (source and any(p.startswith(f"{source}=") for p in problems)):
+                kept.append(problem)
+        return kept
+
+    def check_targets(self) -> None:
+        from omegaconf import OmegaConf
+
+        from hydragent.config.endpoints import credential_problem
+        from hydragent.config.rules import (
+            fits,
+            helper_problems,
+            judge_problems,
+            role_problems,
+            router_problems,
+            tools_problems,
+        )
+        from hydragent.models.base import ApiModel
+
+        plain = self.plain
+        for group in ("model", "judge"):
+            target = self.check_one(group, plain.get(group), "any")
+            if target is None:
+                continue
+            node = plain[group]
+            self.add(group, role_problems(group, node))
+            if isinstance(target, type) and issubclass(target, ApiModel):
+                raw = OmegaConf.to_container(self.cfg[group], resolve=False)
+                self.add(group, [p for p in [credential_problem(group, node, raw)] if p])
+            from hydragent.models.litellm_router import LiteLLMRouterModel
+
+            if isinstance(target, type) and issubclass(target, LiteLLMRouterModel):
+                self.add(group, router_problems(group, node))
+        agent = self.check_one("agent", plain.get("agent"), "completion")
+        self.check_one("task", plain.get("task"), "any")
+        scorers = {
+            name: target
+            for name, node in self.scorer_nodes().items()
+            if (target := self.check_one(f"scorer.{name}", node, "any", group="scorer"))
+        }
+        for name, node in self.tool_nodes().items():
+            self.check_one(f"tools.{name}", node, "any", group="tools")
+        model = self.located.get("model")
+        if isinstance(model, type):
+            chosen = {g: f"{g}={self.choices[g]}" for g in HELPERS if self.choices.get(g)}
+            retry, judge = self.retry_chosen(), self.located.get("judge")
+            if retry and not (isinstance(judge, type) and fits("retry", judge)):
+                chosen["retry"] = retry  # the judge's retries count too
+            self.add("model", helper_problems(chosen, model, self.choices.get("model")))
+        if agent is not None:
+            self.add("agent", tools_problems(agent, plain.get("tools"), self.choices))
+        self.add("scorer", judge_problems(scorers, plain.get("judge")))
+
+    def check_one(
+        self, path: str, node: Any, extras: Extras, group: str | None = None
+    ) -> Any | None:
+        """Signature and ranges of one `_target_` node; its target, or None when broken."""
+        group = group or path
+        if node is None:
+            return None
+        if not isinstance(node, dict) or "_target_" not in node:
+            self.add(group, [f"{path} needs a _target_: choose {group}=<option>{_options(group)}"])
+            return None
+        try:
+            target = locate(str(node["_target_"]))
+        except Exception as error:
+            self.add(
+                group, [f"{path}._target_: cannot import {node['_target_']}: {one_line(error)}"]
+            )
+            return None
+        self.located[path] = target
+        if not callable(target) or not (isinstance(target, type) or _is_function(target)):
+            return target  # a ready object (a @tool function): nothing to check
+        if group == "tools" and _is_function(target) and set(node) <= HYDRA_KEYS:
+            return target  # a plain function becomes a tool: its parameters are the tool's
+        missing = frozenset(self.missing)
+        problems, forwarded = check_target(path, node, target, extras, missing)
+        self.forwarded += [f"{path}.{key}" for key in forwarded]
+        ranges = RANGES.get(group)
+        if ranges is not None and not problems:
+            given = {k: v for k, v in node.items() if k not in HYDRA_KEYS}
+            problems += check_node(path, given, ranges)
+        self.add(group, problems)
+        return target
+
+    def grammar_problems(self) -> list[str]:
+        from pydantic import ValidationError
+
+        from hydragent.grammar import Grammar
+
+        node = self.plain.get("grammar")
+        if node is None or self.has_missing("grammar"):
+            return []
+        if not isinstance(node, dict):
+            return [f"{shown('grammar', node)} must be a mapping: choose grammar=<option>"]
+        try:
+            grammar = Grammar(**node)
+        except ValidationError as error:
+            fields = ["type", "schema", "name", "strict", "pattern", "choices"]
+            problems = pydantic_problems("grammar", error, Grammar, "grammar")
+            return [p.replace("json_schema", "schema") for p in problems] or [
+                f"grammar: {one_line(error)} (keys: {', '.join(fields)})"
+            ]
+        except (ValueError, TypeError) as error:
+            return [f"grammar: {one_line(error)}"]
+        if grammar.type == "json_schema" and grammar.schema is not None:
+            try:
+                checked_json_schema(grammar.schema)
+            except ValueError as error:
+                return [f"grammar.schema: {error}"]
+        return []
+
+    def sandbox_schema_problems(self) -> list[str]:
+        node = self.plain.get("sandbox")
+        if node is None or self.has_missing("sandbox"):
+            return []
+        from hydragent.sandbox import SandboxConfig
+
+        return check_node("sandbox", node, SandboxConfig)
+
+    def caps_problems(self) -> list[str]:
+        """runner.backend_concurrency names backends (conf/model names or class names)."""
+        from hydragent.models import BACKENDS
+
+        caps = (self.plain.get("runner") or {}).get("backend_concurrency") or {}
+        valid = set(BACKENDS) | {path.split(":")[1] for path in BACKENDS.values()}
+        model = self.located.get("model")
+        if isinstance(model, type):
+            valid.add(model.__name__)
+        return [
+            unknown_key(f"runner.backend_concurrency.{name}", "the backends", sorted(BACKENDS))
+            for name in caps
+            if name not in valid
+        ]
+
+    def retry_chosen(self) -> str | None:
+        """The retry setting the user picked (`retry=none`, `retry.attempts=2`, a recipe's
+        `override /retry`), as opposed to the default every config carries; None if none."""
+        if self.choices.get("retry") not in (None, "default"):
+            return f"retry={self.choices['retry']}"
+        for override in self.overrides:
+            key = override.split("=", 1)[0].lstrip("+~")
+            if key == "retry" or key.startswith("retry."):
+                return override.lstrip("+~")
+        return None
+
+    def add(self, group: str, problems: list[str]) -> None:
+        if problems:
+            self.problems += problems
+            self.broken.add(group.split(".")[0] if group else "")
+
+    def has_missing(self, group: str) -> bool:
+        return any(m == group or m.startswith(f"{group}.") for m in self.missing)
+
+    def scorer_nodes(self) -> dict[str, Any]:
+        """cfg.scorer: one `_target_` node, or a mapping name -> node (scorer=[exact,includes])."""
+        node = self.plain.get("scorer")
+        if not isinstance(node, dict):
+            return {}
+        if "_target_" in node:
+            return {str(node["_target_"]).rsplit(".", 1)[-1]: node}
+        return {str(name): child for name, child in node.items() if child is not None}
+
+    def tool_nodes(self) -> dict[str, Any]:
+        node = self.plain.get("tools")
+        if not isinstance(node, dict):
+            return {}
+        if "_target_" in node:
+            return {"tools": node}
+        return {str(name): child for name, child in node.items() if child is not None}
+
+    def plain_at(self, path: str) -> dict[str, Any]:
+        node: Any = self.plain
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else {}
+
+    @staticmethod
+    def backend_name(model_cls: type) -> str:
+        """The conf/model option of a backend class (a subclass counts as itself)."""
+        from hydragent.models import BACKENDS
+
+        for name, path in BACKENDS.items():
+            if path.split(":")[1] == model_cls.__name__:
+                return name
+        return model_cls.__name__
+
+
+def _is_function(target: Any) -> bool:
+    import inspect
+
+    return inspect.isfunction(target) or inspect.ismethod(target)
+
+
+def _hydra_node(cfg: Any) -> Any:
+    """The `hydra` node: the config's own (compose, pre-flight), or the running app's."""
+    if hasattr(cfg, "get") and cfg.get("hydra") is not None:
+        return cfg.hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def _options(group: str) -> str:
+    """`; valid: a, b, c` from conf/<group>/*.yaml."""
+    from hydragent.config.paths import conf_dir
+
+    folder = conf_dir() / group
+    names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    return f"; valid: {', '.join(names)}" if names else ""
+
+
+# --- resolving the config -----------------------------------------------------------------
+
+
+def resolve_plain(
+    cfg: Any, problems: list[str], path: str = "", missing: set[str] | None = None
+) -> Any:
+    """The config as plain Python, resolving interpolations; each missing `???` value and each
+    failed interpolation becomes a problem naming its key (and its path joins `missing`)
+    instead of stopping at the first."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(cfg, DictConfig | ListConfig):
+        return cfg
+    keys = list(cfg.keys()) if isinstance(cfg, DictConfig) else list(range(len(cfg)))
+    out: dict[Any, Any] | list[Any] = {} if isinstance(cfg, DictConfig) else []
+    for key in keys:
+        child_path = f"{path}.{key}" if path else str(key)
+        if isinstance(cfg, DictConfig) and OmegaConf.is_missing(cfg, key):
+            problems.append(f"{child_path} is required (???): set it, e.g. {child_path}=VALUE")
+            if missing is not None:
+                missing.add(child_path)
+            continue
+        try:
+            child = cfg[key]
+        except OmegaConfBaseException as error:
+            problems.append(f"{child_path}: {one_line(error)}")
+            if missing is not None:
+                missing.add(child_path)
+            continue
+        value = resolve_plain(child, problems, child_path, missing)
+        if isinstance(out, dict):
+            out[key] = value
+        else:
+            out.append(value)
+    return out
