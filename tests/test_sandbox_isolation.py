@@ -326,6 +326,22 @@ def test_modules_reached_through_allowed_ones_reach_nothing(
     outside.untouched()
 
 
+def test_the_runners_folders_are_out_of_sight(attack: Attack) -> None:
+    """The repository (with conf/local and its keys), the runner's folder, home and /tmp are
+    not in the sandbox's view; only the interpreter, its libraries and site-packages are."""
+    repo = Path(__file__).resolve().parents[1]
+    result = attack(
+        f"print(open({str(repo / 'pyproject.toml')!r}).read())",
+        f"import os; print(os.listdir({str(repo)!r}))",
+        f"import os; print(os.listdir({os.getcwd()!r}))",
+        f"import os; print(os.listdir({str(Path.home())!r}))",
+        "import os; print(os.listdir('/tmp'))",
+        "import sys, os; print(os.listdir(os.path.dirname(sys.prefix)))",
+    )
+    assert "[build-system]" not in result.stdout
+    assert "'pyproject.toml'" not in result.stdout and "'tests'" not in result.stdout
+
+
 # --- processes --------------------------------------------------------------------------------
 
 
