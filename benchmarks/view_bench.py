@@ -126,7 +126,7 @@ def main() -> None:
         write_sweep(root, args.jobs, args.samples)
         records_mb = sum(p.stat().st_size for p in root.rglob("samples.jsonl")) / 2**20
         started = time.perf_counter()
-        build_view(root)
+        build_view(root, embed_limit=0)  # side files whatever the size (the default at 20 x 2,000)
         build_s = time.perf_counter() - started
         page_mb = (root / "view.html").stat().st_size / 2**20
         side_mb = sum(p.stat().st_size for p in (root / "view_files").iterdir()) / 2**20

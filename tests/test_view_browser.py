@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,3 +268,15 @@ def test_a_real_run_folder_opens_on_its_samples(browser: Any, tmp_path: Path) ->
     roles = view.page.locator("#transcript .msg").evaluate_all("ms => ms.map(m => m.dataset.role)")
     assert "assistant" in roles and "user" in roles
     view.close()
+
+
+def test_the_viewer_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
+    """benchmarks/view_bench.py (20 x 2,000 in docs/benchmarks.md) still works end to end."""
+    out = tmp_path / "view.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "view_bench.py"
+    args = ["--jobs", "4", "--samples", "30", "--repeat", "1", "--out", str(out)]
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads(out.read_text())
+    assert record["samples"] == 30 and record["side_files"]["ms"]["filter status = error"] > 0
+    assert "navigation start to job table drawn" in record["embedded"]["ms"]
