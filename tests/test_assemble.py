@@ -179,9 +179,19 @@ def test_a_sweep_with_one_bad_job_stops_before_any_job_runs(
         capsys,
     )  # fmt: skip
     assert code == 2 and err.count("\n") == 1
-    assert "job 2 (model=openai seed=0): model.api_key" in err
-    assert "job 3 (model=openai seed=1)" in err
+    assert "job 2 (model=openai seed=0), job 3 (model=openai seed=1): model.api_key" in err
     assert not (folder / "sweep").exists()
+
+
+def test_a_problem_every_sweep_job_shares_is_said_once(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["-m", "model=scripted", "seed=0,1,2", "task.limit=0"]
+    code, err = verdict("run", [*args, f"hydra.sweep.dir={folder / 'sweep'}"], capsys)
+    assert code == 2
+    assert err == "hydragent: config error: all 3 jobs: task.limit=0: Input should be " + (
+        "greater than or equal to 1\n"
+    )
 
 
 def test_validate_reports_every_problem_at_once(

@@ -62,17 +62,26 @@ class Preflight(Callback):  # type: ignore[misc,valid-type]
 
         loader = GlobalHydra.instance().config_loader()
         jobs = sweep_jobs(config)
-        problems: list[str] = []
+        found: dict[str, list[str]] = {}  # problem -> the jobs that have it
         for number, overrides in enumerate(jobs):
             try:
                 _check(loader.load_sweep_config(config, list(overrides)))
             except PreflightFailed as failed:
                 if not isinstance(failed.error, ConfigError) or len(jobs) == 1:
                     raise
-                label = " ".join(overrides) or "the base config"
-                problems += [f"job {number} ({label}): {p}" for p in failed.error.problems]
-        if problems:
-            raise PreflightFailed(ConfigError(problems))
+                label = f"job {number} ({' '.join(overrides) or 'the base config'})"
+                for problem in failed.error.problems:
+                    found.setdefault(problem, []).append(label)
+        if found:
+            every = f"all {len(jobs)} jobs"
+            raise PreflightFailed(
+                ConfigError(
+                    [
+                        f"{every if len(where) == len(jobs) else ', '.join(where)}: {problem}"
+                        for problem, where in found.items()
+                    ]
+                )
+            )
 
 
 def sweep_jobs(config: Any) -> list[list[str]]:
