@@ -115,5 +115,11 @@ def test_the_humaneval_recipe_runs_on_the_scripted_backend(tmp_path: Path) -> No
     cfg = compose_job(tmp_path, "recipe=humaneval", "model=scripted", "task.limit=2")
     summary = run_job(cfg, tmp_path / "run")
     # "I do not know." is no solution: both fail their tests, without errors.
-    assert summary["metrics"]["pass@1"] == {"mean": 0.0, "stderr": 0.0, "n": 2}
+    assert summary["metrics"]["pass@1"] == {
+        "mean": 0.0,
+        "ci_low": 0.0,
+        "ci_high": 0.0,
+        "stderr": 0.0,
+        "n": 2,
+    }
     assert summary["counts"]["error"] == 0
