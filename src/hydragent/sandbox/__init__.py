@@ -11,7 +11,6 @@ from hydragent.sandbox.isolation import (
     SandboxSpec,
     SandboxUnavailable,
     as_spec,
-    describe,
     resolve,
 )
 from hydragent.sandbox.session import PythonSession, SandboxError, SandboxResult, run_python
@@ -27,7 +26,6 @@ __all__ = [
     "SandboxSpec",
     "SandboxUnavailable",
     "as_spec",
-    "describe",
     "resolve",
     "run_python",
 ]

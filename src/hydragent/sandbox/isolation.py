@@ -53,7 +53,7 @@ class SandboxUnavailable(ValueError):
 class SandboxConfig(BaseModel):
     """The `sandbox` config node (conf/sandbox/*.yaml)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)  # frozen: a SandboxSpec hashes
 
     kind: Literal["auto", "bwrap", "landlock", "process"] = "auto"
     work_mb: int = Field(64, ge=1, le=65536, description="size cap of the work folder (bwrap)")
@@ -311,12 +311,3 @@ def _problem(kind: str) -> str | None:
     if result.value != "2":
         return f"the probe step failed: {result.error or result.stdout}"
     return None
-
-
-def describe(spec: SandboxSpec) -> str:
-    """One line for validate: which isolation the run gets."""
-    if spec.unsafe:
-        return "process (UNSAFE: in-process guard only, no kernel isolation)"
-    if spec.name == "bwrap":
-        return "bwrap (namespaces, seccomp, landlock, rlimits)"
-    return "landlock (landlock, seccomp, rlimits; no namespaces)"
