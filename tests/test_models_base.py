@@ -16,7 +16,7 @@ import pytest
 
 from hydragent.config import compose
 from hydragent.messages import ChatMessage, ChatMessageToolCall, ChatMessageToolCallFunction
-from hydragent.models import base
+from hydragent.models import base, retry
 from hydragent.models.base import (
     REMOVE_PARAMETER,
     ApiModel,
@@ -203,7 +203,7 @@ class FakeClock:
 
 def test_rate_limiter_spaces_requests_to_the_requests_per_minute(monkeypatch: Any) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(base, "time", clock)
+    monkeypatch.setattr(retry, "time", clock)
     limiter = RateLimiter(requests_per_minute=30)  # one request every 2 s
     for _ in range(4):
         limiter.throttle()
@@ -212,7 +212,7 @@ def test_rate_limiter_spaces_requests_to_the_requests_per_minute(monkeypatch: An
 
 def test_no_rate_limit_means_no_waiting(monkeypatch: Any) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(base, "time", clock)
+    monkeypatch.setattr(retry, "time", clock)
     limiter = RateLimiter(requests_per_minute=None)
     for _ in range(3):
         limiter.throttle()

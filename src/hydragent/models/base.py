@@ -1,8 +1,10 @@
-"""The Model contract every backend implements, and ApiModel's retries and rate limiting.
+"""The Model contract every backend implements: one request path, and ApiModel's client.
 
-Backends subclass `Model` (local engines) or `ApiModel` (remote clients). Shared behaviour
-lives in small functions here rather than in hooks, so that a backend module reads top to
-bottom: build the request, call the client through `call_api`, convert the response.
+`Model.generate` (written once) builds a `ModelRequest` and hands it to the backend's
+`request(req)`. Backends subclass `Model` (local engines) or `ApiModel` (remote clients,
+rate limited and retried by models/retry.py, whose names are re-exported here). Shared
+behaviour lives in small functions rather than hooks, so that a backend module reads top to
+bottom: map the request, call the client through `call_api`, convert the response.
 """
 
 from __future__ import annotations
@@ -13,16 +15,12 @@ import dataclasses
 import inspect
 import json
 import logging
-import random
 import re
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from hydragent.generation import GenerationConfig
 from hydragent.grammar import Grammar
@@ -35,6 +33,15 @@ from hydragent.messages import (
     content_to_text,
     prepare_messages,
 )
+from hydragent.models.retry import RETRYABLE_STATUS as RETRYABLE_STATUS
+from hydragent.models.retry import RateLimiter as RateLimiter
+from hydragent.models.retry import RetryPolicy as RetryPolicy
+from hydragent.models.retry import call_with_retries as call_with_retries
+from hydragent.models.retry import describe_error as describe_error
+from hydragent.models.retry import is_retryable as is_retryable
+from hydragent.models.retry import retry_after_seconds as retry_after_seconds
+from hydragent.models.retry import retry_policy
+from hydragent.models.retry import status_code_of as status_code_of
 from hydragent.secrets import is_secret_key, mask_secrets
 
 logger = logging.getLogger("hydragent.models")
@@ -675,152 +682,7 @@ def _is_plain(value: Any) -> bool:
     return True
 
 
-# --- ApiModel: rate limits and retries -----------------------------------------------------
-
-
-class RetryPolicy(BaseModel):
-    """The `retry` config node: bounded attempts with exponential backoff and full jitter."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)  # built on first use
-
-    attempts: int = Field(4, ge=1, description="total tries, the first included")
-    initial_wait: float = Field(1.0, ge=0, description="seconds before the first retry")
-    multiplier: float = Field(2.0, ge=1)
-    max_wait: float = Field(60.0, ge=0, description="cap on one backoff wait")
-    jitter: float = Field(0.5, ge=0, description="random extra wait, as a fraction of the wait")
-    max_retry_after: float = Field(300.0, ge=0, description="cap on a server's Retry-After")
-
-
-RETRYABLE_STATUS = frozenset({408, 409, 429})
-
-
-def status_code_of(error: BaseException) -> int | None:
-    """The HTTP status of a client error, whatever library raised it."""
-    for source in (error, getattr(error, "response", None)):
-        code = getattr(source, "status_code", None) or getattr(source, "status", None)
-        if isinstance(code, int):
-            return code
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):  # botocore ClientError
-        code = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if isinstance(code, int):
-            return code
-    return None
-
-
-def _headers_of(error: BaseException) -> dict[str, str]:
-    response = getattr(error, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:  # urllib's HTTPError carries them itself
-        headers = getattr(error, "headers", None)
-    if headers is None and isinstance(response, dict):
-        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders")
-    return {str(k).lower(): str(v) for k, v in (headers or {}).items()}
-
-
-def retry_after_seconds(error: BaseException) -> float | None:
-    """The server's Retry-After (seconds or an HTTP date), if it sent one."""
-    value = _headers_of(error).get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    import email.utils  # only for HTTP-date values: keeps `import hydragent` light
-
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-_TRANSIENT_NAMES = re.compile(
-    r"(Timeout|Connection|ConnectError|NetworkError|RemoteProtocol|ReadError)"
-)
-
-
-_RATE_LIMIT_TEXT = re.compile(r"429|rate.limit|too many requests", re.IGNORECASE)
-
-
-def is_retryable(error: BaseException) -> bool:
-    """Timeouts, connection failures, 408/409/429 and 5xx; never other 4xx. An error with no
-    status that says it is a rate limit (smolagents' test: "429", "rate limit", "too many
-    requests") is retried too."""
-    status = status_code_of(error)
-    if status is not None:
-        return status in RETRYABLE_STATUS or status >= 500
-    if isinstance(error, TimeoutError | ConnectionError) or _RATE_LIMIT_TEXT.search(str(error)):
-        return True
-    return any(_TRANSIENT_NAMES.search(klass.__name__) for klass in type(error).__mro__)
-
-
-def describe_error(error: BaseException) -> str:
-    status = status_code_of(error)
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    prefix = f"HTTP {status}: " if status else ""
-    return f"{prefix}{type(error).__name__}: {text}"[:500]
-
-
-class RateLimiter:
-    """Spaces requests evenly so that no more than `requests_per_minute` start per minute."""
-
-    def __init__(self, requests_per_minute: float | None) -> None:
-        self.interval = 60.0 / requests_per_minute if requests_per_minute else 0.0
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def throttle(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            time.sleep(start - now)
-
-
-def call_with_retries(
-    fn: Callable[[], T],
-    policy: RetryPolicy,
-    describe: str = "request",
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Run `fn`, retrying transient failures per `policy`; each retry is logged with its cause."""
-    from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-
-    def wait(state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        backoff = min(
-            policy.max_wait, policy.initial_wait * policy.multiplier ** (state.attempt_number - 1)
-        )
-        backoff += random.uniform(0, policy.jitter * backoff)
-        server = retry_after_seconds(error) if error else None
-        return min(server, policy.max_retry_after) if server is not None else backoff
-
-    def log_retry(state: RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome else None
-        wait_s = state.next_action.sleep if state.next_action else 0.0
-        logger.warning(
-            "retrying %s (attempt %d/%d) in %.2fs after %s",
-            describe,
-            state.attempt_number + 1,
-            policy.attempts,
-            wait_s,
-            describe_error(error) if error else "unknown error",
-        )
-
-    retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts),
-        wait=wait,
-        retry=retry_if_exception(is_retryable),
-        before_sleep=log_retry,
-        sleep=sleep,
-        reraise=True,
-    )
-    return retrying(fn)
+# --- ApiModel: a network client, rate limited and retried (models/retry.py) ----------------
 
 
 class ApiModel(Model):
@@ -843,7 +705,7 @@ class ApiModel(Model):
             model_id=model_id, custom_role_conversions=custom_role_conversions, **kwargs
         )
         self.requests_per_minute = requests_per_minute
-        self.retry = _retry_policy(retry)
+        self.retry = retry_policy(retry)
         self.rate_limiter = RateLimiter(requests_per_minute)
         self._client = client
         self._client_lock = threading.Lock()
@@ -884,12 +746,3 @@ class ApiModel(Model):
         data = super().to_dict()
         data["retry"] = self.retry.model_dump() if self.retry is not None else False
         return data
-
-
-def _retry_policy(retry: RetryPolicy | Mapping[str, Any] | bool | None) -> RetryPolicy | None:
-    """`retry=False` turns retries off (smolagents' meaning); None or True is the default."""
-    if retry is False:
-        return None
-    if retry is None or retry is True:
-        return RetryPolicy()
-    return retry if isinstance(retry, RetryPolicy) else RetryPolicy(**dict(retry))
