@@ -325,9 +325,9 @@ def apply_generation(
 class Model:
     """A chat model: `generate(messages, ...) -> ChatMessage`, and `model(messages)` alike.
 
-    Subclasses implement `generate`, and `generate_stream` where they can. Unknown constructor
-    keywords are kept in `self.kwargs` and sent with every completion call, where they win
-    over call-time keywords.
+    Backends implement `request(req)`, and `request_stream(req)` where they stream; a subclass
+    written for smolagents may override `generate` instead. Unknown constructor keywords are
+    kept in `self.kwargs` and sent with every call, where they win over call-time keywords.
     """
 
     #: grammar types (see hydragent.grammar) this backend can enforce.
@@ -344,6 +344,10 @@ class Model:
     takes_images: ClassVar[bool] = False
     #: returns reasoning apart from the answer.
     returns_reasoning: ClassVar[bool] = False
+    #: roles the backend's wire protocol cannot carry, mapped under the user's conversions.
+    wire_roles: ClassVar[dict[str, str] | None] = None
+    #: images go as data URLs (OpenAI style) rather than base64 parts.
+    images_as_urls: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -366,11 +370,6 @@ class Model:
         self.tool_name_key = tool_name_key
         self.tool_arguments_key = tool_arguments_key
         self.kwargs = dict(kwargs)
-
-    #: roles the backend's wire protocol cannot carry, mapped under the user's conversions.
-    wire_roles: ClassVar[dict[str, str] | None] = None
-    #: images go as data URLs (OpenAI style) rather than base64 parts.
-    images_as_urls: ClassVar[bool] = False
 
     # The public call surface, written once: build the request, hand it to the backend.
     def generate(
