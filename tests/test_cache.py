@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from hydragent.grammar import Grammar
+from hydragent.messages import ChatMessage
+from hydragent.models.base import Model, ModelRequest
 from hydragent.models.scripted import ScriptedModel
 from hydragent.runner import run_job
 from hydragent.runner.cache import CachedModel, CacheMiss, ResponseStore, cache_clear, cache_stats
@@ -157,3 +159,13 @@ def test_the_cached_model_behaves_as_its_backend(tmp_path: Path) -> None:
     streamed = list(model.generate_stream(QUESTION))
     assert streamed[0].content == reply.content
     assert len(inner.calls) == 1  # the streamed call came from the cache
+
+
+def test_a_cached_stream_keeps_the_reasoning(tmp_path: Path) -> None:
+    class Reasoner(Model):
+        def request(self, req: ModelRequest) -> ChatMessage:
+            return ChatMessage(role="assistant", content="4", reasoning_content="2 plus 2")
+
+    model = CachedModel(Reasoner(model_id="r"), ResponseStore(tmp_path / "c.sqlite"), "on", {})
+    (delta,) = model.generate_stream(QUESTION)
+    assert (delta.content, delta.reasoning_content) == ("4", "2 plus 2")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hydragent import logging_setup
+from hydragent import logging_setup, progress
 from hydragent.models.scripted import ScriptedModel
-from hydragent.runner import progress, run_job
+from hydragent.runner import run_job
 from hydragent.runner.errors import error_causes, known_fix, message_shape
 from test_runner_support import compose_job
 

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from hydragent import progress
 from hydragent.generation import GenerationConfig
 from hydragent.grammar import Grammar
 from hydragent.messages import agglomerate_stream_deltas
@@ -108,6 +109,16 @@ def test_concurrent_calls_are_batched_and_match_one_at_a_time(tiny_dir: Path) ->
     assert max(batched._batcher.batch_sizes) > 1, "the calls should have shared a batch"
     assert [r.content for r in results] == [e.content for e in expected]
     assert [r.token_usage for r in results] == [e.token_usage for e in expected]
+
+
+def test_decoding_steps_move_the_progress_count_before_the_reply_arrives(
+    model: TransformersModel,
+) -> None:
+    """A long batched generation shows progress while it decodes, not only once it ends."""
+    before = progress.decoded()
+    reply = model.generate([{"role": "user", "content": "count"}], max_new_tokens=12)
+    steps = progress.decoded() - before
+    assert steps >= reply.token_usage.output_tokens - 1 >= 1
 
 
 def test_tokenizer_without_template_gets_the_declared_fallback(

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Generator
 from typing import Any, ClassVar
 
+from hydragent import progress
 from hydragent.messages import ChatMessage, ChatMessageStreamDelta, TokenUsage
 from hydragent.messages import agglomerate_stream_deltas as agglomerate
 from hydragent.models.base import (
@@ -182,6 +183,7 @@ class MLXModel(Model):
                 **settings,
             ):
                 generated = response.generation_tokens
+                progress.generated(1)
                 for delta in stream.feed(response.text):
                     reasoning.append(delta.reasoning_content or "")
                     yield delta

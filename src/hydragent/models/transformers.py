@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from hydragent import progress
 from hydragent.grammar import Grammar
 from hydragent.messages import (
     ChatMessage,
@@ -424,6 +425,7 @@ class TransformersModel(Model):
             **inputs,
             "eos_token_id": self._stop_ids or None,
             "pad_token_id": self._pad_id,
+            "stopping_criteria": _progress_criteria(),
             **{k: v for k, v in group[0].settings if k != "seed"},
         }
         if group[0].stop_sequences:
@@ -520,6 +522,19 @@ def _strip_trailing(tokens: list[int], pad_id: int) -> list[int]:
     while end and tokens[end - 1] == pad_id:
         end -= 1
     return tokens[:end]
+
+
+def _progress_criteria() -> Any:
+    """A stopping criterion that never stops: it reports each decoding step's rows to the
+    runner's progress hook, so the bar moves while a long batch decodes."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class ReportProgress(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            progress.generated(int(input_ids.shape[0]))
+            return input_ids.new_zeros(input_ids.shape[0], dtype=bool)
+
+    return StoppingCriteriaList([ReportProgress()])
 
 
 def _counting_streamer(tokenizer: Any) -> Any:

@@ -1,7 +1,6 @@
 """The runner: concurrency, deadlines, cache, crash-safe results and resume.
 
-Names are imported on first use, so a local engine can import `hydragent.runner.progress`
-(its progress hook) without pulling in Hydra and the job machinery."""
+Names are imported on first use, so importing the package stays cheap."""
 
 from __future__ import annotations
 

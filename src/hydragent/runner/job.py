@@ -13,10 +13,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-from hydragent import logging_setup
+from hydragent import logging_setup, progress
 from hydragent.config.assemble import assemble
 from hydragent.models.base import ApiModel, Model
-from hydragent.runner import progress
 from hydragent.runner.errors import RunFailed, error_report
 from hydragent.runner.execute import Outcome, run_all, work_on
 from hydragent.runner.records import (
@@ -79,7 +78,7 @@ def _pricer(model: Model) -> Callable[[dict[str, Any], str | None], float | None
 class ResultSink:
     """Takes each finished sample on the runner's main thread: writes its line (flushed, see
     RecordWriter), keeps the record for the summary, and moves the progress bar. Between
-    samples the bar shows the tokens local engines report (runner/progress.py)."""
+    samples the bar shows the tokens local engines report (hydragent/progress.py)."""
 
     def __init__(
         self,

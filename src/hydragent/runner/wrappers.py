@@ -61,6 +61,7 @@ class ModelWrapper(Model):
             content=content_to_text(reply.content) if reply.content is not None else None,
             tool_calls=calls or None,
             token_usage=reply.token_usage,
+            reasoning_content=reply.reasoning_content,
         )
 
     def parse_tool_calls(self, message: ChatMessage) -> ChatMessage:
