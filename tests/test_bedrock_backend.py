@@ -278,3 +278,26 @@ def test_validate_names_missing_region_and_credentials(monkeypatch: pytest.Monke
     keys = [key for key, _ in model.environment_problems()]
     assert keys == ["client_kwargs.region_name", "client_kwargs"]
     assert local.environment_problems() == []
+
+
+def test_an_image_goes_as_an_image_block_with_its_format(server: LoopbackServer) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), "red").save(buffer, format="JPEG")
+    message = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Colour?"},
+                {"type": "image", "image": buffer.getvalue()},
+            ],
+        }
+    ]
+    make_model(server).generate(message)
+    (block,) = [b for b in server.requests[0].json["messages"][0]["content"] if "image" in b]
+    assert block["image"]["format"] == "jpeg"
+    assert base64.b64decode(block["image"]["source"]["bytes"]) == buffer.getvalue()

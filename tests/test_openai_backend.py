@@ -454,3 +454,30 @@ def test_retry_false_turns_retries_off(server: LoopbackServer) -> None:
     with pytest.raises(openai.InternalServerError):
         model.generate([{"role": "user", "content": "hi"}])
     assert len(server.requests) == 1
+
+
+def test_an_image_goes_as_an_image_url_data_part(server: LoopbackServer) -> None:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), "blue").save(buffer, format="PNG")
+    make_model(server).generate(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Colour?"},
+                    {"type": "image", "image": buffer.getvalue()},
+                ],
+            }
+        ]
+    )
+    text, image = server.requests[0].json["messages"][0]["content"]
+    assert text == {"type": "text", "text": "Colour?"}
+    assert image["type"] == "image_url"
+    url = image["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    assert base64.b64decode(url.split(",", 1)[1]) == buffer.getvalue()

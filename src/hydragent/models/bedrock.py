@@ -237,10 +237,28 @@ def converse_messages(
     return system, turns
 
 
+#: leading bytes -> Converse image format.
+IMAGE_MAGIC = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "gif", b"RIFF": "webp"}
+
+
 def _block(part: dict[str, Any]) -> dict[str, Any]:
     if part.get("type") == "image":
-        return {"image": {"format": "png", "source": {"bytes": base64.b64decode(part["image"])}}}
+        return _image_block(part["image"])
     return {"text": part.get("text", "")}
+
+
+def _image_block(image: str) -> dict[str, Any]:
+    """A Converse image block (raw bytes and their format) from a base64 image part."""
+    if image.startswith(("http://", "https://")):
+        raise ValueError(
+            "AmazonBedrockServerModel takes image bytes, not URLs: pass the image itself "
+            "(a PIL image, a path or bytes) in the message"
+        )
+    data = base64.b64decode(image)
+    kind = next((kind for magic, kind in IMAGE_MAGIC.items() if data.startswith(magic)), None)
+    if kind is None:
+        raise ValueError("AmazonBedrockServerModel takes PNG, JPEG, GIF or WebP images")
+    return {"image": {"format": kind, "source": {"bytes": data}}}
 
 
 def _append_blocks(target: list[dict[str, Any]], blocks: list[dict[str, Any]]) -> None:
