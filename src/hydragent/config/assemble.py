@@ -151,7 +151,7 @@ class _Assembler(StaticChecks):
         would lack."""
         if {group, "generation"} & self.broken or self.plain.get(group) is None:
             return None
-        from hydragent.models.base import dry_build
+        from hydragent.models import dry_build
 
         target = self.located[group]
         extra: dict[str, Any] = {}

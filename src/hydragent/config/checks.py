@@ -47,7 +47,7 @@ class StaticChecks:
 
     def check_static(self) -> None:
         from hydragent.generation import GenerationConfig
-        from hydragent.models.base import RetryPolicy
+        from hydragent.models import RetryPolicy
 
         plain = self.plain
         self.add("", check_node("", plain, TopLevel, owner="the config"))
@@ -97,7 +97,7 @@ class StaticChecks:
             router_problems,
             tools_problems,
         )
-        from hydragent.models.base import ApiModel
+        from hydragent.models import ApiModel
 
         plain = self.plain
         for group in ("model", "judge"):

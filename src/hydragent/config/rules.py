@@ -43,7 +43,7 @@ def backend_classes() -> dict[str, type]:
 def backends_for(group: str) -> tuple[str, ...] | None:
     """The backends a helper group fits (None: every model)."""
     if group == "retry":
-        from hydragent.models.base import ApiModel
+        from hydragent.models import ApiModel
 
         return tuple(n for n, c in backend_classes().items() if issubclass(c, ApiModel))
     return HELPER_BACKENDS[group]
