@@ -44,6 +44,10 @@ TIMED = """async (action) => {
   return performance.now() - t0;
 }"""
 
+# True once the page shows sample `id` with its transcript drawn.
+SHOWN = """(id) => document.querySelector('.crumbs')?.textContent.endsWith(id)
+  && document.querySelector('#transcript .msg') !== null"""
+
 
 def _set(selector: str, value: str, event: str) -> str:
     return (
@@ -65,7 +69,7 @@ def _load(browser: Any, url: str) -> tuple[float, list[float], Any]:
     return wall, marks, page
 
 
-def measure(root: Path, repeat: int) -> dict[str, Any]:
+def measure(root: Path, repeat: int, jobs: int, samples: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     results: dict[str, list[float]] = {}
@@ -97,15 +101,15 @@ def measure(root: Path, repeat: int) -> dict[str, Any]:
             timed(_set("#cause-filter", "", "change"))
             timed(_set("#metric-filter", "exact", "change"))
             add("filter score = 0", timed(_set("#score-filter", "0", "change")))
-            started = time.perf_counter()
-            page.evaluate("location.hash = '#/job/7/sample/arith-00042'")
-            page.wait_for_selector("#transcript .msg")
-            add("open a transcript (first of its job)", (time.perf_counter() - started) * 1000)
-            started = time.perf_counter()
-            page.evaluate("location.hash = '#/job/7/sample/arith-00043'")
-            page.wait_for_function("location.hash.endsWith('00043')")
-            page.wait_for_selector("#transcript .msg")
-            add("open a transcript (job loaded)", (time.perf_counter() - started) * 1000)
+            job, sample = min(7, jobs - 1), samples // 2  # a job whose transcripts are unread
+            for number, name in (
+                (sample, "open a transcript (first of its job)"),
+                (sample + 1, "open a transcript (job loaded)"),
+            ):
+                started = time.perf_counter()
+                page.evaluate(f"location.hash = '#/job/{job}/sample/arith-{number:05d}'")
+                page.wait_for_function(SHOWN, arg=f"arith-{number:05d}")
+                add(name, (time.perf_counter() - started) * 1000)
             add("compare two jobs (flips first)", timed("location.hash = '#/compare/0/2'"))
             add("compare: flips only", timed("document.querySelector('#flips-only').click()"))
             page.close()
@@ -130,10 +134,10 @@ def main() -> None:
         build_s = time.perf_counter() - started
         page_mb = (root / "view.html").stat().st_size / 2**20
         side_mb = sum(p.stat().st_size for p in (root / "view_files").iterdir()) / 2**20
-        side = measure(root, args.repeat)
+        side = measure(root, args.repeat, args.jobs, args.samples)
         build_view(root, embed_limit=10**12)
         embedded_mb = (root / "view.html").stat().st_size / 2**20
-        embedded = measure(root, max(1, args.repeat // 2))
+        embedded = measure(root, max(1, args.repeat // 2), args.jobs, args.samples)
     record = {
         "jobs": args.jobs,
         "samples": args.samples,
