@@ -157,7 +157,7 @@ def results_frame(jobs: list[Job]) -> Any:
                     "sandbox": _text(r.get("sandbox")),
                     "group": _text(r.get("group")),
                     "config_hash": r.get("config_hash"),
-                    "messages": len(r["messages"]),
+                    "n_messages": len(r["messages"]),  # the transcripts: view.html
                 }
             )
     frame = pd.DataFrame(rows)
