@@ -4,6 +4,7 @@ against a loopback OpenAI server."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -334,3 +335,103 @@ def test_a_rate_limit_error_without_a_status_is_retried_as_in_smolagents() -> No
     assert model.client.completion.call_count == 3
     assert result.content == "Success response"
     assert (result.token_usage.input_tokens, result.token_usage.output_tokens) == (10, 20)
+
+
+def test_inference_client_token_rules_match_smolagents() -> None:
+    from hydragent.models import InferenceClientModel
+
+    assert InferenceClientModel(model_id="test-model", token="abc").client.token == "abc"
+    assert InferenceClientModel(model_id="test-model", api_key="abc").client.token == "abc"
+    with pytest.raises(ValueError, match=r"Received both `token` and `api_key` arguments\."):
+        InferenceClientModel(model_id="test-model", token="abc", api_key="def")
+
+
+@pytest.mark.parametrize(
+    ("model_id", "flatten"),
+    [("test-model", False), ("ollama", True), ("groq", True), ("cerebras", True)],
+)
+def test_litellm_flattens_for_the_providers_smolagents_flattens_for(
+    model_id: str, flatten: bool
+) -> None:
+    from hydragent.models import LiteLLMModel
+
+    assert LiteLLMModel(model_id=model_id).flatten_messages_as_text is flatten
+    assert not LiteLLMModel(
+        model_id="groq/x", flatten_messages_as_text=False
+    ).flatten_messages_as_text
+
+
+@pytest.mark.parametrize("backend", ["OpenAIModel", "LiteLLMModel"])
+def test_sdk_tool_calls_become_serialisable_tool_calls(backend: str) -> None:
+    from unittest.mock import MagicMock, patch
+
+    import hydragent.models
+
+    cls = getattr(hydragent.models, backend)
+    if backend == "OpenAIModel":
+        from openai.types.chat import ChatCompletion
+
+        response = ChatCompletion.model_validate(
+            {
+                "id": "c",
+                "created": 0,
+                "model": "gpt-4o-mini",
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "finish_reason": "tool_calls",
+                        "index": 0,
+                        "message": {
+                            "role": "assistant",
+                            "content": None,
+                            "tool_calls": [
+                                {
+                                    "id": "call_test",
+                                    "type": "function",
+                                    "function": {
+                                        "name": "final_answer",
+                                        "arguments": "test_result",
+                                    },
+                                }
+                            ],
+                        },
+                    }
+                ],
+                "usage": {"prompt_tokens": 69, "completion_tokens": 15, "total_tokens": 84},
+            }
+        )
+    else:
+        from litellm.types.utils import ModelResponse
+
+        response = ModelResponse(
+            choices=[
+                {
+                    "finish_reason": "tool_calls",
+                    "index": 0,
+                    "message": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "call_test",
+                                "type": "function",
+                                "function": {"name": "final_answer", "arguments": "test_result"},
+                            }
+                        ],
+                    },
+                }
+            ],
+            usage={"prompt_tokens": 69, "completion_tokens": 15, "total_tokens": 84},
+        )
+    client = MagicMock()
+    client.chat.completions.create.return_value = response
+    client.completion.return_value = response
+    with patch.object(cls, "create_client", return_value=client):
+        model = cls(model_id="gpt-4o-mini", api_key="k")
+        result = model.generate(
+            [{"role": "user", "content": "answer"}],
+            tools_to_call_from=[smolagents.FinalAnswerTool()],
+        )
+    data = json.loads(result.model_dump_json())
+    assert data["tool_calls"][0]["function"] == {"name": "final_answer", "arguments": "test_result"}
+    assert result.token_usage.input_tokens == 69
