@@ -20,11 +20,13 @@ from __future__ import annotations
 import atexit
 import ctypes
 import functools
+import hashlib
 import importlib.util
 import logging
 import os
 import py_compile
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -164,15 +166,35 @@ def start_child(folder: str) -> str:
 
 @functools.cache
 def child_dir() -> str:
-    """A private copy of the child with its bytecode, written once per process (in a 0700
-    temporary folder, also under PYTHONDONTWRITEBYTECODE), so that no start compiles the
-    child's 600 lines again: that took about 6 ms of every start."""
-    folder = tempfile.mkdtemp(prefix="hydragent-child-")
-    atexit.register(shutil.rmtree, folder, True)
-    script = os.path.join(folder, "_child.py")
-    shutil.copy2(CHILD_SCRIPT, script)
-    py_compile.compile(script, cfile=importlib.util.cache_from_source(script), doraise=True)
-    return folder
+    """A copy of the child with its bytecode, so that no start compiles its 600 lines again
+    (about 6 ms of every start; PYTHONDONTWRITEBYTECODE may keep the package's own cache from
+    existing). One folder per user and child version in the temporary folder, reused across
+    runs (a killed runner leaves nothing new behind); used only when this user owns it and
+    nobody else may write it."""
+    source = Path(CHILD_SCRIPT).read_bytes()
+    tag = hashlib.sha256(source + sys.version.encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"hydragent-child-{os.geteuid()}-{tag}"
+    if not _owned_private(folder):
+        staging = Path(tempfile.mkdtemp(prefix="hydragent-child-"))
+        script = staging / "_child.py"
+        script.write_bytes(source)
+        py_compile.compile(str(script), importlib.util.cache_from_source(str(script)), doraise=True)
+        try:
+            staging.rename(folder)
+        except OSError:  # another process won the race, or a stranger's folder is in the way
+            if not _owned_private(folder):
+                atexit.register(shutil.rmtree, staging, True)
+                return str(staging)
+            shutil.rmtree(staging, ignore_errors=True)
+    return str(folder)
+
+
+def _owned_private(folder: Path) -> bool:
+    try:
+        info = folder.lstat()
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o022
 
 
 def child_env(home: str) -> dict[str, str]:
