@@ -707,3 +707,20 @@ def test_a_humaneval_program_cannot_pass_by_skipping_or_escaping_its_tests(
         answer, sample = _humaneval_sample(completion)
         assert scorer.score(answer, sample) == {"pass@1": 0.0}, completion
     outside.untouched()
+
+
+# --- the sandbox node's limits ----------------------------------------------------------------
+
+
+def test_the_sandbox_node_sets_the_limits_the_kernel_enforces() -> None:
+    kernel_spec("bwrap")
+    spec = resolve({"kind": "bwrap", "work_mb": 1, "max_open_files": 16, "site_packages": False})
+    with PythonSession(sandbox=spec, policy=False) as session:
+        full = session.run("open('big.bin', 'wb').write(b'x' * (2 * 1024 * 1024))")
+        files = session.run("handles = [open('f%d' % i, 'w') for i in range(100)]")
+        numpy = session.run("import numpy")
+        stdlib = session.run("import json; json.dumps([1])")
+    assert "No space left on device" in (full.error or "")
+    assert "Too many open files" in (files.error or "")
+    assert "No module named 'numpy'" in (numpy.error or "")
+    assert stdlib.ok and stdlib.value == "'[1]'"
