@@ -14,6 +14,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -371,6 +372,27 @@ def test_other_processes_cannot_be_signalled_or_reprioritised(
     assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == 0
     assert os.sched_getaffinity(pid) == affinity
     assert resource.prlimit(pid, resource.RLIMIT_NOFILE) == files
+
+
+def test_the_runner_receives_no_signal(attack: Attack) -> None:
+    """SIGUSR1 aimed at this (the runner's) process by every route: the handler never runs.
+    (Broadcasts, kill(-1) and killpg, are left out: were the boundary broken, they would hit
+    every process of this user, not only the runner.)"""
+    received: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda number, frame: received.append(number))
+    runner = os.getpid()
+    try:
+        attack(
+            f"import os, signal; os.kill({runner}, signal.SIGUSR1)",
+            "import os, signal; os.kill(os.getppid(), signal.SIGUSR1)",
+            f"import signal; signal.pidfd_send_signal(__import__('os').pidfd_open({runner}), 10)",
+            f"import ctypes; ctypes.CDLL(None).kill({runner}, 10)",
+            f"import ctypes; ctypes.CDLL(None).syscall(129, {runner}, 10, 0)",  # rt_sigqueueinfo
+        )
+        time.sleep(0.2)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert received == []
 
 
 def test_no_capability_reaches_the_host(attack: Attack) -> None:
