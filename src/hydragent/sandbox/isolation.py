@@ -140,9 +140,12 @@ class SandboxSpec:
                 **limits,
                 "nproc": self.config.max_threads,  # counted in the sandbox's user namespace
                 "site_paths": site,
+                # the second layer where the kernel has it; the namespaces are the first
                 "landlock": landlock_rules(
                     [*python_dirs(), *site, *system_lib_dirs(), "/proc"], INSIDE_WORKDIR
-                ),
+                )
+                if landlock_abi() > 0
+                else None,
             },
         )
 
@@ -286,6 +289,7 @@ def bwrap_args(config: SandboxConfig, host_workdir: str | None, bpf_fd: int) -> 
     return args
 
 
+@functools.cache
 def landlock_abi() -> int:
     """The kernel's landlock ABI version, 0 when it has none."""
     if not sys.platform.startswith("linux"):
