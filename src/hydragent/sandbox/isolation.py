@@ -71,7 +71,7 @@ class SandboxConfig(BaseModel):
 
 @dataclass(frozen=True)
 class Launch:
-    """How to start one child: argv, the extra fds it inherits, where, and what it is told."""
+    """How to start one child: its command, environment and folder, and what it is told."""
 
     argv: list[str]
     env: dict[str, str]

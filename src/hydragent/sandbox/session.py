@@ -207,6 +207,9 @@ class PythonSession:
         except OSError as error:
             self._kill()
             raise SandboxError(f"the sandbox could not start: {error}") from error
+        except BaseException:  # e.g. SandboxUnavailable: nothing of this start may leak
+            self._kill()
+            raise
         finally:
             for fd in (req_r, resp_w, bpf_r, bpf_w):
                 if fd >= 0:
