@@ -236,10 +236,15 @@ def report_error(error: BaseException, traceback_wanted: bool, secrets: list[str
         sys.stderr.write(mask_text(text, secrets))
         return code
     text = one_line(str(error)) or type(error).__name__
-    if code == 2:  # names keys ("model.api_key: ... set OPENAI_API_KEY"); values never shown
+    if code == 2:  # one line per problem, each naming its key; secret values never shown
+        from hydragent.config import ConfigError
         from hydragent.secrets import environment_secrets
 
-        return fail(f"config error: {mask_values(text, [*secrets, *environment_secrets()])}", 2)
+        known = [*secrets, *environment_secrets()]
+        lines = error.problems if isinstance(error, ConfigError) and error.problems else [text]
+        for line in lines:
+            fail(f"config error: {mask_values(one_line(line), known)}", 2)
+        return 2
     message = mask_text(text, secrets)
     if type(error).__name__ == "RunFailed":  # its causes were printed above: no traceback
         return fail(f"run failed: {message}", 1)
