@@ -80,7 +80,8 @@ class StaticChecks:
             node = OmegaConf.select(self.cfg, parent) if parent else None
             source = ""
             if node is not None and leaf in node and OmegaConf.is_interpolation(node, leaf):
-                source = str(node._get_node(leaf)._value()).strip("${}")
+                raw = OmegaConf.to_container(node, resolve=False)[leaf]  # e.g. "${seed}"
+                source = str(raw).removeprefix("${").removesuffix("}")
             if not (source and any(p.startswith(f"{source}=") for p in problems)):
                 kept.append(problem)
         return kept
@@ -98,6 +99,7 @@ class StaticChecks:
             tools_problems,
         )
         from hydragent.models import ApiModel
+        from hydragent.models.litellm_router import LiteLLMRouterModel
 
         plain = self.plain
         for group in ("model", "judge"):
@@ -109,8 +111,6 @@ class StaticChecks:
             if isinstance(target, type) and issubclass(target, ApiModel):
                 raw = OmegaConf.to_container(self.cfg[group], resolve=False)
                 self.add(group, [p for p in [credential_problem(group, node, raw)] if p])
-            from hydragent.models.litellm_router import LiteLLMRouterModel
-
             if isinstance(target, type) and issubclass(target, LiteLLMRouterModel):
                 self.add(group, router_problems(group, node))
         agent = self.check_one("agent", plain.get("agent"), "completion")
