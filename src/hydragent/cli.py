@@ -123,7 +123,9 @@ def _validate_task(cfg: Any) -> None:
     sys.stdout.write(yaml.safe_dump(assembly.config, sort_keys=False, default_flow_style=False))
     facts = describe(assembly)
     notes = [
-        f"backend {facts['backend']} (grammars: {', '.join(facts['grammars']) or 'none'})",
+        f"backend {facts['backend']} (grammars: {', '.join(facts['grammars']) or 'none'}; "
+        f"{', '.join(facts['features']) or 'no extra features'}; "
+        f"helper groups: {', '.join(facts['helpers'])})",
         f"{facts['samples']} samples",
         f"sandbox: {facts['sandbox'] or 'not needed (nothing runs model-written code)'}",
     ]

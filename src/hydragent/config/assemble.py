@@ -308,12 +308,26 @@ def instantiate_with(node: Any, **ready: Any) -> Any:
 
 
 def describe(assembly: Assembly) -> Mapping[str, Any]:
-    """What `validate` reports beside the config: the backend, its capabilities, the
-    sandbox, the samples and the keys forwarded to every completion call."""
+    """What `validate` reports beside the config: the backend and what its instance can do
+    (grammars, features, the helper groups that fit it), the sandbox, the samples and the
+    keys forwarded to every completion call."""
+    import dataclasses
+
+    from hydragent.config.rules import HELPER_BACKENDS, fits
+
     caps = assembly.capabilities
+    features = []
+    if caps is not None and dataclasses.is_dataclass(caps):
+        features = [f.name for f in dataclasses.fields(caps) if getattr(caps, f.name) is True]
+    model = assembly.model
+    while hasattr(model, "inner"):  # past the cap and cache wrappers
+        model = model.inner
+    helpers = [g for g in (*HELPER_BACKENDS, "retry") if model and fits(g, type(model))]
     return {
         "backend": assembly.backend,
         "grammars": sorted(caps.grammars) if caps is not None else [],
+        "features": features,
+        "helpers": helpers,
         "sandbox": getattr(assembly.sandbox, "name", None),
         "samples": len(assembly.samples),
         "forwarded": assembly.forwarded,
