@@ -136,7 +136,14 @@ class _Assembler(StaticChecks):
         task = self.attempt("task", "task", lambda: instantiate_with(self.cfg.task))
         if task is None:
             return None, []
-        samples = self.attempt("task", "task", task.samples)
+        if self.dry_run and hasattr(task, "check"):  # the task's own words: file:line, key
+            found = self.attempt("task", "task", task.check) or []
+            self.add(
+                "task", [f"task.{key}: {text}" if key else f"task: {text}" for key, text in found]
+            )
+            if found:
+                return task, []
+        samples = self.attempt("task", "task", task.samples)  # the scorer rules read them
         return task, list(samples or [])
 
     def build_grammar(self) -> Any:
