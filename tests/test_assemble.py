@@ -181,6 +181,7 @@ def test_a_sweep_with_one_bad_job_stops_before_any_job_runs(
     assert code == 2 and err.count("\n") == 1
     assert "job 2 (model=openai seed=0), job 3 (model=openai seed=1): model.api_key" in err
     assert not (folder / "sweep").exists()
+    assert verdict("validate", ["-m", "model=scripted,openai", "seed=0,1"], capsys) == (2, err)
 
 
 def test_a_problem_every_sweep_job_shares_is_said_once(

@@ -170,6 +170,8 @@ def run_hydra_app(command: str, args: list[str]) -> int:
                 streams.enter_context(contextlib.redirect_stdout(captured))
             if command == "run":  # dry assembly before Hydra writes anything
                 streams.enter_context(preflight())
+            else:  # validate -m: every job's problems at once
+                streams.enter_context(preflight(frozenset({"multirun"})))
             app()
     except PreflightFailed as failed:
         return report_error(failed.error, user_wants_traceback, secrets)

@@ -10,7 +10,8 @@ folder exists.
 Hydra turns an Exception raised by a callback into a warning, so the callback carries the
 error out in `PreflightFailed`, a BaseException (the way SystemExit stops a program); the CLI
 unwraps it and reports the error like any other. The check runs only inside `preflight()`,
-which the CLI enters for `run`: `validate` assembles in its own task, once.
+which the CLI enters for `run`, and for `validate -m` (every job's problems at once, before
+each job prints its own report); a single `validate` assembles in its own task, once.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-_ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("hydragent_preflight", default=False)
+#: which Hydra modes to check: "run" and "multirun" for `hydragent run`, only "multirun" for
+#: `hydragent validate -m` (a single validate assembles in its own task).
+_ACTIVE: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "hydragent_preflight", default=frozenset()
+)
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 
 
@@ -35,9 +40,9 @@ class PreflightFailed(BaseException):
 
 
 @contextlib.contextmanager
-def preflight() -> Iterator[None]:
+def preflight(modes: frozenset[str] = frozenset({"run", "multirun"})) -> Iterator[None]:
     """Dry-assemble before Hydra writes anything, for the Hydra app run inside it."""
-    token = _ACTIVE.set(True)
+    token = _ACTIVE.set(modes)
     try:
         yield
     finally:
@@ -48,11 +53,11 @@ class Preflight(Callback):  # type: ignore[misc,valid-type]
     """Dry-assembles the run's config (or each sweep job's) before any folder is created."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
-        if _ACTIVE.get():
+        if "run" in _ACTIVE.get():
             _check(config)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        if not _ACTIVE.get():
+        if "multirun" not in _ACTIVE.get():
             return
         if str(config.hydra.sweeper.get("_target_")) != BASIC_SWEEPER:
             return  # another sweeper picks its jobs as it goes: each job checks itself
