@@ -55,15 +55,7 @@ BAD = [
     ("retry on scripted", "retry=none", "retry=none does not apply to model=scripted"),
     ("no key", "model=openai", "OPENAI_API_KEY"),
     ("no responses file", "model.responses_file={tmp}/none.jsonl", "none.jsonl"),
-    pytest.param(
-        "broken responses file",
-        "model.responses_file={tmp}/bad.jsonl",
-        "bad.jsonl:2",
-        marks=pytest.mark.xfail(
-            reason="ScriptedModel's parse error names neither the file nor the line (models/)",
-            strict=True,
-        ),
-    ),
+    ("broken responses file", "model.responses_file={tmp}/bad.jsonl", "bad.jsonl:2"),
     ("no task file", "task=file task.path={tmp}/none.jsonl", "none.jsonl"),
     ("broken task file", "task=file task.path={tmp}/broken.jsonl", "broken.jsonl"),
     ("bad schema", "grammar=json_schema grammar.schema.type=objekt", "not a valid JSON schema"),

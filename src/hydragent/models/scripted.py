@@ -133,8 +133,21 @@ def _read_responses(path: Path) -> list[Response]:
         raise ValueError(f"responses_file not found: {path}")
     text = path.read_text()
     if text.lstrip().startswith("["):
-        return list(json.loads(text))
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+        try:
+            return list(json.loads(text))
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
+    responses = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                responses.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"{path}:{number}: not a JSON line ({error.msg}); each line holds one "
+                    "response: a JSON string or an object with content and tool_calls"
+                ) from None
+    return responses
 
 
 def _to_message(response: Response, call_number: int) -> ChatMessage:
