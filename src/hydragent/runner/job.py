@@ -67,6 +67,10 @@ def _pricer(model: Model) -> Callable[[dict[str, Any], str | None], float | None
     except ImportError:
         return None
     model_id = str(model.model_id)
+    # Look the model up now, on the main thread before any worker starts: the first lookup
+    # imports litellm, and that import racing the workers' own imports of the HTTP stack
+    # (httpx) left a worker with a partially initialised module.
+    price(model_id, {})
 
     def priced(usage: dict[str, Any], deployment: str | None) -> float | None:
         cost = price(deployment, usage) if deployment else None
