@@ -504,3 +504,8 @@ def test_a_remote_endpoint_without_a_key_names_the_variable_to_set(
     assert "set HF_TOKEN or model.token" in problem
     private = ["model=inference_client", "model.base_url=http://10.1.2.3:8080"]
     assert assemble(compose(private), dry_run=True).backend == "inference_client"
+
+
+def test_a_few_shot_example_without_its_output_is_caught_before_any_sample() -> None:
+    (problem,) = problems(["model=scripted", "+agent.few_shot=[{input: a, outptu: b}]"])
+    assert problem == "agent.few_shot[0].output is required (it has input, outptu)"

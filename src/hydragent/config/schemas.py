@@ -113,6 +113,14 @@ class TaskRanges(Ranges):
     format: Literal["jsonl", "json", "csv", "parquet"] | None = None
 
 
+class FewShot(Ranges):
+    """One `agent.few_shot` example: the user turn's fields (input, and any the prompt
+    template names) and the assistant's `output`."""
+
+    input: Any
+    output: Any
+
+
 class AgentRanges(Ranges):
     max_steps: int = Field(6, ge=1)
     timeout_s: float = Field(10, gt=0)
@@ -120,6 +128,7 @@ class AgentRanges(Ranges):
     max_observation_chars: int = Field(4000, ge=1)
     max_parallel_tools: int = Field(4, ge=1)
     answer_regex: str | None = None
+    few_shot: list[FewShot] | None = None
 
     _regex = field_validator("answer_regex")(lambda cls, v: _compiles(v))
 
@@ -229,6 +238,11 @@ def pydantic_problems(
             parent = _parent_schema(schema, loc[:-1])
             inner = key.rsplit(".", 1)[0] if len(loc) > 1 else owner
             problems.append(unknown_key(key, inner, _keys(parent) if parent else []))
+            continue
+        if item["type"] == "missing":
+            given = item.get("input")
+            has = f" (it has {', '.join(map(str, given))})" if isinstance(given, dict) else ""
+            problems.append(f"{key} is required{has}")
             continue
         message = str(item["msg"]).removeprefix("Value error, ")
         valid = _valid(schema, loc)
