@@ -509,3 +509,11 @@ def test_a_remote_endpoint_without_a_key_names_the_variable_to_set(
 def test_a_few_shot_example_without_its_output_is_caught_before_any_sample() -> None:
     (problem,) = problems(["model=scripted", "+agent.few_shot=[{input: a, outptu: b}]"])
     assert problem == "agent.few_shot[0].output is required (it has input, outptu)"
+
+
+def test_a_prompt_template_naming_a_field_the_samples_lack_is_caught_before_any_sample() -> None:
+    (problem,) = problems(["model=scripted", "agent.prompt_template='Q: {question}'"])
+    assert problem.startswith("agent.prompt_template uses {question}, which sample")
+    assert problem.endswith("its fields: id, input, target")
+    fits = ["model=scripted", "agent.prompt_template='Q: {input} ({id})'"]
+    assert assemble(compose(fits), dry_run=True).agent.prompt_template == "Q: {input} ({id})"

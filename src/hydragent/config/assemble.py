@@ -90,11 +90,12 @@ class _Assembler(StaticChecks):
         scorers = self.build_scorers(judge, result.sandbox)
         result.scorers = list(scorers.values())
         result.agent = self.build_agent(result.tools, result.sandbox)
-        if scorers and result.samples:
-            from hydragent.config.rules import sample_problems
+        if result.samples:
+            from hydragent.config.rules import sample_problems, template_problems
 
-            task_name = self.choices.get("task") or getattr(result.task, "name", "task")
-            self.problems += sample_problems(scorers, result.samples, str(task_name))
+            task_name = str(self.choices.get("task") or getattr(result.task, "name", "task"))
+            self.problems += sample_problems(scorers, result.samples, task_name)
+            self.problems += template_problems(result.agent, result.samples, task_name)
         if self.dry_run:
             self.problems += self.cache_problems()
         if self.problems:

@@ -272,3 +272,31 @@ def sample_problems(scorers: Mapping[str, Any], samples: Sequence[Any], task: st
                 f"do not fit (first: id {first.id!r}, target {first.target!r}); it needs {wants}"
             )
     return problems
+
+
+def template_problems(agent: Any, samples: Sequence[Any], task: str) -> list[str]:
+    """Agent <-> task: every field `agent.prompt_template` names is in each sample (and in
+    each few-shot example), or every such sample would fail on it."""
+    import string
+
+    template = getattr(agent, "prompt_template", None)
+    if not isinstance(template, str):
+        return []
+    try:
+        names = {
+            f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(template) if f
+        }
+    except ValueError as error:
+        return [f"agent.prompt_template: not a format string ({error}); write {{input}} etc."]
+    problems = []
+    rows = [("sample", s.id, s.as_dict()) for s in samples]
+    rows += [("few_shot example", i, dict(e)) for i, e in enumerate(getattr(agent, "few_shot", []))]
+    for kind, name, fields in rows:
+        lacking = sorted(names - set(fields))
+        if lacking:
+            problems.append(
+                f"agent.prompt_template uses {{{lacking[0]}}}, which {kind} {name!r} of task "
+                f"{task} lacks; its fields: {', '.join(map(str, fields))}"
+            )
+            break
+    return problems
