@@ -228,6 +228,7 @@ def check_node(path: str, node: Any, schema: type[BaseModel], owner: str = "") -
 def pydantic_problems(
     path: str, error: ValidationError, schema: type[BaseModel], owner: str
 ) -> list[str]:
+    """One line per pydantic error, in hydragent's words: the full key, the value, the rule."""
     problems = []
     for item in error.errors():
         loc = [part for part in item["loc"] if not isinstance(part, str) or part[0] != "["]
