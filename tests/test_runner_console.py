@@ -109,7 +109,7 @@ def test_errors_group_by_type_and_message_shape() -> None:
             "set OPENAI_API_KEY in the environment",
         ),
         ("ModuleNotFoundError", "No module named 'boto3'", "pip install 'hydragent[bedrock]'"),
-        ("NoRegionError", "You must specify a region.", "set AWS_REGION"),
+        ("NoRegionError", "You must specify a region.", "set AWS_DEFAULT_REGION"),
         ("APIConnectionError", "Connection error.", "check model.api_base"),
         (
             "BadRequestError",

@@ -93,7 +93,7 @@ class AmazonBedrockServerModel(ApiModel):
                 (
                     "client_kwargs.region_name",
                     "AmazonBedrockServerModel needs a region: set "
-                    "AWS_REGION or model.client_kwargs.region_name",
+                    "AWS_DEFAULT_REGION or model.client_kwargs.region_name",
                 )
             )
         if not (self.client_kwargs.get("aws_access_key_id") or session.get_credentials()):

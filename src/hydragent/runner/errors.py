@@ -77,7 +77,7 @@ def known_fix(error_type: str | None, message: str) -> str | None:
             return f"install the extra: pip install 'hydragent[{extra}]'"
         return f"install the missing package: pip install {root}"
     if "noregionerror" in lower or "must specify a region" in lower:
-        return "set AWS_REGION (or AWS_DEFAULT_REGION), or model.region_name"
+        return "set AWS_DEFAULT_REGION (boto3 reads it), or model.client_kwargs.region_name"
     if "nocredentialserror" in lower or "unable to locate credentials" in lower:
         return "set AWS credentials: AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
     env_key = _ENV_KEY.search(text)
