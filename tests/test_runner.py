@@ -51,6 +51,23 @@ def test_smoke_on_scripted_writes_samples_and_summary(tmp_path: Path, capsys) ->
     assert str((tmp_path / "run").resolve()) in printed
 
 
+def test_pricing_prices_a_model_the_cost_map_does_not_know(tmp_path: Path) -> None:
+    """A custom or local model gets a cost from the config's `pricing`, per sample and in all."""
+    cfg = compose_job(
+        tmp_path,
+        "model=scripted",
+        "task=smoke",
+        "pricing={input_per_mtok:2.0,output_per_mtok:10.0}",
+    )
+    summary = run_job(cfg, tmp_path / "run")
+    records = read_lines(tmp_path / "run" / "samples.jsonl")
+    for record in records:
+        usage = record["token_usage"]
+        expected = (usage["input_tokens"] * 2.0 + usage["output_tokens"] * 10.0) / 1e6
+        assert record["cost_usd"] == pytest.approx(expected)
+    assert summary["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in records), abs=1e-6)
+
+
 def test_wrong_answers_lower_the_mean_with_a_stderr(tmp_path: Path) -> None:
     cfg = compose_job(
         tmp_path,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hydragent.config.problems import join, shown, unknown_key
+from hydragent.cost import Pricing
 
 
 class Node(BaseModel):
@@ -70,7 +71,8 @@ class CacheConfig(Node):
 
 
 class TopLevel(Node):
-    """The composed config's own keys: one per group, the run's seed, Hydra's node."""
+    """The composed config's own keys: one per group, the run's seed, the model's pricing (for
+    a model LiteLLM's cost map does not know), Hydra's node."""
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
@@ -87,6 +89,7 @@ class TopLevel(Node):
     cache: Any = None
     sandbox: Any = None
     seed: int | None = 0
+    pricing: Pricing | None = None
     hydra: Any = None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -55,16 +55,19 @@ def _innermost(model: Any) -> Any:
     return model
 
 
-def _pricer(model: Model) -> Callable[[dict[str, Any], str | None], float | None] | None:
-    """`price(usage, deployment)` for the run's model, or None: only remote APIs bill per
-    token, and hydragent.cost (which imports litellm for its price map) is not asked about
-    local ones. A router's answer is priced by the deployment that gave it (its group name
-    has no price), else by the model id."""
+def _pricer(
+    model: Model, pricing: Mapping[str, Any] | None
+) -> Callable[[dict[str, Any], str | None], float | None] | None:
+    """`price(usage, deployment)` for the run's model, or None when nothing can price it.
+
+    The config's `pricing` prices any model, local ones included. Without it only remote APIs
+    are priced, from LiteLLM's cost map: a router's answer by the deployment that gave it (its
+    group name has no price), else by the model id."""
+    from hydragent.cost import price
+
+    if pricing:
+        return lambda usage, deployment: price(None, usage, pricing)
     if not isinstance(_innermost(model), ApiModel):
-        return None
-    try:
-        from hydragent.cost import price
-    except ImportError:
         return None
     model_id = str(model.model_id)
     # Look the model up now, on the main thread before any worker starts: the first lookup
@@ -248,7 +251,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             },
             secrets=secrets,
             show_progress=bool(runner.get("progress", True)),
-            price=_pricer(model),
+            price=_pricer(model, resolved.get("pricing")),
         )
         attempts = int(runner.get("attempts", 1) or 1)
         try:
