@@ -95,7 +95,7 @@ class LoopbackServer:
         return self
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(self.app_factory(self), shutdown_timeout=0.5)
+        self._runner = web.AppRunner(self.app_factory(self), shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
