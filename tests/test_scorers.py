@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from hydragent.models.scripted import ScriptedModel
@@ -14,7 +12,6 @@ from hydragent.scorers import (
     ModelGradedScorer,
     NumericScorer,
     RegexScorer,
-    mean_and_stderr,
     pass_at_k,
 )
 from hydragent.tasks import Sample
@@ -84,13 +81,6 @@ def test_model_graded_without_a_judge_or_verdict_is_an_error() -> None:
         ModelGradedScorer()
     with pytest.raises(ValueError, match="no CORRECT/INCORRECT verdict"):
         ModelGradedScorer(judge=ScriptedModel(responses=["maybe"])).score("x", sample("y"))
-
-
-def test_mean_and_stderr() -> None:
-    stats = mean_and_stderr([1.0, 0.0, 1.0, 1.0])
-    assert stats["mean"] == 0.75 and stats["n"] == 4
-    assert stats["stderr"] == pytest.approx(math.sqrt(0.25 / 4))
-    assert mean_and_stderr([0.5]) == {"mean": 0.5, "stderr": 0.0, "n": 1}
 
 
 def test_pass_at_k_is_the_unbiased_estimator() -> None:

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("statsmodels", reason="needs the report extra")
 from scipy import stats as sps
 
-from hydragent.stats import compare_records, mcnemar_test, paired_difference
+from hydragent.stats import compare_records, mcnemar_test, mean_ci, paired_difference
 
 
 def _binary_pairs(rng: np.random.Generator, n: int, p: dict[str, float]) -> tuple:
@@ -116,3 +116,17 @@ def test_identical_jobs_are_not_distinguishable_without_a_division_by_zero() -> 
     result = paired_difference([1, 0, 1], [1, 0, 1])
     assert (result.diff, result.ci_low, result.ci_high, result.p_value) == (0, 0, 0, 1.0)
     assert result.verdict == "not distinguishable"
+
+
+def test_a_jobs_mean_ci_is_the_student_t_interval() -> None:
+    """The interval summary.json, the report and the viewer show for one job's scores."""
+    values = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+    n, mean = len(values), sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
+    half = 2.364624 * sd / n**0.5  # t(0.975, df=7), from a printed table
+    got = mean_ci(values)
+    assert got["mean"] == pytest.approx(mean) and got["n"] == n
+    assert got["stderr"] == pytest.approx(sd / n**0.5)
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((mean - half, mean + half), abs=1e-5)
+    assert mean_ci([1.0, 1.0])["ci_low"] == 1.0  # no spread: the interval is the mean
+    assert mean_ci([0.5])["ci_low"] is None and mean_ci([])["n"] == 0

@@ -82,6 +82,26 @@ def _json_number(value: Any) -> Any:
     return value
 
 
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
+    """Mean, standard error and Student t interval of one job's values (scored samples
+    only): the one computation summary.json, the report and the viewer all show."""
+    n = len(values)
+    if n == 0:
+        return {"mean": None, "ci_low": None, "ci_high": None, "stderr": None, "n": 0}
+    import numpy as np
+    from scipy import stats
+
+    data = np.asarray(values, dtype=float)
+    mean = float(data.mean())
+    if n < 2:
+        return {"mean": mean, "ci_low": None, "ci_high": None, "stderr": None, "n": n}
+    stderr = float(stats.sem(data))
+    low, high = (
+        stats.t.interval(confidence, n - 1, loc=mean, scale=stderr) if stderr else (mean, mean)
+    )
+    return {"mean": mean, "ci_low": float(low), "ci_high": float(high), "stderr": stderr, "n": n}
+
+
 def is_binary(values: np.ndarray) -> bool:
     import numpy as np
 

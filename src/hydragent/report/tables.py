@@ -6,33 +6,13 @@ import contextlib
 import itertools
 import json
 import math
-from statistics import NormalDist
 from typing import Any
 
 from hydragent.report.load import INFO_FIELDS, Job, error_causes, setting, varying_and_constant
-from hydragent.stats import paired_difference
+from hydragent.stats import mean_ci, paired_difference
 
 CONFIDENCE = 0.95
 TOKEN_KEYS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tokens", "cached_tokens")
-
-
-def mean_ci(values: list[float], confidence: float = CONFIDENCE) -> dict[str, Any]:
-    """Mean, standard error and t interval of one job's scores (scored samples only)."""
-    n = len(values)
-    if n == 0:
-        return {"mean": None, "ci_low": None, "ci_high": None, "stderr": None, "n": 0}
-    mean = sum(values) / n
-    if n < 2:
-        return {"mean": mean, "ci_low": None, "ci_high": None, "stderr": None, "n": n}
-    stderr = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
-    try:
-        from scipy import stats
-
-        quantile = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
-    except ImportError:  # without the report extra: the normal quantile
-        quantile = NormalDist().inv_cdf(0.5 + confidence / 2)
-    half = quantile * stderr
-    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "stderr": stderr, "n": n}
 
 
 def job_stats(job: Job) -> dict[str, Any]:

@@ -7,39 +7,12 @@ errors are counted beside them with their causes (runner/errors.py).
 
 from __future__ import annotations
 
-import math
-from statistics import NormalDist
 from typing import Any
 
 from hydragent.runner.errors import error_causes
+from hydragent.stats import mean_ci
 
-CONFIDENCE = 0.95
-# Two-sided 95% Student t quantiles by degrees of freedom; above 30 the normal one is close.
-_T95 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
 USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens", "reasoning_tokens", "cached_tokens")
-
-
-def mean_ci(values: list[float]) -> dict[str, Any]:
-    """Mean, standard error and the 95% t interval (the report computes the same)."""
-    n = len(values)
-    if n == 0:
-        return {"mean": None, "ci_low": None, "ci_high": None, "stderr": None, "n": 0}
-    mean = sum(values) / n
-    if n < 2:
-        return {"mean": mean, "ci_low": None, "ci_high": None, "stderr": None, "n": n}
-    stderr = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
-    quantile = _T95[n - 2] if n - 1 <= len(_T95) else NormalDist().inv_cdf(0.975)
-    return {
-        "mean": mean,
-        "ci_low": mean - quantile * stderr,
-        "ci_high": mean + quantile * stderr,
-        "stderr": stderr,
-        "n": n,
-    }
 
 
 def _total_usage(records: list[dict[str, Any]], field: str) -> dict[str, int]:

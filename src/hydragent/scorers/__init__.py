@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hydragent.scorers.base import Scorer, mean_and_stderr
+from hydragent.scorers.base import Scorer
 from hydragent.scorers.code import CodeExecScorer, build_program, pass_at_k
 from hydragent.scorers.graded import ModelGradedScorer
 from hydragent.scorers.structured import JsonScorer
@@ -18,6 +18,5 @@ __all__ = [
     "RegexScorer",
     "Scorer",
     "build_program",
-    "mean_and_stderr",
     "pass_at_k",
 ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
 from typing import Any
 
 from hydragent.tasks.base import Sample
@@ -27,19 +25,6 @@ class Scorer:
 
     def zero(self) -> dict[str, float]:
         return dict.fromkeys(self.metrics, 0.0)
-
-
-def mean_and_stderr(values: Iterable[float]) -> dict[str, float]:
-    """Mean and standard error of the mean (sample standard deviation / sqrt n)."""
-    data = list(values)
-    n = len(data)
-    if n == 0:
-        return {"mean": float("nan"), "stderr": float("nan"), "n": 0}
-    mean = sum(data) / n
-    if n < 2:
-        return {"mean": mean, "stderr": 0.0, "n": n}
-    variance = sum((x - mean) ** 2 for x in data) / (n - 1)
-    return {"mean": mean, "stderr": math.sqrt(variance / n), "n": n}
 
 
 def as_text(value: Any) -> str:
