@@ -45,7 +45,7 @@ def test_a_sweep_gives_one_row_per_job_with_ci_and_a_paired_comparison(tmp_path:
     assert "-0.833" in paired and "B lower by 0.833" in paired
     names = {p.name for p in report.files}
     assert names == {
-        "comparisons.json",
+        "summary.json",
         "results.parquet",
         "results.csv",
         "scores.png",
@@ -102,7 +102,7 @@ def test_results_parquet_has_one_row_per_sample_per_job_for_pandas_and_duckdb(
 def test_paired_numbers_in_the_report_are_those_of_the_stats_module(tmp_path: Path) -> None:
     write_sweep(tmp_path, jobs=3, samples=60)
     write_report(tmp_path, baseline=0)
-    saved = json.loads((tmp_path / "comparisons.json").read_text())["comparisons"]
+    saved = json.loads((tmp_path / "summary.json").read_text())["comparisons"]
     records = [
         [json.loads(line) for line in (tmp_path / str(n) / "samples.jsonl").open()]
         for n in range(3)
@@ -245,7 +245,7 @@ def test_samples_with_groups_get_cluster_robust_comparisons(tmp_path: Path) -> N
     """Records carrying `group` (several questions per document) are clustered by it."""
     write_sweep(tmp_path, jobs=3, samples=60, groups=6)
     write_report(tmp_path)
-    saved = json.loads((tmp_path / "comparisons.json").read_text())["comparisons"]
+    saved = json.loads((tmp_path / "summary.json").read_text())["comparisons"]
     assert {c["method"] for c in saved} == {"cluster-robust (6 groups)"}
     assert all(c["clusters"] == 6 for c in saved)
 
@@ -260,7 +260,7 @@ def test_the_grouping_field_can_be_named(tmp_path: Path) -> None:
         path.write_text("".join(json.dumps(r) + "\n" for r in records))
     result = run_cli("report", str(tmp_path), "--group-by", "metadata.document", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "cluster-robust (4 groups)" in (tmp_path / "comparisons.json").read_text()
+    assert "cluster-robust (4 groups)" in (tmp_path / "summary.json").read_text()
 
 
 def test_results_a_rerun_set_aside_are_not_jobs_of_the_sweep(tmp_path: Path) -> None:
@@ -270,3 +270,15 @@ def test_results_a_rerun_set_aside_are_not_jobs_of_the_sweep(tmp_path: Path) -> 
     (aside.parent / "tmp" / "0").rename(aside)
     assert [job.name for job in load_jobs(tmp_path)] == ["0", "1"]
     assert [job.name for job in load_jobs(aside)] == [aside.name]
+
+
+def test_a_second_report_reads_the_same_jobs_and_the_sweep_summary_holds_the_pairs(
+    tmp_path: Path,
+) -> None:
+    """The summary.json report writes into a sweep folder is not taken for a job next time."""
+    sweep = _scripted_sweep(tmp_path)
+    first = write_report(sweep).text
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert summary["kind"] == "sweep" and len(summary["jobs"]) == 2
+    assert summary["comparisons"][0]["verdict"] == "B lower by 0.833"
+    assert write_report(sweep).text == first

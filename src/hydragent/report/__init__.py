@@ -3,9 +3,10 @@
 Prints a job table (the settings that vary; the constant ones once above it; each metric's
 mean and 95% CI over scored samples; errors apart; tokens, cost, latency, wall time) and the
 paired comparison of every job with the baseline job on their shared sample ids. Writes
-results.parquet and results.csv (one row per sample per job), comparisons.json, report.html
-and PNG plots into DIR, and names each file it wrote. The table prints without the report
-extra; the files that need it are skipped with the install line.
+results.parquet and results.csv (one row per sample per job), summary.json (a sweep's jobs and
+paired comparisons), report.html and PNG plots into DIR, and names each file it wrote. The
+table prints without the report extra; the files that need it are skipped with the install
+line.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hydragent.report.load import Job, load_jobs, varying_and_constant
+from hydragent.report.load import SWEEP_SUMMARY, Job, load_jobs, varying_and_constant
 from hydragent.report.tables import (
     baseline_pairs,
     compare,
@@ -95,6 +96,22 @@ def _page(
     return "".join(parts)
 
 
+def _sweep_summary(
+    jobs: list[Job], stats: list[dict[str, Any]], baseline: int, comparisons: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The folder's own summary.json: each job's figures, and every job paired with the
+    baseline on their shared samples (the comparisons the report prints)."""
+    return {
+        "kind": SWEEP_SUMMARY,
+        "jobs": [
+            {"job": job.number, "folder": str(job.folder), "overrides": job.overrides, **stat}
+            for job, stat in zip(jobs, stats, strict=True)
+        ],
+        "baseline": baseline,
+        "comparisons": comparisons,
+    }
+
+
 def write_report(path: Path | str, baseline: int = 0, group_by: str = "group") -> Report:
     """Write the report files into `path` and return what to print. Samples are clustered
     in the paired comparisons by the record field `group_by`, when records have it."""
@@ -120,9 +137,10 @@ def write_report(path: Path | str, baseline: int = 0, group_by: str = "group") -
                 f"\npaired with job {baseline} (B - A on shared, scored samples):",
                 format_table(*pairs_table),
             ]
-            out = folder / "comparisons.json"
-            out.write_text(json.dumps({"baseline": baseline, "comparisons": comparisons}, indent=1))
-            report.files.append(out)
+    if not (folder / "samples.jsonl").exists():  # a job folder's summary.json is the run's
+        out = folder / "summary.json"
+        out.write_text(json.dumps(_sweep_summary(jobs, stats, baseline, comparisons), indent=1))
+        report.files.append(out)
     report.text = "\n".join(sections)
     try:
         frame = results_frame(jobs)

@@ -24,6 +24,7 @@ from hydragent.stats import group_of
 # must not pull in the runner (Hydra, the models) nor depend on its internals.
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
+SWEEP_SUMMARY = "sweep"  # summary.json's `kind` in a folder of jobs, written by report
 # What every job has apart from its overrides; named so they never clash with an override
 # key such as `model=openai` (a config group choice, not the model id).
 INFO_FIELDS = ("model_id", "task_name", "backend")
@@ -70,16 +71,28 @@ def _folder_order(root: Path, folder: Path) -> tuple[Any, ...]:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
 
 
+def _is_job(folder: Path) -> bool:
+    """A job folder has samples.jsonl, or a job's summary.json; the summary.json that
+    `report` writes into a sweep folder (its jobs and comparisons) does not make one."""
+    if (folder / SAMPLES_FILE).exists():
+        return True
+    try:
+        summary = json.loads((folder / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and summary.get("kind") != SWEEP_SUMMARY
+
+
 def find_job_folders(root: Path) -> list[Path]:
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder")
-    if (root / SUMMARY_FILE).exists() or (root / SAMPLES_FILE).exists():
+    if _is_job(root):
         return [root]
     found = {
         p.parent
         for name in (SUMMARY_FILE, SAMPLES_FILE)
         for p in root.rglob(name)
-        if ".hydra" not in p.parts
+        if ".hydra" not in p.parts and _is_job(p.parent)
     }
     # A job's own earlier results (superseded/<hash>_<time>/, set aside by a rerun with a
     # new config) are not jobs of the sweep: point report or view at them to see them.
