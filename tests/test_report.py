@@ -250,6 +250,31 @@ def test_samples_with_groups_get_cluster_robust_comparisons(tmp_path: Path) -> N
     assert all(c["clusters"] == 6 for c in saved)
 
 
+def test_a_task_files_group_column_reaches_the_records_and_clusters_the_comparison(
+    tmp_path: Path,
+) -> None:
+    """A user's task file says which samples share a document; a real run records it, and
+    the report's paired CI is clustered by it without any flag."""
+    rows = [
+        {"id": f"q{i}", "input": f"question {i}", "target": "yes", "group": f"doc-{i % 3}"}
+        for i in range(12)
+    ]
+    task = tmp_path / "task.jsonl"
+    task.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    sweep = tmp_path / "sweep"
+    for number, answers in enumerate(["[yes]", "[yes,no]"]):
+        overrides = ["model=scripted", "~model.match", f"model.responses={answers}"]
+        run_job(
+            compose_job(tmp_path, *overrides, "task=file", f"task.path={task}"),
+            sweep / str(number),
+        )
+    records = [json.loads(line) for line in (sweep / "0" / "samples.jsonl").open()]
+    assert sorted({r["group"] for r in records}) == ["doc-0", "doc-1", "doc-2"]
+    write_report(sweep)
+    (comparison,) = json.loads((sweep / "summary.json").read_text())["comparisons"]
+    assert comparison["method"] == "cluster-robust (3 groups)"
+
+
 def test_the_grouping_field_can_be_named(tmp_path: Path) -> None:
     write_sweep(tmp_path, jobs=2, samples=40)
     for job in ("0", "1"):

@@ -124,6 +124,7 @@ class ResultSink:
             "index": self.stamp["index"][sample.id],
             "input": sample.input,
             "target": sample.target,
+            "group": sample.metadata.get("group"),  # clusters for the report's paired CIs
             "answer": outcome.answer,
             "scores": outcome.scores,
             "status": outcome.status,

@@ -20,6 +20,7 @@ RECORD_FIELDS = (
     "index",
     "input",
     "target",
+    "group",
     "answer",
     "scores",
     "status",
