@@ -173,6 +173,9 @@ def test_quickstart_on_the_bundled_model(tmp_path: Path) -> None:
     cfg = compose_job(tmp_path, "recipe=quickstart")
     summary = run_job(cfg, tmp_path / "run")
     records = read_lines(tmp_path / "run" / "samples.jsonl")
-    assert summary["counts"] == {"total": 6, "ok": 6, "error": 0}, [r["error"] for r in records]
-    assert all(r["answer"] and r["token_usage"]["output_tokens"] > 0 for r in records)
-    assert 0.0 <= summary["metrics"]["includes"]["mean"] <= 1.0
+    assert summary["counts"] == {"total": 6, "ok": 6, "error": 0, "not_run": 0}, [
+        r["error"] for r in records
+    ]
+    assert all(r["answer"] and 0 < r["token_usage"]["output_tokens"] <= 16 for r in records)
+    # Greedy decoding: the 270M base model answers some of the six right (2 of 6 when measured).
+    assert summary["metrics"]["includes"]["mean"] > 0.0
