@@ -39,8 +39,8 @@ def test_a_sweep_gives_one_row_per_job_with_ci_and_a_paired_comparison(tmp_path:
     lines = report.text.splitlines()
     assert lines[0].startswith("constant: model=scripted")
     assert lines[1].split()[:3] == ["job", "model.responses", "exact"]
-    assert lines[3].split()[2:7] == ["1.000", "[1.00,", "1.00]", "6", "0"]  # CI, samples, errors
-    assert lines[4].split()[2:4] == ["0.167", "[-0.26,"]
+    assert lines[3].split()[2:7] == ["1.000", "[0.61,", "1.00]", "6", "0"]  # CI, samples, errors
+    assert lines[4].split()[2:4] == ["0.167", "[0.03,"]  # Wilson: inside [0, 1]
     paired = next(line for line in lines if line.startswith("0  1"))
     assert "-0.833" in paired and "B lower by 0.833" in paired
     names = {p.name for p in report.files}

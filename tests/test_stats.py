@@ -120,7 +120,7 @@ def test_identical_jobs_are_not_distinguishable_without_a_division_by_zero() -> 
 
 def test_a_jobs_mean_ci_is_the_student_t_interval() -> None:
     """The interval summary.json, the report and the viewer show for one job's scores."""
-    values = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+    values = [1.0, 0.5, 1.0, 0.75, 0.0, 1.0, 0.25, 1.0]
     n, mean = len(values), sum(values) / len(values)
     sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
     half = 2.364624 * sd / n**0.5  # t(0.975, df=7), from a printed table
@@ -128,5 +128,17 @@ def test_a_jobs_mean_ci_is_the_student_t_interval() -> None:
     assert got["mean"] == pytest.approx(mean) and got["n"] == n
     assert got["stderr"] == pytest.approx(sd / n**0.5)
     assert (got["ci_low"], got["ci_high"]) == pytest.approx((mean - half, mean + half), abs=1e-5)
-    assert mean_ci([1.0, 1.0])["ci_low"] == 1.0  # no spread: the interval is the mean
+    assert mean_ci([0.5, 0.5])["ci_low"] == 0.5  # no spread: the interval is the mean
     assert mean_ci([0.5])["ci_low"] is None and mean_ci([])["n"] == 0
+
+
+def test_pass_fail_scores_get_the_wilson_interval_inside_0_and_1() -> None:
+    """6 of 8 right: Wilson's closed form, computed here by hand; 6 of 6 is not [1, 1]."""
+    k, n, z = 6, 8, 1.959964
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * (p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5
+    got = mean_ci([1.0] * k + [0.0] * (n - k))
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((centre - half, centre + half), 1e-5)
+    all_right = mean_ci([1.0] * 6)
+    assert all_right["ci_high"] == 1.0 and 0.5 < all_right["ci_low"] < 0.7

@@ -83,8 +83,12 @@ def _json_number(value: Any) -> Any:
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
-    """Mean, standard error and Student t interval of one job's values (scored samples
-    only): the one computation summary.json, the report and the viewer all show."""
+    """Mean, standard error and confidence interval of one job's values (scored samples
+    only): the one computation summary.json, the report and the viewer all show.
+
+    Pass/fail scores get the Wilson score interval (scipy's binomtest): it stays inside
+    [0, 1] and does not collapse to a point at 0 of n or n of n, as the t interval does.
+    Other scores get the Student t interval."""
     n = len(values)
     if n == 0:
         return {"mean": None, "ci_low": None, "ci_high": None, "stderr": None, "n": 0}
@@ -96,9 +100,13 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]
     if n < 2:
         return {"mean": mean, "ci_low": None, "ci_high": None, "stderr": None, "n": n}
     stderr = float(stats.sem(data))
-    low, high = (
-        stats.t.interval(confidence, n - 1, loc=mean, scale=stderr) if stderr else (mean, mean)
-    )
+    if is_binary(data):
+        interval = stats.binomtest(int(data.sum()), n).proportion_ci(confidence, "wilson")
+        low, high = interval.low, interval.high
+    elif stderr:
+        low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=stderr)
+    else:
+        low = high = mean
     return {"mean": mean, "ci_low": float(low), "ci_high": float(high), "stderr": stderr, "n": n}
 
 
