@@ -286,3 +286,18 @@ def test_the_forced_final_answer_after_max_steps_is_held_to_the_grammar() -> Non
     )
     assert result.answer == "no"
     assert model.calls[-1]["grammar"]["type"] == "choice" and model.calls[-1]["tools"] == []
+
+
+def test_a_failed_call_keeps_the_prompt_in_the_transcript() -> None:
+    """A sample whose model call fails still shows what was sent, then the error."""
+
+    class Down(ScriptedModel):
+        def request(self, req: Any) -> Any:
+            raise ConnectionError("server down")
+
+    agent = DirectAgent(system_prompt="Be brief.")
+    result = agent.run("What is 2 + 2?", Down(responses=["4"]))
+    assert result.status == "error" and "server down" in result.error
+    assert [m["role"] for m in result.messages] == ["system", "user", "assistant"]
+    assert result.messages[1]["content"] == "What is 2 + 2?"
+    assert "server down" in result.messages[-1]["error"]

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from hydragent.grammar import Grammar
 from hydragent.messages import ChatMessage, TokenUsage
-from hydragent.models.base import Model
+from hydragent.models.base import Model, describe_error
 
 
 @dataclass
@@ -42,3 +42,15 @@ class Agent(ABC):
 def record(message: ChatMessage) -> dict[str, Any]:
     """A transcript entry for a model reply."""
     return message.dict()
+
+
+def failed(
+    messages: list[dict[str, Any]], usage: TokenUsage, step: int, error: Exception
+) -> AgentResult:
+    """The result of a sample whose model call failed: the transcript so far is kept, with
+    the error as its last entry, so a failed sample shows what was sent."""
+    cause = describe_error(error)
+    messages.append({"role": "assistant", "content": None, "step": step, "error": cause})
+    return AgentResult(
+        answer=None, messages=messages, token_usage=usage, status="error", error=cause, steps=step
+    )

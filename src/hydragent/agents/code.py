@@ -6,9 +6,9 @@ import json
 import re
 from typing import Any
 
-from hydragent.agents.base import Agent, AgentResult
+from hydragent.agents.base import Agent, AgentResult, failed
 from hydragent.agents.memory import fill, load_prompt, reply_entry
-from hydragent.agents.tool_calling import _as_text, _failed, describe_tools
+from hydragent.agents.tool_calling import _as_text, describe_tools
 from hydragent.grammar import Grammar
 from hydragent.messages import TokenUsage, content_to_text
 from hydragent.models.base import Model, parse_json_blob
@@ -106,7 +106,7 @@ class CodeAgent(Agent):
                 try:
                     reply = model.generate(messages, **call_options, **self.generate_kwargs)
                 except Exception as error:  # a backend failure ends the sample
-                    return _failed(messages, usage, step, error)
+                    return failed(messages, usage, step, error)
                 usage = usage + reply.token_usage
                 text = content_to_text(reply.content)
                 entry = reply_entry(reply, step)
@@ -135,7 +135,7 @@ class CodeAgent(Agent):
         try:
             reply = model.generate(messages, **self.generate_kwargs)
         except Exception as error:
-            return _failed(messages, usage, step, error)
+            return failed(messages, usage, step, error)
         messages.append(reply_entry(reply, step))
         return AgentResult(
             answer=content_to_text(reply.content),

@@ -6,10 +6,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hydragent.agents.base import Agent, AgentResult, record
+from hydragent.agents.base import Agent, AgentResult, failed, record
 from hydragent.agents.memory import load_prompt
 from hydragent.grammar import Grammar
-from hydragent.messages import content_to_text
+from hydragent.messages import TokenUsage, content_to_text
 from hydragent.models.base import Model
 
 
@@ -60,7 +60,10 @@ class DirectAgent(Agent):
             messages.append({"role": "user", "content": self.render(example)})
             messages.append({"role": "assistant", "content": str(example["output"])})
         messages.append({"role": "user", "content": self.render({**(sample or {}), "input": task})})
-        reply = model.generate(messages, grammar=grammar, **self.generate_kwargs)
+        try:
+            reply = model.generate(messages, grammar=grammar, **self.generate_kwargs)
+        except Exception as error:  # the sample fails, its prompt stays in the transcript
+            return failed(messages, TokenUsage(), 1, error)
         text = content_to_text(reply.content)
         return AgentResult(
             answer=self.extract(text),

@@ -6,11 +6,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from hydragent.agents.base import Agent, AgentResult
+from hydragent.agents.base import Agent, AgentResult, failed
 from hydragent.agents.memory import fill, load_prompt, reply_entry
 from hydragent.grammar import Grammar
 from hydragent.messages import ChatMessageToolCall, TokenUsage, content_to_text
-from hydragent.models.base import Model, describe_error
+from hydragent.models.base import Model
 from hydragent.tools import FinalAnswerTool, Tool, build_tools
 
 
@@ -60,7 +60,7 @@ class ToolCallingAgent(Agent):
             try:
                 reply = model.generate(messages, tools_to_call_from=tools, **self.generate_kwargs)
             except Exception as error:  # a backend failure ends the sample, with its cause
-                return _failed(messages, usage, step, error)
+                return failed(messages, usage, step, error)
             usage = usage + reply.token_usage
             try:
                 reply = model.parse_tool_calls(reply)
@@ -133,7 +133,7 @@ class ToolCallingAgent(Agent):
         try:
             reply = model.generate(messages, grammar=grammar, **self.generate_kwargs)
         except Exception as error:
-            return _failed(messages, usage, step, error)
+            return failed(messages, usage, step, error)
         messages.append(reply_entry(reply, step))
         return AgentResult(
             answer=content_to_text(reply.content),
@@ -171,13 +171,3 @@ def _as_text(value: Any) -> str:
         return json.dumps(value)
     except (TypeError, ValueError):
         return str(value)
-
-
-def _failed(
-    messages: list[dict[str, Any]], usage: TokenUsage, step: int, error: Exception
-) -> AgentResult:
-    cause = describe_error(error)
-    messages.append({"role": "assistant", "content": None, "step": step, "error": cause})
-    return AgentResult(
-        answer=None, messages=messages, token_usage=usage, status="error", error=cause, steps=step
-    )

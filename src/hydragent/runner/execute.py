@@ -16,7 +16,6 @@ from hydragent.agents.base import AgentResult
 from hydragent.grammar import Grammar
 from hydragent.messages import TokenUsage
 from hydragent.models.base import Model
-from hydragent.runner.cache import CacheMiss
 from hydragent.runner.wrappers import UsageMeter
 from hydragent.scorers.base import Scorer
 from hydragent.secrets import mask_secrets
@@ -39,7 +38,6 @@ class Outcome:
     judge_token_usage: TokenUsage = field(default_factory=TokenUsage)
     latency_s: float = 0.0
     deployment: str | None = None
-    cache_miss: bool = False
 
 
 _LEADING_TYPE = re.compile(r"\s*([A-Za-z_][\w.]*?(?:Error|Exception|Exhausted|Timeout|Exceeded))\b")
@@ -91,9 +89,6 @@ def work_on(
             answers = [r.answer for r in results]
             for scorer in scorers:
                 outcome.scores.update(scorer.score_attempts(answers, sample))
-    except CacheMiss as error:
-        outcome.status, outcome.error, outcome.cache_miss = "error", str(error), True
-        outcome.error_type = type(error).__name__
     except Exception as error:
         outcome.status, outcome.error = "error", _describe(error)
         outcome.error_type = type(error).__name__
