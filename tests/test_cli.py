@@ -272,3 +272,9 @@ def test_showing_an_api_backend_config_imports_no_heavy_library(tmp_path: Path) 
     )
     assert result.stderr.strip().splitlines()[-1] == "[] 0"
     assert "hydragent.models.openai.OpenAIServerModel" in result.stdout
+
+
+def test_validate_calls_the_process_sandbox_unsafe(tmp_path: Path) -> None:
+    result = hydragent("validate", "model=scripted", "agent=code", "sandbox=process", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "sandbox: process (UNSAFE" in result.stdout.splitlines()[-1]

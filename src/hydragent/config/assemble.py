@@ -336,7 +336,16 @@ def describe(assembly: Assembly) -> Mapping[str, Any]:
         "grammars": sorted(caps.grammars) if caps is not None else [],
         "features": features,
         "helpers": helpers,
-        "sandbox": getattr(assembly.sandbox, "name", None),
+        "sandbox": _sandbox_shown(assembly.sandbox),
         "samples": len(assembly.samples),
         "forwarded": assembly.forwarded,
     }
+
+
+def _sandbox_shown(spec: Any) -> str | None:
+    """The sandbox as validate names it; the unsafe one says so."""
+    if spec is None:
+        return None
+    if getattr(spec, "unsafe", False):
+        return f"{spec.name} (UNSAFE: no kernel isolation, chosen explicitly)"
+    return spec.name
