@@ -1,4 +1,4 @@
-"""Run every benchmark (P1..P6), each in its own process, then print every target's verdict.
+"""Run every benchmark (P1..P6, the sandbox), each in its own process, then print every target's
 
 `make bench` runs this. A missed target is a finding, not a crash: the exit status is 1 only
 when a script itself failed. Records land in benchmarks/results/ (or --out-dir).
@@ -23,6 +23,7 @@ SCRIPTS = {
     "p4": "p4_cache_replay.py",
     "p5": "p5_local_batching.py",
     "p6": "p6_gpu_batching.py",
+    "sandbox": "sandbox_overhead.py",
 }
 
 
