@@ -1,4 +1,4 @@
-"""Run every benchmark (P1..P6, the sandbox), each in its own process, then print every target's
+"""Run every benchmark (P1..P6, sandbox), each in its own process; print each target's verdict.
 
 `make bench` runs this. A missed target is a finding, not a crash: the exit status is 1 only
 when a script itself failed. Records land in benchmarks/results/ (or --out-dir).
