@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from tests.servers import Fault, LoopbackServer, Reply, openai_app, running
 
-from hydragent.models import LiteLLMModel
+from hydragent.models import LiteLLMModel, dry_build
 
 pytestmark = pytest.mark.timeout(120)
 FAST_RETRY = {"attempts": 3, "initial_wait": 0.01, "jitter": 0.0}
@@ -122,3 +122,13 @@ def test_reasoning_effort_and_the_thinking_budget_reach_litellm() -> None:
     assert sent["max_tokens"] == 50 and sent["reasoning_effort"] == "low"
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024}
     assert litellm.__name__ == "litellm"
+
+
+def test_validate_names_a_model_id_without_a_provider() -> None:
+    """`gpt4` alone: litellm would refuse every call before reaching a server."""
+    with dry_build():
+        model = LiteLLMModel(model_id="gpt4", api_key="x")
+        custom = LiteLLMModel(model_id="gpt4", api_key="x", custom_llm_provider="openai")
+    (problem,) = model.environment_problems()
+    assert problem[0] == "model_id" and "provider/model" in problem[1]
+    assert custom.environment_problems() == []

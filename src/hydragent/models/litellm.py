@@ -41,6 +41,22 @@ def import_litellm() -> Any:
     return litellm
 
 
+def unknown_providers(models: list[str], fix: str) -> list[str]:
+    """One line per model id whose provider litellm cannot tell (`gpt4` instead of
+    `openai/gpt-4o`): every call to it would fail before reaching any server."""
+    litellm = import_litellm()
+    lines = []
+    for model in models:
+        try:
+            litellm.get_llm_provider(model=model)
+        except Exception:  # litellm raises its BadRequestError (and others) for these
+            lines.append(
+                f"litellm cannot tell the provider of {model!r}: write it as provider/model, "
+                f"e.g. openai/gpt-4o-mini or ollama/llama3 ({fix})"
+            )
+    return lines
+
+
 def missing_credentials(models: list[str], fix: str = "model.api_key") -> list[str]:
     """One line per model whose provider key is not in the environment (endpoints, which
     have defaults, are not counted)."""
@@ -100,6 +116,13 @@ class LiteLLMModel(ChatCompletionsModel):
 
     def environment_problems(self) -> list[tuple[str, str]]:
         problems = extra_problem("litellm", type(self).__name__, "litellm")
+        if problems:
+            return problems
+        if "custom_llm_provider" not in self.kwargs:
+            problems += [
+                ("model_id", line)
+                for line in unknown_providers(self.answering_models(), "model.model_id")
+            ]
         if problems or self.api_key or self.api_base:
             return problems
         return [("api_key", line) for line in missing_credentials(self.answering_models())]

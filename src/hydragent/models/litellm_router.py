@@ -12,7 +12,12 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
-from hydragent.models.litellm import LiteLLMModel, import_litellm, missing_credentials
+from hydragent.models.litellm import (
+    LiteLLMModel,
+    import_litellm,
+    missing_credentials,
+    unknown_providers,
+)
 from hydragent.models.openai import extra_problem
 
 
@@ -91,6 +96,12 @@ class LiteLLMRouterModel(LiteLLMModel):
                     f"group or model_group_alias; groups in model_list: {groups}",
                 )
             )
+        problems += [
+            ("model_list", line)
+            for line in unknown_providers(
+                self.answering_models(), "in its deployment's litellm_params.model"
+            )
+        ]
         if problems:
             return problems
         keyless = [
