@@ -54,6 +54,8 @@ BAD = [
     ("template on openai", "model=openai model.api_base={server} chat_template=gemma", "fits"),
     ("retry on scripted", "retry=none", "retry=none does not apply to model=scripted"),
     ("no key", "model=openai", "OPENAI_API_KEY"),
+    ("judge without a key", "scorer=model_graded judge=openai", "or judge.api_key"),
+    ("litellm id without provider", "model=litellm model.model_id=gpt4", "provider/model"),
     ("no responses file", "model.responses_file={tmp}/none.jsonl", "none.jsonl"),
     ("broken responses file", "model.responses_file={tmp}/bad.jsonl", "bad.jsonl:2"),
     ("no task file", "task=file task.path={tmp}/none.jsonl", "none.jsonl"),

@@ -17,6 +17,7 @@ load, ...) is a runtime failure, since the dry run has already accepted the conf
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +187,7 @@ class _Assembler(StaticChecks):
                     f"{group}.{key}: {message}"
                     if key and key != "_target_"
                     else f"{group}: {message}"
-                    for key, message in model.environment_problems()
+                    for key, message in _at(group, model.environment_problems())
                     if f"{group}.{key}" not in said
                 ],
             )
@@ -349,3 +350,10 @@ def _sandbox_shown(spec: Any) -> str | None:
     if getattr(spec, "unsafe", False):
         return f"{spec.name} (UNSAFE: no kernel isolation, chosen explicitly)"
     return spec.name
+
+
+def _at(group: str, problems: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A model's problems name its keys as `model.KEY`; the judge's fix is `judge.KEY`."""
+    if group == "model":
+        return problems
+    return [(key, re.sub(r"\bmodel\.(?=[a-z_])", f"{group}.", text)) for key, text in problems]
