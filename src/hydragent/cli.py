@@ -34,8 +34,8 @@ commands:
 
 examples:
   hydragent run model=scripted task=smoke
-  hydragent run model=openai model.model_id=gpt-4o-mini model.temperature=0
-  hydragent run -m model=scripted grammar=none,json_object
+  hydragent run model=openai model.model_id=gpt-4o-mini generation.temperature=0
+  hydragent run -m model=scripted task=json_extraction scorer=json seed=0,1
   hydragent validate model=bedrock roles=none
 
 model-written code (agent=code, tools=python, scorer=code_exec) runs under sandbox=auto:
