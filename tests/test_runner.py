@@ -255,6 +255,32 @@ def test_the_judge_tokens_are_counted_per_sample_apart_from_the_agent(
     assert f"(judge {judged})" in capsys.readouterr().out
 
 
+def test_a_priced_judges_tokens_are_in_the_samples_cost(tmp_path: Path) -> None:
+    """A local agent graded by gpt-4o-mini: each sample costs what its judging cost."""
+    from tests.servers import Reply, openai_app, running
+
+    from hydragent.cost import price
+
+    with running(openai_app) as server:
+        server.default_reply = Reply(content="CORRECT")
+        cfg = compose_job(
+            tmp_path,
+            "model=scripted",
+            "scorer=model_graded",
+            "judge=openai",
+            f"judge.api_base={server.url}/v1",
+            "judge.api_key=test",
+            "judge.model_id=gpt-4o-mini",
+            "retry=none",
+        )
+        summary = run_job(cfg, tmp_path / "run")
+    records = read_lines(tmp_path / "run" / "samples.jsonl")
+    for record in records:
+        expected = price("gpt-4o-mini", record["judge_token_usage"])
+        assert expected and record["cost_usd"] == pytest.approx(expected)
+    assert summary["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in records), abs=1e-6)
+
+
 def test_without_a_judge_the_judge_tokens_are_zero(tmp_path: Path) -> None:
     summary = run_job(compose_job(tmp_path, "model=scripted"), tmp_path / "run")
     assert summary["judge_token_usage"]["total_tokens"] == 0

@@ -96,11 +96,13 @@ class ResultSink:
         secrets: list[str],
         show_progress: bool,
         price: Any = None,
+        judge_price: Any = None,
     ) -> None:
         self.records = records
         self.stamp = stamp
         self.secrets = secrets
         self.price = price
+        self.judge_price = judge_price
         self.errors = self.tokens = self.scored = 0
         self.score = 0.0
         self.headline: str | None = None
@@ -133,7 +135,7 @@ class ResultSink:
             "messages": outcome.messages,
             "token_usage": usage,
             "judge_token_usage": outcome.judge_token_usage.dict(),
-            "cost_usd": self.price(usage, outcome.deployment) if self.price else None,
+            "cost_usd": self.cost(usage, outcome),
             "latency_s": round(outcome.latency_s, 4),
             "model": self.stamp["model"],
             "deployment": outcome.deployment,
@@ -143,6 +145,16 @@ class ResultSink:
             "config_hash": self.stamp["config_hash"],
             "started_at": outcome.started_at,
         }
+
+    def cost(self, usage: dict[str, Any], outcome: Outcome) -> float | None:
+        """The sample's dollars: the agent's tokens, plus the judge's when it grades with a
+        priced model; None when neither has a known price."""
+        parts = [
+            self.price(usage, outcome.deployment) if self.price else None,
+            self.judge_price(outcome.judge_token_usage.dict(), None) if self.judge_price else None,
+        ]
+        known = [part for part in parts if part is not None]
+        return sum(known) if known else None
 
     def _postfix(self) -> dict[str, Any]:
         shown: dict[str, Any] = {}
@@ -253,6 +265,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             secrets=secrets,
             show_progress=bool(runner.get("progress", True)),
             price=_pricer(model, resolved.get("pricing")),
+            judge_price=_pricer(judge, None) if judge is not None else None,
         )
         attempts = int(runner.get("attempts", 1) or 1)
         try:
