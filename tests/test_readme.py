@@ -272,6 +272,21 @@ def check_report(command: str, sweep: tuple[Done, Path], **_: Any) -> None:
     assert len(pandas.read_parquet(folder / "results.parquet")) == 16  # 4 jobs x 4 samples
 
 
+def check_view(command: str, sweep: tuple[Done, Path], **_: Any) -> None:
+    done, folder = sweep
+    relative = folder.relative_to(done.cwd)
+    shown = shell(
+        command.replace("multirun/<date>/<time>", str(relative)), done.cwd, clean_env()
+    ).ok()
+    page = folder / "view.html"
+    assert f"wrote {relative / 'view.html'}" in shown.stdout and "works offline" in shown.stdout
+    html = page.read_text()
+    assert "<script" in html and "http://" not in html.replace("http://127.0.0.1", "")
+    for job in sorted(p for p in folder.iterdir() if (p / "samples.jsonl").exists()):
+        first = json.loads((job / "samples.jsonl").open().readline())
+        assert first["id"] in html  # every job's samples are in the page
+
+
 def check_cfg_job(command: str, tmp_path: Path, **_: Any) -> None:
     done = shell(command, tmp_path, clean_env()).ok()
     config = yaml.safe_load(done.stdout)
@@ -334,6 +349,7 @@ CHECKS: dict[str, tuple[Callable[..., None], bool]] = {
     "hydragent run -m model=scripted task=json_extraction scorer=json grammar=none,json_object "
     "seed=0,1": (check_sweep, False),
     "hydragent report multirun/<date>/<time>": (check_report, False),
+    "hydragent view multirun/<date>/<time>": (check_view, False),
     "hydragent run --cfg job model=bedrock roles=none": (check_cfg_job, False),
     "hydragent validate model=openai model.api_base=http://127.0.0.1:8080/v1 "
     "generation.max_tokens=64": (check_validate, False),
