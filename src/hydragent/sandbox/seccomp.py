@@ -4,7 +4,8 @@ Default allow, with a deny list of what model-written Python never needs: the ke
 debugging, mounting, namespace, key, module and BPF interfaces, calls that reach other processes
 (pidfd, process_vm, kcmp, and the scheduling and priority calls aimed at another pid), new
 processes (only threads may be created: `clone` must carry CLONE_THREAD, so a fork bomb cannot
-start), and sockets (`socket()` is refused; `socketpair()` stays, which asyncio needs).
+start), System V IPC and message queues (host-wide outside bwrap), and sockets (`socket()` is
+refused; `socketpair()` stays, which asyncio needs).
 Refused calls fail with EPERM (ENOSYS for `clone3`, so libc falls back to `clone`, which the
 filter can inspect); a syscall from another ABI (32-bit entry on x86-64) kills the process.
 """
@@ -77,6 +78,27 @@ REFUSED = (
     "adjtimex",
     "sethostname",
     "setdomainname",
+    # System V IPC and POSIX message queues: outside bwrap's IPC namespace (landlock alone)
+    # they are the host's, so objects made here outlived the run and the runner's user's
+    # existing ones could be attached; landlock does not cover them
+    "shmget",
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "msgget",
+    "msgsnd",
+    "msgrcv",
+    "msgctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semctl",
+    "mq_open",
+    "mq_unlink",
+    "mq_timedsend",
+    "mq_timedreceive",
+    "mq_notify",
+    "mq_getsetattr",
     # anonymous memory files: RLIMIT_AS does not count them
     "memfd_create",
     "memfd_secret",

