@@ -148,7 +148,7 @@ def test_a_json_blob_without_the_name_key_says_which_keys_it_found() -> None:
     with pytest.raises(ValueError) as error:
         Model().parse_tool_calls(ChatMessage(role="assistant", content=text))
     assert "'name'" in str(error.value)
-    assert "action, action_input" in str(error.value)
+    assert "'action', 'action_input'" in str(error.value)  # smolagents' wording
 
 
 # --- serialisation -------------------------------------------------------------------------

@@ -30,6 +30,7 @@ __all__ = [
     "TokenUsage",
     "agglomerate_stream_deltas",
     "bedrock_image_block",
+    "get_clean_message_list",
     "image_bytes",
     "image_data_url",
     "load_pil_image",
@@ -625,3 +626,18 @@ def prepare_messages(
                 )
             entry["content"] = content_to_text(entry["content"])
     return prepared
+
+
+def get_clean_message_list(
+    message_list: Iterable[Any],
+    role_conversions: Mapping[str, str] | None = None,
+    convert_images_to_image_urls: bool = False,
+    flatten_messages_as_text: bool = False,
+) -> list[dict[str, Any]]:
+    """smolagents' name and keywords for `prepare_messages`, for code written against it."""
+    return prepare_messages(
+        message_list,
+        role_conversions=role_conversions,
+        flatten_as_text=flatten_messages_as_text,
+        images_as_urls=convert_images_to_image_urls,
+    )

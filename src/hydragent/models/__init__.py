@@ -11,8 +11,11 @@ from hydragent.messages import (
     ChatMessageStreamDelta,
     ChatMessageToolCall,
     ChatMessageToolCallFunction,
+    ChatMessageToolCallStreamDelta,
     MessageRole,
     TokenUsage,
+    agglomerate_stream_deltas,
+    get_clean_message_list,
 )
 from hydragent.models.base import (
     REMOVE_PARAMETER,
@@ -22,6 +25,11 @@ from hydragent.models.base import (
     ModelRequest,
     RetryPolicy,
     dry_build,
+    get_tool_call_from_text,
+    get_tool_json_schema,
+    parse_json_if_needed,
+    remove_content_after_stop_sequences,
+    supports_stop_parameter,
 )
 
 if TYPE_CHECKING:
@@ -63,6 +71,7 @@ __all__ = [
     "ChatMessageStreamDelta",
     "ChatMessageToolCall",
     "ChatMessageToolCallFunction",
+    "ChatMessageToolCallStreamDelta",
     "GenerationConfig",
     "HfApiModel",
     "InferenceClientModel",
@@ -79,9 +88,16 @@ __all__ = [
     "TokenUsage",
     "TransformersModel",
     "VLLMModel",
+    "agglomerate_stream_deltas",
     "backend_class",
     "dry_build",
+    "get_clean_message_list",
+    "get_tool_call_from_text",
+    "get_tool_json_schema",
     "grammar_support_error",
+    "parse_json_if_needed",
+    "remove_content_after_stop_sequences",
+    "supports_stop_parameter",
 ]
 
 

@@ -218,33 +218,45 @@ def parse_json_blob(text: str) -> tuple[dict[str, Any], str]:
     raise ValueError(f"no JSON object found in model output: {text[:200]!r}")
 
 
-def parse_tool_call_from_text(
-    text: str, name_key: str = "name", arguments_key: str = "arguments"
+def get_tool_call_from_text(
+    text: str, tool_name_key: str = "name", tool_arguments_key: str = "arguments"
 ) -> ChatMessageToolCall:
-    """A tool call written as a JSON blob in plain text (models without native tool calls)."""
+    """A tool call written as a JSON blob in plain text (models without native tool calls),
+    as smolagents reads one: arguments given as JSON text are decoded, missing ones are None."""
     blob, _ = parse_json_blob(text)
-    if name_key not in blob:
+    if tool_name_key not in blob:
         raise ValueError(
-            f"tool call JSON has no {name_key!r} key; keys found: {', '.join(blob) or 'none'}"
+            f"Tool call needs to have a key {tool_name_key!r}. Got keys: {list(blob)} instead"
         )
-    arguments = blob.get(arguments_key, {})
+    arguments = blob.get(tool_arguments_key)
     if isinstance(arguments, str):
-        with contextlib.suppress(json.JSONDecodeError):
-            arguments = json.loads(arguments)
+        arguments = parse_json_if_needed(arguments)
     return ChatMessageToolCall(
-        id=f"call_{uuid.uuid4().hex[:12]}",
-        function=ChatMessageToolCallFunction(name=str(blob[name_key]), arguments=arguments),
+        id=str(uuid.uuid4()),
+        function=ChatMessageToolCallFunction(name=blob[tool_name_key], arguments=arguments),
     )
 
 
+def parse_json_if_needed(arguments: Any) -> Any:
+    """Tool-call arguments decoded when they are JSON text, else as given (smolagents' rule)."""
+    if not isinstance(arguments, str | bytes | bytearray):
+        return arguments
+    try:
+        return json.loads(arguments)
+    except json.JSONDecodeError:
+        return arguments
+
+
 def parse_tool_arguments(arguments: Any) -> Any:
-    """Native tool-call arguments arrive as JSON text; decode them when they are."""
-    if isinstance(arguments, str):
-        try:
-            return json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
-            return arguments
-    return arguments
+    """Native tool-call arguments as a tool takes them: JSON text decoded, and no arguments
+    at all (None, empty text) an empty dict, so a tool without inputs can be called."""
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        return {}
+    return parse_json_if_needed(arguments)
+
+
+#: smolagents' name for `trim_at_stop`.
+remove_content_after_stop_sequences = trim_at_stop
 
 
 # --- dry build and capabilities -------------------------------------------------------------
@@ -587,7 +599,7 @@ class Model:
             if not message.content:
                 raise ValueError("model returned neither content nor tool calls")
             message.tool_calls = [
-                parse_tool_call_from_text(
+                get_tool_call_from_text(
                     content_to_text(message.content), self.tool_name_key, self.tool_arguments_key
                 )
             ]

@@ -195,7 +195,8 @@ class TransformersModel(Model):
         source = str(bundled_gemma_path()) if self._bundled else self.model_id
         self.device_map = self.device_map or ("cuda" if torch.cuda.is_available() else "cpu")
         common = {"trust_remote_code": self.trust_remote_code}
-        config = transformers.AutoConfig.from_pretrained(source, gguf_file=self.gguf_file, **common)
+        gguf = {"gguf_file": self.gguf_file} if self.gguf_file else {}  # smolagents sends none
+        config = transformers.AutoConfig.from_pretrained(source, **gguf, **common)
         auto_map = getattr(config, "auto_map", None) or {}
         self._is_vlm = self.gguf_file is None and (
             config.model_type in VISION_TYPES or "AutoModelForImageTextToText" in auto_map
@@ -216,11 +217,9 @@ class TransformersModel(Model):
                     "Jinja template that renders image parts"
                 )
         else:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(
-                source, gguf_file=self.gguf_file, **common
-            )
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **gguf, **common)
             self.model = transformers.AutoModelForCausalLM.from_pretrained(
-                source, gguf_file=self.gguf_file, **load_kwargs
+                source, **gguf, **load_kwargs
             )
             self._template = pick_template(
                 self.tokenizer, self.chat_template, "plain", expected=self._bundled
