@@ -146,3 +146,23 @@ def test_a_child_that_exits_leaves_its_old_pid_untouched(
         session.run("1")
     assert resource.prlimit(bystander.pid, resource.RLIMIT_CPU) == before
     assert bystander.poll() is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_tool_calls_cannot_crash_or_hang_the_runner(kind: str) -> None:
+    """Tools run in the runner, beyond the sandbox's deadline: a nested power passed the
+    calculator's exponent check and computed for minutes, and a result too long to show
+    raised out of `run` and left the child waiting for a reply (the next step read garbage)."""
+    from hydragent.tools.builtin import CalculatorTool
+
+    tools = {"calculator": CalculatorTool().__call__}
+    with PythonSession(sandbox=kernel_spec(kind), tools=tools, timeout_s=2) as session:
+        started = time.monotonic()
+        power = session.run("calculator(expression='(9**10000)**10000')")
+        huge = session.run("calculator(expression='10**5000')")
+        after = session.run("1 + 1")
+        elapsed = time.monotonic() - started
+    assert "would exceed" in (power.error or ""), power
+    assert "cannot be shown" in (huge.error or ""), huge
+    assert after.value == "2", after
+    assert elapsed < 5

@@ -313,8 +313,11 @@ class PythonSession:
             return {"error": f"tool {call.name!r} failed: {type(error).__name__}: {error}"}
         try:
             json.dumps(result)
-        except (TypeError, ValueError):
-            result = str(result)
+        except (TypeError, ValueError, RecursionError):
+            try:
+                result = str(result)
+            except (ValueError, RecursionError) as error:  # e.g. an int past 4300 digits
+                return {"error": f"tool {call.name!r} returned what cannot be shown: {error}"}
         return {"result": result}
 
     def _arm_cpu_limit(self) -> None:

@@ -36,6 +36,7 @@ _FUNCTIONS = {
 }
 _CONSTANTS = {"pi": math.pi, "e": math.e}
 MAX_EXPONENT = 10_000  # keeps 9**9**9 from hanging the runner
+MAX_RESULT_BITS = 1_000_000  # and nested powers too: a tool runs in the runner, unbounded
 
 
 class FinalAnswerTool(Tool):
@@ -90,6 +91,15 @@ def _evaluate(node: ast.AST) -> Any:
         left, right = _evaluate(node.left), _evaluate(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
             raise ValueError(f"exponent {right} is too large (limit {MAX_EXPONENT})")
+        # (9**10000)**10000 passes the exponent check and hung the runner for minutes
+        if (
+            isinstance(node.op, ast.Pow)
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and right > 0
+            and abs(left).bit_length() * right > MAX_RESULT_BITS
+        ):
+            raise ValueError(f"the result would exceed {MAX_RESULT_BITS} bits")
         return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_evaluate(node.operand))
