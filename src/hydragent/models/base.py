@@ -363,14 +363,15 @@ class Model:
 
     def __init__(
         self,
-        model_id: str | None = None,
         flatten_messages_as_text: bool = False,
-        custom_role_conversions: dict[str, str] | None = None,
         tool_name_key: str = "name",
         tool_arguments_key: str = "arguments",
+        model_id: str | None = None,
+        custom_role_conversions: dict[str, str] | None = None,
         generation: GenerationConfig | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        # smolagents' positional order; custom_role_conversions and generation are ours.
         self.generation = GenerationConfig.coerce(generation)
         self.model_id = model_id
         self.flatten_messages_as_text = flatten_messages_as_text
@@ -744,14 +745,30 @@ class ApiModel(Model):
     def create_client(self) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement create_client")
 
+    def _apply_rate_limit(self) -> None:
+        """Wait for the rate limiter (smolagents' name, for subclasses that call it)."""
+        self.rate_limiter.throttle()
+
+    @property
+    def retryer(self) -> Callable[..., Any]:
+        """`self.retryer(fn, *args, **kwargs)` runs `fn` under the retry policy, as
+        smolagents' subclasses call it (after `_apply_rate_limit()`)."""
+
+        def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+            if self.retry is None:
+                return fn(*args, **kwargs)
+            return call_with_retries(
+                lambda: fn(*args, **kwargs), self.retry, describe=f"{type(self).__name__} call"
+            )
+
+        return run
+
     def call_api(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         def attempt() -> T:
             self.rate_limiter.throttle()
             return fn(*args, **kwargs)
 
-        if self.retry is None:
-            return attempt()
-        return call_with_retries(attempt, self.retry, describe=f"{type(self).__name__} call")
+        return self.retryer(attempt)
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
