@@ -211,3 +211,30 @@ for address in ({path!r}, {name!r}):
     finally:
         for server in servers:
             server.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_signalling_every_process_at_once_reaches_no_bystander(kind: str, tmp_path: Path) -> None:
+    """kill(-1, sig) through libc aims at every process the caller may signal: outside bwrap's
+    PID namespace that is every process of the runner's user (root here). SIGWINCH is
+    harmless if it did get out; the bystander's handler writes a file when it arrives."""
+    hit = tmp_path / "hit"
+    bystander = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys, time\n"
+            f"signal.signal(signal.SIGWINCH, lambda *_: open({str(hit)!r}, 'w').close())\n"
+            "print('ready', flush=True)\ntime.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert bystander.stdout is not None and bystander.stdout.readline() == b"ready\n"
+        code = "import ctypes, signal\nctypes.CDLL(None).kill(-1, signal.SIGWINCH)"
+        run_python(code, sandbox=kernel_spec(kind), policy=False, authorized_imports=None)
+        time.sleep(0.2)
+        assert not hit.exists(), "the bystander was signalled"
+    finally:
+        bystander.kill()
+        bystander.wait()
