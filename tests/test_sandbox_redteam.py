@@ -238,3 +238,33 @@ def test_signalling_every_process_at_once_reaches_no_bystander(kind: str, tmp_pa
     finally:
         bystander.kill()
         bystander.wait()
+
+
+@pytest.mark.parametrize("second_layer", [True, False], ids=["with-landlock", "bwrap-alone"])
+def test_host_wide_kernel_settings_cannot_be_opened_for_writing(
+    second_layer: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a root runner the child's host uid is 0, and sysctls check only that uid: on a
+    kernel without landlock, bwrap alone let the child open /proc/sys/kernel/core_pattern
+    (a root helper the host runs on every crash) for writing. The attempt only opens and
+    closes (writing any of them would change this shared machine); the marker is that even
+    the open is refused."""
+    from hydragent.sandbox import isolation
+
+    spec = kernel_spec("bwrap")
+    if not second_layer:
+        monkeypatch.setattr(isolation, "landlock_abi", lambda: 0)
+    code = """
+import os
+opened = []
+for path in ("/proc/sys/kernel/core_pattern", "/proc/sys/vm/drop_caches",
+             "/proc/sys/kernel/hostname", "/proc/sysrq-trigger", "/proc/self/oom_score_adj"):
+    try:
+        os.close(os.open(path, os.O_WRONLY))
+        opened.append(path)
+    except OSError:
+        pass
+opened
+"""
+    result = run_python(code, sandbox=spec, policy=False, authorized_imports=None)
+    assert result.value == "[]", result

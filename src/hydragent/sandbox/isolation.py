@@ -278,7 +278,10 @@ def bwrap_args(config: SandboxConfig, host_workdir: str | None, bpf_fd: int) -> 
     for path in python_dirs() + (site_dirs() if config.site_packages else []):
         args += ["--ro-bind", path, path]
     args += ["--ro-bind", child_dir(), INSIDE_CHILD_DIR]
-    args += ["--proc", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
+    # /proc read-only as a whole: under a root runner the child's host uid is 0, and sysctls
+    # check only that uid (a child without landlock opened /proc/sys/kernel/core_pattern for
+    # writing); bwrap covers /proc/sys only where it finds it writable itself
+    args += ["--proc", "/proc", "--remount-ro", "/proc", "--dev", "/dev", "--remount-ro", "/dev"]
     if host_workdir is None:
         if "--size" in features:
             args += ["--size", str(config.work_mb * 1024 * 1024)]
