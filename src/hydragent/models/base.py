@@ -223,7 +223,7 @@ def get_tool_call_from_text(
 ) -> ChatMessageToolCall:
     """A tool call written as a JSON blob in plain text (models without native tool calls),
     as smolagents reads one: arguments given as JSON text are decoded, missing ones are None."""
-    blob, _ = parse_json_blob(text)
+    blob = _tool_call_blob(text, tool_name_key)
     if tool_name_key not in blob:
         raise ValueError(
             f"Tool call needs to have a key {tool_name_key!r}. Got keys: {list(blob)} instead"
@@ -235,6 +235,32 @@ def get_tool_call_from_text(
         id=str(uuid.uuid4()),
         function=ChatMessageToolCallFunction(name=blob[tool_name_key], arguments=arguments),
     )
+
+
+def _tool_call_blob(text: str, name_key: str) -> dict[str, Any]:
+    """The JSON object of a text tool call. As smolagents: the text from the first `{` to the
+    last `}`, and when that is not JSON the decoder's error and where it failed, which tells
+    the model what to fix. Where that fails but the text holds another object with the name
+    key (a stray brace in the thought before it), that object."""
+    start, end = text.find("{"), text.rfind("}")
+    if start == -1 or end < start:
+        raise ValueError("The model output does not contain any JSON blob.")
+    try:
+        blob = json.loads(text[start : end + 1], strict=False)
+        if isinstance(blob, dict):
+            return blob
+        raise ValueError(f"The JSON blob you used is not an object: {text[start : end + 1]}")
+    except json.JSONDecodeError as error:
+        with contextlib.suppress(ValueError):
+            found, _ = parse_json_blob(text)
+            if name_key in found:
+                return found
+        at = start + error.pos
+        raise ValueError(
+            f"The JSON blob you used is invalid due to the following error: {error}.\n"
+            f"JSON blob was: {text}, decoding failed on that specific part of the blob:\n"
+            f"'{text[max(at - 4, 0) : at + 5]}'."
+        ) from None
 
 
 def parse_json_if_needed(arguments: Any) -> Any:
