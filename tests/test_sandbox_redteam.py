@@ -268,3 +268,22 @@ opened
 """
     result = run_python(code, sandbox=spec, policy=False, authorized_imports=None)
     assert result.value == "[]", result
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_reply_written_straight_to_the_pipe_is_still_capped(kind: str) -> None:
+    """The child caps printed output, but code can write its own reply to the pipe (os.write
+    has no audit event, so even the guard lets it): 3.6 MB of 'output' reached the python
+    tool's observation, and so the model's context, whole."""
+    code = """
+import json, os, struct, sys
+reply = {"type": "result", "error": "E" * 1200000, "stdout": "S" * 1200000, "value": "V" * 1200000,
+         "final_answer": None, "is_final_answer": False, "output_truncated": False}
+data = json.dumps(reply).encode()
+os.write(int(sys.argv[2]), struct.pack(">I", len(data)) + data)
+import time
+time.sleep(5)
+"""
+    result = run_python(code, sandbox=kernel_spec(kind), max_output_chars=1000, timeout_s=5)
+    assert len(result.observation()) < 4000, len(result.observation())
+    assert result.output_truncated

@@ -294,14 +294,25 @@ class PythonSession:
                 continue
             return SandboxResult(
                 ok=reply.error is None,
-                stdout=reply.stdout,
-                error=reply.error,
-                value=reply.value,
+                stdout=self._cap(reply.stdout),
+                error=None if reply.error is None else self._cap(reply.error),
+                value=None if reply.value is None else self._cap(reply.value),
                 final_answer=reply.final_answer,
                 is_final_answer=reply.is_final_answer,
-                output_truncated=reply.output_truncated,
+                output_truncated=reply.output_truncated or len(reply.stdout) > self._room,
                 duration_s=time.monotonic() - started,
             )
+
+    @property
+    def _room(self) -> int:
+        return self.max_output_chars + 100  # the child's own truncation note fits
+
+    def _cap(self, text: str) -> str:
+        """The child caps its output, but code that writes its own reply to the pipe (a few
+        MB) would otherwise hand all of it to the model: cut it here too."""
+        if len(text) <= self._room:
+            return text
+        return text[: self.max_output_chars] + f"\n[output truncated: {len(text)} characters]"
 
     def _call_tool(self, call: _ToolCall) -> dict[str, Any]:
         tool = self.tools.get(call.name)
