@@ -1525,3 +1525,23 @@ def test_agent_save_and_from_folder_rebuild_the_same_model(openai_server, tmp_pa
     assert type(rebuilt.model) is OpenAIModel
     assert (rebuilt.model.model_id, rebuilt.model.api_base) == ("gpt-4o", f"{openai_server.url}/v1")
     assert rebuilt.model.kwargs == {"temperature": 0.2}
+
+
+def test_streaming_agent_runs_on_a_subclass_that_only_overrides_generate():
+    """Deliberate difference: smolagents refuses `stream_outputs=True` with a model lacking
+    generate_stream; every hydragent model has one, streaming a generate-only reply whole."""
+    from smolagents import CodeAgent
+
+    from hydragent.messages import TokenUsage
+
+    class GenerateOnly(Model):
+        def generate(self, messages, stop_sequences=None, **kwargs):
+            return ChatMessage(
+                role="assistant",
+                content="<code>\nfinal_answer(multiply(a=6, b=7))\n</code>",
+                token_usage=TokenUsage(input_tokens=3, output_tokens=4),
+            )
+
+    agent = CodeAgent(tools=[multiply], model=GenerateOnly(), max_steps=2, stream_outputs=True)
+    assert agent.run("What is 6 times 7?") == 42
+    assert agent.monitor.get_total_token_counts().output_tokens == 4

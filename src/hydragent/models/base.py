@@ -29,6 +29,7 @@ from hydragent.messages import (
     ChatMessageStreamDelta,
     ChatMessageToolCall,
     ChatMessageToolCallFunction,
+    ChatMessageToolCallStreamDelta,
     MessageRole,
     content_to_text,
     prepare_messages,
@@ -458,10 +459,13 @@ class Model:
         )
 
     def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
-        """Stream one normalised request; backends that stream implement it."""
+        """Stream one normalised request; backends that stream implement it. Any other model
+        (a smolagents-style subclass with only `generate`, a backend without streaming) sends
+        its whole reply as one delta, so smolagents' agents with `stream_outputs=True` run on
+        it (smolagents refuses such a model at the agent's construction)."""
         if overrides_generate(type(self), "generate_stream", "request_stream"):
             return self.generate_stream(req.messages, **call_arguments(req))
-        raise NotImplementedError(f"{type(self).__name__} does not support streaming")
+        return message_as_delta(send_request(self, req))
 
     def build_request(
         self,
@@ -679,6 +683,20 @@ def call_arguments(req: ModelRequest) -> dict[str, Any]:
     if req.grammar is not None:
         arguments["grammar"] = req.grammar
     return {**arguments, **req.kwargs}
+
+
+def message_as_delta(message: ChatMessage) -> Iterator[ChatMessageStreamDelta]:
+    """A whole reply as a stream of one delta (tool calls indexed in order)."""
+    calls = [
+        ChatMessageToolCallStreamDelta(index=i, id=c.id, type=c.type, function=c.function)
+        for i, c in enumerate(message.tool_calls or [])
+    ]
+    yield ChatMessageStreamDelta(
+        content=content_to_text(message.content) if message.content is not None else None,
+        tool_calls=calls or None,
+        token_usage=message.token_usage,
+        reasoning_content=message.reasoning_content,
+    )
 
 
 def send_request(model: Model, req: ModelRequest) -> ChatMessage:
