@@ -270,20 +270,38 @@ opened
     assert result.value == "[]", result
 
 
+def forged_reply(**fields: str) -> str:
+    """Code that writes its own step reply to the pipe (os.write raises no audit event, so
+    even the guard lets it) and waits; `fields` are Python expressions for the reply's fields."""
+    reply = {
+        "type": '"result"',
+        "error": "None",
+        "stdout": '""',
+        "value": "None",
+        "final_answer": "None",
+        "is_final_answer": "False",
+        "output_truncated": "False",
+        **fields,
+    }
+    body = ", ".join(f"{k!r}: {v}" for k, v in reply.items())
+    return (
+        "import json, os, struct, sys, time\n"
+        f"data = json.dumps({{{body}}}).encode()\n"
+        "os.write(int(sys.argv[2]), struct.pack('>I', len(data)) + data)\n"
+        "time.sleep(5)\n"
+    )
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_reply_written_straight_to_the_pipe_is_still_capped(kind: str) -> None:
-    """The child caps printed output, but code can write its own reply to the pipe (os.write
-    has no audit event, so even the guard lets it): 3.6 MB of 'output' reached the python
-    tool's observation, and so the model's context, whole."""
-    code = """
-import json, os, struct, sys
-reply = {"type": "result", "error": "E" * 1200000, "stdout": "S" * 1200000, "value": "V" * 1200000,
-         "final_answer": None, "is_final_answer": False, "output_truncated": False}
-data = json.dumps(reply).encode()
-os.write(int(sys.argv[2]), struct.pack(">I", len(data)) + data)
-import time
-time.sleep(5)
-"""
-    result = run_python(code, sandbox=kernel_spec(kind), max_output_chars=1000, timeout_s=5)
+    """The child caps printed output and answers, but code writing its own reply did not:
+    3.6 MB of 'output' reached the python tool's observation (and so the model's context),
+    and a 3 MB final answer the sample's record."""
+    spec = kernel_spec(kind)
+    flood = forged_reply(error='"E" * 1200000', stdout='"S" * 1200000', value='"V" * 1200000')
+    result = run_python(flood, sandbox=spec, max_output_chars=1000, timeout_s=5)
     assert len(result.observation()) < 4000, len(result.observation())
     assert result.output_truncated
+    huge = forged_reply(final_answer='"A" * 3000000', is_final_answer="True")
+    answer = run_python(huge, sandbox=spec, timeout_s=5)
+    assert answer.is_final_answer and len(answer.final_answer) <= 100_000

@@ -40,6 +40,7 @@ KILL_WAIT_S = 1.0
 # step's own timeout: a child calling slow tools in a loop still ends.
 TOOL_TIME_CEILING = 5
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_ANSWER_CHARS = 100_000  # what the child keeps of a final answer; enforced here as well
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -297,7 +298,7 @@ class PythonSession:
                 stdout=self._cap(reply.stdout),
                 error=None if reply.error is None else self._cap(reply.error),
                 value=None if reply.value is None else self._cap(reply.value),
-                final_answer=reply.final_answer,
+                final_answer=_cap_answer(reply.final_answer),
                 is_final_answer=reply.is_final_answer,
                 output_truncated=reply.output_truncated or len(reply.stdout) > self._room,
                 duration_s=time.monotonic() - started,
@@ -500,6 +501,18 @@ class PythonSession:
             self._stderr = None
         if cgroup is not None:
             remove_cgroup(cgroup)
+
+
+def _cap_answer(answer: Any) -> Any:
+    """A final answer as the child would have cut it: code that writes its own reply could
+    otherwise put megabytes into the sample's record (and a judge's prompt)."""
+    try:
+        text = json.dumps(answer)
+    except (ValueError, RecursionError):
+        return "[the final answer was too deeply nested to keep]"
+    if len(text) <= MAX_ANSWER_CHARS:
+        return answer
+    return (answer if isinstance(answer, str) else text)[:MAX_ANSWER_CHARS]
 
 
 def cap_threads(pid: int, limit: int) -> Path | None:
