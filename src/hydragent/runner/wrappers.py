@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator
 from typing import Any
 
 from hydragent.messages import (
     ChatMessage,
-    ChatMessageStreamDelta,
-    ChatMessageToolCallStreamDelta,
     TokenUsage,
-    content_to_text,
 )
 from hydragent.models.base import Capabilities, Model, ModelRequest, send_request
 
@@ -49,20 +45,6 @@ class ModelWrapper(Model):
 
     def request(self, req: ModelRequest) -> ChatMessage:
         return send_request(self.inner, req)
-
-    def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
-        """The reply of `request` (so it is capped and cached too) as one delta."""
-        reply = self.request(req)
-        calls = [
-            ChatMessageToolCallStreamDelta(index=i, id=c.id, type=c.type, function=c.function)
-            for i, c in enumerate(reply.tool_calls or [])
-        ]
-        yield ChatMessageStreamDelta(
-            content=content_to_text(reply.content) if reply.content is not None else None,
-            tool_calls=calls or None,
-            token_usage=reply.token_usage,
-            reasoning_content=reply.reasoning_content,
-        )
 
     def parse_tool_calls(self, message: ChatMessage) -> ChatMessage:
         return self.inner.parse_tool_calls(message)
