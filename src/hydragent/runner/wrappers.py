@@ -5,10 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from hydragent.messages import (
-    ChatMessage,
-    TokenUsage,
-)
+from hydragent.messages import ChatMessage, TokenUsage
 from hydragent.models.base import Capabilities, Model, ModelRequest, send_request
 
 
