@@ -305,3 +305,32 @@ def test_a_reply_written_straight_to_the_pipe_is_still_capped(kind: str) -> None
     huge = forged_reply(final_answer='"A" * 3000000', is_final_answer="True")
     answer = run_python(huge, sandbox=spec, timeout_s=5)
     assert answer.is_final_answer and len(answer.final_answer) <= 100_000
+
+
+@pytest.mark.parametrize("policy", [True, False], ids=["guarded", "kernel-only"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_no_set_user_id_file_lands_on_the_host(kind: str, policy: bool, tmp_path: Path) -> None:
+    """In a host work folder (landlock's always, bwrap's when one is given) the code's files
+    belong to the runner, root here: chmod 4755 made a set-user-ID-root program any local
+    user could run (landlock does not cover chmod; nosuid does not apply on the host)."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    code = """
+import os
+open("tool", "wb").write(b"#!/bin/sh\\n")
+for attempt in (lambda: os.chmod("tool", 0o4755), lambda: os.chmod("tool", 0o2755),
+                lambda: os.close(os.open("made", os.O_CREAT | os.O_WRONLY, 0o6755))):
+    try:
+        attempt()
+    except OSError as error:
+        print(error)
+"""
+    run_python(
+        code,
+        sandbox=kernel_spec(kind),
+        policy=policy,
+        workdir=str(workdir),
+        authorized_imports=None,
+    )
+    modes = {p.name: p.stat().st_mode for p in workdir.iterdir()}
+    assert not [name for name, mode in modes.items() if mode & 0o6000], modes

@@ -5,7 +5,8 @@ debugging, mounting, namespace, key, module and BPF interfaces, calls that reach
 (pidfd, process_vm, kcmp, and the scheduling and priority calls aimed at another pid), new
 processes (only threads may be created: `clone` must carry CLONE_THREAD, so a fork bomb cannot
 start), System V IPC and message queues (host-wide outside bwrap), and sockets (`socket()` is
-refused; `socketpair()` stays, which asyncio needs, but may send nowhere else).
+refused; `socketpair()` stays, which asyncio needs, but may send nowhere else), and
+set-user-ID or set-group-ID modes on files.
 Refused calls fail with EPERM (ENOSYS for `clone3`, so libc falls back to `clone`, which the
 filter can inspect); a syscall from another ABI (32-bit entry on x86-64) kills the process.
 """
@@ -126,6 +127,13 @@ SELF_ONLY = (
     "move_pages",
     "get_robust_list",
 )
+# Calls whose mode argument (by position) could make a set-user-ID or set-group-ID file: in a
+# host work folder (landlock alone, or a bound one) that file is the runner's, root's for a
+# root runner, so any local user could run what the code wrote as root. Landlock does not
+# cover chmod.
+SETID_MODE_ARG = {"chmod": 1, "fchmod": 1, "fchmodat": 2, "fchmodat2": 2, "creat": 1}
+SETID_MODE_ARG |= {"open": 2, "openat": 3}  # the mode only counts with O_CREAT/O_TMPFILE
+SETID_BITS = (0o4000, 0o2000)
 # (which, who) calls: only "this process" passes. `who` 0 with PRIO_USER would mean "every
 # process of uid 0", so `which` must be the per-process one too.
 SELF_ONLY_WHICH = {"setpriority": 0, "ioprio_set": 1}  # PRIO_PROCESS, IOPRIO_WHO_PROCESS
@@ -149,6 +157,10 @@ def filter_bpf() -> bytes:
     _add(rules, seccomp.ERRNO(errno.ENOSYS), "clone3")
     _add(rules, refuse, "clone", seccomp.Arg(0, seccomp.MASKED_EQ, CLONE_THREAD, 0))
     _add(rules, refuse, "sendto", seccomp.Arg(4, seccomp.NE, 0))  # a destination address
+    for name, position in SETID_MODE_ARG.items():
+        for bit in SETID_BITS:
+            _add(rules, refuse, name, seccomp.Arg(position, seccomp.MASKED_EQ, bit, bit))
+    _add(rules, seccomp.ERRNO(errno.ENOSYS), "openat2")  # its mode sits in a struct
     for name in SELF_ONLY:
         _add(rules, refuse, name, seccomp.Arg(0, seccomp.NE, 0))
     for name, which in SELF_ONLY_WHICH.items():
