@@ -39,6 +39,12 @@ GOOD = [
         "model=scripted agent=tool_calling +tools.add._target_=tests.test_assemble.add",
     ),
     ("a user model", "~model +model._target_=tests.test_assemble.FiveModel task.limit=2"),
+    ("scripted judge as shipped", "model=scripted scorer=model_graded judge=scripted"),
+    (
+        "litellm on a keyless local server",
+        "model=litellm model.model_id=openai/x model.api_base={server} model.api_key=EMPTY "
+        "task.limit=2",
+    ),
 ]
 
 BAD = [
@@ -76,6 +82,26 @@ BAD = [
     ("cap typo", "+runner.backend_concurrency.scriptd=1", "did you mean scripted?"),
     ("no deployments", "model=litellm_router", "model.model_list is empty"),
     ("sandbox kind", "sandbox.kind=nothing", "sandbox.kind"),
+    ("a group given a boolean", "cache=true", "valid: off, on, replay"),
+    ("a group given null", "task=null", "(~task drops it); valid: arithmetic"),
+    ("an unknown option in a list", "scorer=[exact,includs]", "no option 'includs'; valid:"),
+    ("typo without +", "agent.system_promt=hi", "did you mean system_prompt?"),
+    ("no rows", "task=file task.path={tmp}/good.jsonl task.format=csv", "yields no samples"),
+    ("cache path is a folder", "cache=on cache.path={tmp}", "is a folder, not a file"),
+    ("cache path not sqlite", "cache=on cache.path={tmp}/good.jsonl", "is not an SQLite file"),
+    ("no scripted reply fits", "grammar=json_schema", "no scripted reply of the model fits"),
+    ("schema unset", "grammar=json_schema grammar.schema=null", "grammar: grammar=json_schema"),
+    ("retry said once", "model=openai model.api_base={server} retry.attempts=0", "retry.attempt"),
+    (
+        "client key typo",
+        "model=openai model.api_base={server} +model.client_kwargs.timout=5",
+        "model.client_kwargs.timout is not a key of openai.OpenAI (did you mean timeout?)",
+    ),
+    (
+        "litellm local server, provider wants a key",
+        "model=litellm model.model_id=openai/x model.api_base={server}",
+        "model.api_key (e.g. EMPTY for a keyless local server)",
+    ),
 ]
 
 

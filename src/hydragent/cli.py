@@ -140,6 +140,7 @@ def run_hydra_app(command: str, args: list[str]) -> int:
 
     from hydragent.config import conf_dir, prepare_overrides
     from hydragent.config.launchers import missing_launcher_plugin
+    from hydragent.config.overrides import check_command_line, explain
     from hydragent.config.preflight import PreflightFailed, preflight
     from hydragent.config.secrets_guard import mask_text, protect_secret_overrides
 
@@ -148,6 +149,9 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     missing_plugin = missing_launcher_plugin(args)
     if missing_plugin:
         return fail(missing_plugin, 2)
+    bad_choice = check_command_line(args)  # `cache=true`: Hydra would not name the group
+    if bad_choice is not None:
+        return report_error(bad_choice, False, secrets)
     scratch = None
     if command == "validate":  # validation writes nothing: its job folder is thrown away
         scratch = tempfile.mkdtemp(prefix="hydragent-validate-")
@@ -180,7 +184,7 @@ def run_hydra_app(command: str, args: list[str]) -> int:
             return fail(mask_text(exit_.code, secrets), 1)
         return 0 if exit_.code is None else exit_.code
     except Exception as error:
-        return report_error(error, user_wants_traceback, secrets)
+        return report_error(explain(error, args), user_wants_traceback, secrets)
     finally:
         sys.argv = saved_argv
         if saved_full_error is None:

@@ -145,7 +145,17 @@ class _Assembler(StaticChecks):
             )
             if found:
                 return task, []
-        samples = self.attempt("task", "task", task.samples)  # the scorer rules read them
+        found_samples = self.attempt("task", "task", task.samples)  # the scorer rules read them
+        samples = None if found_samples is None else list(found_samples)
+        if samples == [] and self.dry_run:
+            where = self.plain["task"].get("path") or self.choices.get("task") or "the task"
+            self.add(
+                "task",
+                [
+                    f"task: {where} yields no samples (a run would do nothing); check the "
+                    "file's rows, task.format and task.fields"
+                ],
+            )
         return task, list(samples or [])
 
     def build_grammar(self) -> Any:
@@ -160,6 +170,8 @@ class _Assembler(StaticChecks):
         would lack."""
         if {group, "generation"} & self.broken or self.plain.get(group) is None:
             return None
+        if "retry" in self.broken and "retry" in self.plain[group]:
+            return None  # its `retry: ${retry}` is reported once, as retry.*
         from hydragent.models import dry_build
 
         target = self.located[group]
@@ -230,17 +242,23 @@ class _Assembler(StaticChecks):
         return cached, cached
 
     def cache_problems(self) -> list[str]:
-        """cache=replay needs recorded replies to exist."""
+        """cache=replay needs recorded replies to exist; cache=on a store it can write."""
         if "cache" in self.broken:
             return []
         cache = CacheConfig.model_validate(self.plain.get("cache") or {})
-        if cache.mode != "replay":
+        if cache.mode == "off":
             return []
         from hydragent.runner.cache import default_cache_path
 
         path = Path(cache.path).expanduser() if cache.path else default_cache_path()
+        if cache.mode == "on":
+            problem = _unwritable(path)
+            return [f"cache.path={str(path)!r}: {problem}; set cache.path, or cache=off"] * bool(
+                problem
+            )
         if path.is_file():
-            return []
+            problem = _unwritable(path)
+            return [f"cache.path={str(path)!r}: {problem}; set cache.path"] * bool(problem)
         return [
             f"cache=replay: no recorded replies at {path}; run once with cache=on to record "
             "them, or set cache.path to the file that holds them"
@@ -306,6 +324,28 @@ class _Assembler(StaticChecks):
         if sandbox is not None and takes(target, "sandbox"):
             extra["sandbox"] = sandbox
         return self.attempt("agent", "agent", lambda: instantiate_with(self.cfg.agent, **extra))
+
+
+def _unwritable(path: Path) -> str:
+    """Why the response store at `path` cannot be opened ('' when it can): a folder in its
+    place, a file that is not SQLite, or no folder above it where a file can be created. The
+    probe file is unlinked at once: nothing is left on disk."""
+    import tempfile
+
+    if path.is_dir():
+        return "is a folder, not a file"
+    if path.is_file():
+        with path.open("rb") as handle:
+            head = handle.read(16)
+        return "" if head in (b"", b"SQLite format 3\x00") else "is not an SQLite file"
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return ""
+    except OSError as error:
+        return f"cannot create a file in {folder} ({error.strerror or error})"
 
 
 def instantiate_with(node: Any, **ready: Any) -> Any:

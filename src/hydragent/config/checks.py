@@ -91,6 +91,7 @@ class StaticChecks:
 
         from hydragent.config.endpoints import credential_problem
         from hydragent.config.rules import (
+            client_kwargs_problems,
             fits,
             helper_problems,
             judge_problems,
@@ -111,6 +112,11 @@ class StaticChecks:
             if isinstance(target, type) and issubclass(target, ApiModel):
                 raw = OmegaConf.to_container(self.cfg[group], resolve=False)
                 self.add(group, [p for p in [credential_problem(group, node, raw)] if p])
+                # a misplaced router= fills client_kwargs: its own rule says so, once
+                if not self.choices.get("router") or issubclass(target, LiteLLMRouterModel):
+                    self.add(
+                        group, client_kwargs_problems(group, node, target)
+                    )  # router=: its rule
             if isinstance(target, type) and issubclass(target, LiteLLMRouterModel):
                 self.add(group, router_problems(group, node))
         agent = self.check_one("agent", plain.get("agent"), "completion")
@@ -178,10 +184,15 @@ class StaticChecks:
         try:
             grammar = Grammar(**node)
         except ValidationError as error:
-            fields = ["type", "schema", "name", "strict", "pattern", "choices"]
+            # the whole-node rule (grammar=regex needs a pattern) names no field: say it as is
+            whole = [
+                f"grammar: {str(item['msg']).removeprefix('Value error, ')}"
+                for item in error.errors()
+                if not item["loc"]
+            ]
             problems = pydantic_problems("grammar", error, Grammar, "grammar")
-            return [p.replace("json_schema", "schema") for p in problems] or [
-                f"grammar: {one_line(error)} (keys: {', '.join(fields)})"
+            return whole + [
+                _as_schema_key(p) for p in problems if not p.startswith(("grammar=", "grammar:"))
             ]
         except (ValueError, TypeError) as error:
             return [f"grammar: {one_line(error)}"]
@@ -266,6 +277,16 @@ class StaticChecks:
             if path.split(":")[1] == model_cls.__name__:
                 return name
         return model_cls.__name__
+
+
+def _as_schema_key(problem: str) -> str:
+    """Grammar's `json_schema` field is the `schema` key in YAML: name it so (the type
+    `json_schema` among the valid choices stays)."""
+    import re
+
+    problem = re.sub(r"\bgrammar\.json_schema\b", "grammar.schema", problem)
+    head, sep, keys = problem.partition("valid keys: ")
+    return head + sep + re.sub(r"\bjson_schema\b", "schema", keys)
 
 
 def _is_function(target: Any) -> bool:

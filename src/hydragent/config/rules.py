@@ -133,6 +133,44 @@ def router_problems(path: str, node: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+#: backend class -> the client its `client_kwargs` are passed to (a subclass inherits it).
+CLIENTS = {
+    "AzureOpenAIServerModel": ("openai", "AzureOpenAI"),
+    "OpenAIServerModel": ("openai", "OpenAI"),
+    "InferenceClientModel": ("huggingface_hub", "InferenceClient"),
+    "LiteLLMRouterModel": ("litellm", "Router"),
+}
+
+
+def client_kwargs_problems(path: str, node: Mapping[str, Any], target: type) -> list[str]:
+    """`model.client_kwargs.timout=5` is a key the client does not take: every sample failed
+    on the client's TypeError. Checked when the client library is installed (else the
+    missing extra is the problem)."""
+    import importlib
+    import inspect
+
+    from hydragent.config.problems import unknown_key
+
+    given = node.get("client_kwargs")
+    names = [c.__name__ for c in target.__mro__ if c.__name__ in CLIENTS]
+    if not isinstance(given, Mapping) or not given or not names:
+        return []
+    module, name = CLIENTS[names[0]]
+    try:
+        client = getattr(importlib.import_module(module), name)
+        parameters = inspect.signature(client.__init__).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return []
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return []
+    public = [n for n in parameters if n != "self" and not n.startswith("_")]
+    return [
+        unknown_key(f"{path}.client_kwargs.{key}", f"{module}.{name}", public)
+        for key in given
+        if key not in parameters or key == "self"
+    ]
+
+
 def role_problems(path: str, node: Mapping[str, Any]) -> list[str]:
     from hydragent.messages import MessageRole
 
@@ -198,6 +236,14 @@ def grammar_problems(grammar: Any, capabilities: Any, model: Any) -> list[str]:
     if able is None:
         able = getattr(model, "supported_grammars", None)
     if able is None or grammar.type in able:
+        misfit = getattr(model, "grammar_misfit", None)  # a scripted model's fixed replies
+        reason = misfit(grammar) if grammar.active and callable(misfit) else None
+        if reason:
+            return [
+                f"grammar={grammar.type}: no scripted reply of the model fits it (first: "
+                f"{reason}); script replies that fit (model.responses, model.match), or "
+                "grammar=none"
+            ]
         return []
     if hasattr(model, "grammar_error"):  # the instance says why (e.g. its provider)
         return [str(model.grammar_error(grammar))]

@@ -102,6 +102,23 @@ class ScriptedModel(Model):
             yield ChatMessageStreamDelta(content=word if i == 0 else " " + word)
         yield ChatMessageStreamDelta(token_usage=message.token_usage)
 
+    def grammar_misfit(self, grammar: Grammar) -> str | None:
+        """Why no scripted reply fits `grammar` (then every sample would fail on it), or
+        None when one does, or a responder decides the replies."""
+        if self.responder is not None:
+            return None
+        replies = [*self.responses, *self.match.values()]
+        reasons = []
+        for reply in replies:
+            text = reply.get("content") if isinstance(reply, Mapping) else reply
+            try:
+                _check_grammar(str(text or ""), grammar)
+            except ValueError as error:
+                reasons.append(f"{str(text)[:40]!r}: {error}")
+            else:
+                return None
+        return reasons[0] if reasons else None
+
     def _next_response(self, prepared: list[dict[str, Any]]) -> Response:
         if self.responder is not None:
             return self.responder(prepared)

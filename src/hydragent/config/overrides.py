@@ -1,0 +1,108 @@
+"""Hydra's own errors about the command line, in hydragent's words: one line naming the
+override's key and the valid choices (Hydra says "Could not override 'x'" or "Got bool")."""
+
+from __future__ import annotations
+
+import re
+
+from hydragent.config.problems import ConfigError, one_line, unknown_key
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group (conf/<group>/*.yaml; recipes for `recipe`)."""
+    from hydragent.config.paths import conf_dir, recipes_dir
+
+    folder = recipes_dir() if group == "recipe" else conf_dir() / group
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def group_value_problems(args: list[str]) -> list[str]:
+    """`cache=true`, `task=null`, `model=1`: a group takes an option name. Hydra would stop
+    with a bare ValueError that names neither the group nor its options."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    words = [a for a in args if "=" in a and not a.startswith("-")]
+    problems = []
+    for word in words:
+        try:
+            (override,) = OverridesParser.create().parse_overrides([word])
+        except OverrideParseException:
+            continue  # Hydra reports it, with the override (see explain)
+        group = override.key_or_group
+        options = group_options(group) if "." not in group and "/" not in group else []
+        if not options or override.is_delete() or override.is_sweep_override():
+            continue
+        value = override.value()
+        values = value if isinstance(value, list) else [value]
+        if all(isinstance(v, str) for v in values):
+            continue
+        problems.append(
+            f"{word}: {group} takes an option name (~{group} drops it); valid: {', '.join(options)}"
+        )
+    return problems
+
+
+def explain(error: BaseException, args: list[str]) -> BaseException:
+    """A ConfigError saying Hydra's composition error in one line with the key and the valid
+    choices; the error itself when it is not one of those."""
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+
+    text = str(error)
+    if isinstance(error, ConfigCompositionException):
+        cause = error.__cause__
+        found = re.match(r"Could not override '([^']+)'", text)
+        parent = getattr(cause, "parent_node", None)
+        if found and parent is not None and hasattr(parent, "keys"):
+            key = found[1]
+            owner = key.rsplit(".", 1)[0] if "." in key else "the config"
+            added = next((a for a in args if a.split("=", 1)[0] == key), f"{key}=VALUE")
+            return ConfigError(
+                [unknown_key(key, owner, map(str, parent.keys()), f"; to add it: +{added}")]
+            )
+    if isinstance(error, MissingConfigException):
+        found = re.search(r"Could not load '([^'/]+)/([^']+)'", text)
+        if found and "Available options" not in text:
+            group, name = found[1], found[2]
+            options = group_options(group)
+            if options:
+                return ConfigError([f"{group}: no option {name!r}; valid: {', '.join(options)}"])
+    if isinstance(error, OverrideParseException) and "Error parsing override" not in text:
+        bad = _unparsable(args)
+        if bad:
+            reason = one_line(text).split(" See https")[0]
+            return ConfigError(
+                [
+                    f"{bad}: Hydra cannot parse this override ({reason}); quote a value that "
+                    f"holds spaces, braces or brackets: '{bad.split('=', 1)[0]}=\"...\"'"
+                ]
+            )
+    return error
+
+
+def _unparsable(args: list[str]) -> str | None:
+    """The first command-line override Hydra's grammar rejects."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for word in args:
+        if word.startswith("-") or "=" not in word:
+            continue
+        try:
+            parser.parse_overrides([word])
+        except OverrideParseException:
+            return word
+    return None
+
+
+def check_command_line(args: list[str]) -> ConfigError | None:
+    """Problems Hydra would report without naming the group (see group_value_problems)."""
+    problems = group_value_problems(args)
+    return ConfigError(problems) if problems else None
