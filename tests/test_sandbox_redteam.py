@@ -334,3 +334,40 @@ for attempt in (lambda: os.chmod("tool", 0o4755), lambda: os.chmod("tool", 0o275
     )
     modes = {p.name: p.stat().st_mode for p in workdir.iterdir()}
     assert not [name for name, mode in modes.items() if mode & 0o6000], modes
+
+
+@pytest.mark.parametrize("policy", [True, False], ids=["guarded", "kernel-only"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_host_files_keep_their_mode_owner_times_and_attributes(
+    kind: str, policy: bool, tmp_path: Path
+) -> None:
+    """Landlock covers reading and writing files, not their metadata, and path lookup is
+    free: under landlock alone the code made a host file (and its folder) mode 777, reset its
+    times and gave it an extended attribute. A root runner's child owns every root-owned
+    file, /etc/passwd and the system libraries included; this victim stands in for them."""
+    folder = tmp_path / "outside"
+    folder.mkdir(mode=0o755)
+    victim = folder / "victim.txt"
+    victim.write_text("keep me")
+    victim.chmod(0o644)
+    before = victim.stat()
+    code = f"""
+import os
+for attempt in (lambda: os.chmod({str(victim)!r}, 0o777), lambda: os.chmod({str(folder)!r}, 0o777),
+                lambda: os.utime({str(victim)!r}, (0, 0)),
+                lambda: os.setxattr({str(victim)!r}, "user.hydragent", b"1"),
+                lambda: os.chown({str(victim)!r}, os.getuid(), os.getgid())):
+    try:
+        attempt()
+    except OSError as error:
+        print(error)
+"""
+    run_python(code, sandbox=kernel_spec(kind), policy=policy, authorized_imports=None)
+    after = victim.stat()
+    assert (after.st_mode, after.st_mtime_ns, after.st_ctime_ns) == (
+        before.st_mode,
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+    ), "the host file's metadata changed"
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert os.listxattr(victim) == []

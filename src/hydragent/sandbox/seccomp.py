@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import platform
 import tempfile
 from typing import Any
 
@@ -134,6 +135,35 @@ SELF_ONLY = (
 SETID_MODE_ARG = {"chmod": 1, "fchmod": 1, "fchmodat": 2, "fchmodat2": 2, "creat": 1}
 SETID_MODE_ARG |= {"open": 2, "openat": 3}  # the mode only counts with O_CREAT/O_TMPFILE
 SETID_BITS = (0o4000, 0o2000)
+# Without a mount namespace (landlock alone) the host's files are in reach of calls landlock
+# does not cover: metadata. A root runner's child owns every root-owned host file, so chmod,
+# fchmod (on a file it may only read, e.g. libc), chown, utimes and xattr calls could make
+# /etc/passwd or a system library world-writable. Under bwrap the host's files are read-only
+# mounts and the work folder is the child's own, so these stay allowed there.
+HOST_METADATA = (
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "chown",
+    "fchown",
+    "lchown",
+    "fchownat",
+    "utime",
+    "utimes",
+    "futimesat",
+    "utimensat",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "setxattrat",
+    "removexattrat",
+)
+# Linux 6.13's calls, unknown to older libseccomp releases (which name them -1).
+NEWER_SYSCALLS_X86_64 = {"setxattrat": 463, "removexattrat": 466}
 # (which, who) calls: only "this process" passes. `who` 0 with PRIO_USER would mean "every
 # process of uid 0", so `which` must be the per-process one too.
 SELF_ONLY_WHICH = {"setpriority": 0, "ioprio_set": 1}  # PRIO_PROCESS, IOPRIO_WHO_PROCESS
@@ -144,8 +174,9 @@ class SeccompUnavailable(RuntimeError):
 
 
 @functools.cache
-def filter_bpf() -> bytes:
-    """The compiled BPF program (raw `struct sock_filter` array), built once per process."""
+def filter_bpf(host_files: bool = False) -> bytes:
+    """The compiled BPF program (raw `struct sock_filter` array), built once per process.
+    `host_files`: the child sees the host's filesystem (landlock alone): no metadata calls."""
     try:
         import pyseccomp as seccomp
     except (ImportError, OSError, RuntimeError) as error:  # pyseccomp: RuntimeError, no libseccomp
@@ -161,6 +192,8 @@ def filter_bpf() -> bytes:
         for bit in SETID_BITS:
             _add(rules, refuse, name, seccomp.Arg(position, seccomp.MASKED_EQ, bit, bit))
     _add(rules, seccomp.ERRNO(errno.ENOSYS), "openat2")  # its mode sits in a struct
+    for name in HOST_METADATA if host_files else ():
+        _add(rules, refuse, name)
     for name in SELF_ONLY:
         _add(rules, refuse, name, seccomp.Arg(0, seccomp.NE, 0))
     for name, which in SELF_ONLY_WHICH.items():
@@ -180,4 +213,8 @@ def _add(rules: Any, action: int, name: str, *args: Any) -> None:
         number = seccomp.resolve_syscall(seccomp.Arch.NATIVE, name)
     except OSError:
         return
+    if number < 0:  # newer than this libseccomp: by number where we know it
+        number = NEWER_SYSCALLS_X86_64.get(name, -1) if platform.machine() == "x86_64" else -1
+        if number < 0:
+            return
     rules.add_rule(action, number, *args)

@@ -193,7 +193,8 @@ class PythonSession:
             if self.sandbox.name != "process":
                 from hydragent.sandbox.seccomp import filter_bpf
 
-                os.write(bpf_w, filter_bpf())  # a few hundred bytes: fits the pipe's buffer
+                # a few hundred bytes: fits the pipe's buffer
+                os.write(bpf_w, filter_bpf(host_files=self.sandbox.name == "landlock"))
             os.close(bpf_w)
             bpf_w = -1
             self._process = subprocess.Popen(
