@@ -86,6 +86,8 @@ BAD = [
     ("a group given null", "task=null", "(~task drops it); valid: arithmetic"),
     ("an unknown option in a list", "scorer=[exact,includs]", "no option 'includs'; valid:"),
     ("typo without +", "agent.system_promt=hi", "did you mean system_prompt?"),
+    ("a sweep's missing option", "-m model=scripted task=smoke,nothing", "'task/nothing'"),
+    ("a sweep's null option", "-m model=scripted task=smoke,null", "task takes an option"),
     ("no rows", "task=file task.path={tmp}/good.jsonl task.format=csv", "yields no samples"),
     ("cache path is a folder", "cache=on cache.path={tmp}", "is a folder, not a file"),
     ("cache path not sqlite", "cache=on cache.path={tmp}/good.jsonl", "is not an SQLite file"),
@@ -225,3 +227,15 @@ def test_validate_reports_every_problem_at_once(
     assert all(line.startswith("hydragent: config error: ") for line in lines)
     for part in ("task.limit=0", "max_concurency", "tools=calculator", "OPENAI_API_KEY"):
         assert sum(part in line for line in lines) == 1
+
+
+def test_validate_and_run_print_the_config_alike_with_cfg_job(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--cfg job` after the overrides: validate's own folder override goes before the flag."""
+    printed = []
+    for command in ("validate", "run"):
+        assert main([command, "model=scripted", "--cfg", "job"]) == 0
+        printed.append(capsys.readouterr().out)
+    assert printed[0] == printed[1] and "ScriptedModel" in printed[0]
+    assert on_disk(folder) == ["bad.jsonl", "broken.jsonl", "good.jsonl"]

@@ -156,7 +156,8 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     if command == "validate":  # validation writes nothing: its job folder is thrown away
         scratch = tempfile.mkdtemp(prefix="hydragent-validate-")
         ours = [f"hydra.run.dir={scratch}", f"hydra.sweep.dir={scratch}"]
-        at = len(args) - 1 if args and args[-1] in ("--info", "-i") else len(args)
+        # right after the overrides: Hydra takes none after a flag's value (`--cfg job`)
+        at = 1 + max((i for i, a in enumerate(args) if "=" in a and a[0] != "-"), default=-1)
         args = [*args[:at], *ours, *args[at:]]
     task = _run_task if command == "run" else _validate_task
     app = hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(task)
@@ -178,7 +179,7 @@ def run_hydra_app(command: str, args: list[str]) -> int:
                 streams.enter_context(preflight(frozenset({"multirun"})))
             app()
     except PreflightFailed as failed:
-        return report_error(failed.error, user_wants_traceback, secrets)
+        return report_error(explain(failed.error, args), user_wants_traceback, secrets)
     except SystemExit as exit_:  # argparse usage errors (2), --help (0), Hydra's own exits
         if isinstance(exit_.code, str):
             return fail(mask_text(exit_.code, secrets), 1)

@@ -33,11 +33,13 @@ def group_value_problems(args: list[str]) -> list[str]:
             continue  # Hydra reports it, with the override (see explain)
         group = override.key_or_group
         options = group_options(group) if "." not in group and "/" not in group else []
-        if not options or override.is_delete() or override.is_sweep_override():
+        if not options or override.is_delete():
             continue
         value = override.value()
+        value = getattr(value, "list", value)  # a sweep's choices: task=smoke,null
         values = value if isinstance(value, list) else [value]
-        if all(isinstance(v, str) for v in values):
+        names = [n for v in values for n in (v if isinstance(v, list) else [v])]  # [a,b],[c]
+        if all(isinstance(n, str) for n in names):
             continue
         problems.append(
             f"{word}: {group} takes an option name (~{group} drops it); valid: {', '.join(options)}"

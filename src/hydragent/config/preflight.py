@@ -70,7 +70,11 @@ class Preflight(Callback):  # type: ignore[misc,valid-type]
         found: dict[str, list[str]] = {}  # problem -> the jobs that have it
         for number, overrides in enumerate(jobs):
             try:
-                _check(loader.load_sweep_config(config, list(overrides)))
+                try:
+                    job = loader.load_sweep_config(config, list(overrides))
+                except Exception as error:  # task=smoke,nonexistent: before multirun.yaml
+                    raise PreflightFailed(error) from error
+                _check(job)
             except PreflightFailed as failed:
                 if not isinstance(failed.error, ConfigError) or len(jobs) == 1:
                     raise

@@ -42,7 +42,6 @@ from hydragent.models.openai import (
 ALL_TO_USER = {role.value: MessageRole.USER.value for role in MessageRole}
 #: call kwargs and generation settings with an inferenceConfig home: OpenAI -> Converse names.
 INFERENCE_KEYS = {"max_tokens": "maxTokens", "temperature": "temperature", "top_p": "topP"}
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 #: request keys that exist in OpenAI-style APIs but not in Converse.
 FOREIGN_KEYS = ("tools", "tool_choice", "response_format", "stop", "model", "messages")
 
@@ -82,9 +81,9 @@ class AmazonBedrockServerModel(ApiModel):
 
     def environment_problems(self) -> list[tuple[str, str]]:
         problems = extra_problem("boto3", type(self).__name__, "bedrock")
-        endpoint = str(self.client_kwargs.get("endpoint_url") or "")
-        if problems or self._client is not None or any(h in endpoint for h in LOCAL_HOSTS):
+        if problems or self._client is not None:
             return problems
+        # boto3 signs every request, a local endpoint_url's too: it needs a region and keys
         import boto3
 
         session = boto3.Session()
