@@ -371,3 +371,28 @@ for attempt in (lambda: os.chmod({str(victim)!r}, 0o777), lambda: os.chmod({str(
     ), "the host file's metadata changed"
     assert folder.stat().st_mode & 0o777 == 0o755
     assert os.listxattr(victim) == []
+
+
+@pytest.mark.parametrize("policy", [True, False], ids=["guarded", "kernel-only"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_hosts_device_nodes_keep_their_mode(kind: str, policy: bool) -> None:
+    """bwrap binds the host's own /dev/null, /dev/urandom and /dev/tty inodes into the child's
+    /dev, and a root runner's child owns them: chmod went through (chmod 0 /dev/null would
+    break every other user's programs). The attempt here sets each node to the mode it
+    already has, so even a failing run changes nothing; the marker is the host inode's
+    change time, which any permitted chmod moves."""
+    devices = ["/dev/null", "/dev/zero", "/dev/urandom", "/dev/tty"]
+    before = {d: os.stat(d).st_ctime_ns for d in devices}
+    code = f"""
+import os, stat
+for device in {devices!r}:
+    mode = stat.S_IMODE(os.stat(device).st_mode)
+    for attempt in (lambda: os.chmod(device, mode),
+                    lambda: os.fchmod(os.open(device, os.O_RDONLY), mode)):
+        try:
+            attempt()
+        except OSError as error:
+            print(error)
+"""
+    run_python(code, sandbox=kernel_spec(kind), policy=policy, authorized_imports=None)
+    assert {d: os.stat(d).st_ctime_ns for d in devices} == before

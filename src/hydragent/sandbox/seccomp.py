@@ -140,11 +140,11 @@ SETID_BITS = (0o4000, 0o2000)
 # fchmod (on a file it may only read, e.g. libc), chown, utimes and xattr calls could make
 # /etc/passwd or a system library world-writable. Under bwrap the host's files are read-only
 # mounts and the work folder is the child's own, so these stay allowed there.
+CHMOD_CALLS = ("chmod", "fchmod", "fchmodat", "fchmodat2")
+# Under bwrap a root runner's child still owns the device nodes bound into its /dev: they are
+# the host's own inodes (its /dev/null, /dev/urandom, /dev/tty), so chmod went through to them.
 HOST_METADATA = (
-    "chmod",
-    "fchmod",
-    "fchmodat",
-    "fchmodat2",
+    *CHMOD_CALLS,
     "chown",
     "fchown",
     "lchown",
@@ -174,9 +174,9 @@ class SeccompUnavailable(RuntimeError):
 
 
 @functools.cache
-def filter_bpf(host_files: bool = False) -> bytes:
+def filter_bpf(also_refused: tuple[str, ...] = ()) -> bytes:
     """The compiled BPF program (raw `struct sock_filter` array), built once per process.
-    `host_files`: the child sees the host's filesystem (landlock alone): no metadata calls."""
+    `also_refused`: more calls to refuse (`refused_for` says which a sandbox needs)."""
     try:
         import pyseccomp as seccomp
     except (ImportError, OSError, RuntimeError) as error:  # pyseccomp: RuntimeError, no libseccomp
@@ -192,7 +192,7 @@ def filter_bpf(host_files: bool = False) -> bytes:
         for bit in SETID_BITS:
             _add(rules, refuse, name, seccomp.Arg(position, seccomp.MASKED_EQ, bit, bit))
     _add(rules, seccomp.ERRNO(errno.ENOSYS), "openat2")  # its mode sits in a struct
-    for name in HOST_METADATA if host_files else ():
+    for name in also_refused:
         _add(rules, refuse, name)
     for name in SELF_ONLY:
         _add(rules, refuse, name, seccomp.Arg(0, seccomp.NE, 0))
@@ -203,6 +203,15 @@ def filter_bpf(host_files: bool = False) -> bytes:
         rules.export_bpf(handle)
         handle.seek(0)
         return handle.read()
+
+
+def refused_for(kind: str, runner_uid: int) -> tuple[str, ...]:
+    """The calls a sandbox kind refuses on top of the common list: landlock alone sees the
+    host's files, so every metadata call; bwrap under a root runner shares the host's device
+    nodes with its child, which owns them, so chmod."""
+    if kind == "landlock":
+        return HOST_METADATA
+    return CHMOD_CALLS if runner_uid == 0 else ()
 
 
 def _add(rules: Any, action: int, name: str, *args: Any) -> None:

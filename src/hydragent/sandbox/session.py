@@ -191,10 +191,10 @@ class PythonSession:
         try:
             launch = self.sandbox.launch(self.workdir, req_r, resp_w, bpf_r)
             if self.sandbox.name != "process":
-                from hydragent.sandbox.seccomp import filter_bpf
+                from hydragent.sandbox.seccomp import filter_bpf, refused_for
 
-                # a few hundred bytes: fits the pipe's buffer
-                os.write(bpf_w, filter_bpf(host_files=self.sandbox.name == "landlock"))
+                extra = refused_for(self.sandbox.name, os.geteuid())
+                os.write(bpf_w, filter_bpf(extra))  # a few hundred bytes: fits the pipe's buffer
             os.close(bpf_w)
             bpf_w = -1
             self._process = subprocess.Popen(
