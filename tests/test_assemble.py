@@ -88,6 +88,7 @@ BAD = [
     ("typo without +", "agent.system_promt=hi", "did you mean system_prompt?"),
     ("a sweep's missing option", "-m model=scripted task=smoke,nothing", "'task/nothing'"),
     ("a sweep's null option", "-m model=scripted task=smoke,null", "task takes an option"),
+    ("not a model folder", "model=transformers model.model_id={tmp}", "without config.json"),
     ("no rows", "task=file task.path={tmp}/good.jsonl task.format=csv", "yields no samples"),
     ("cache path is a folder", "cache=on cache.path={tmp}", "is a folder, not a file"),
     ("cache path not sqlite", "cache=on cache.path={tmp}/good.jsonl", "is not an SQLite file"),

@@ -249,11 +249,18 @@ def missing_extra(backend: str, extra: str, *modules: str) -> list[tuple[str, st
     ]
 
 
-def missing_model_path(model_id: str | None, what: str = "model_id") -> list[tuple[str, str]]:
-    """A problem when `model_id` names a local folder that is not there. A hub id is checked
+def missing_model_path(
+    model_id: str | None, what: str = "model_id", needs_config: bool = True
+) -> list[tuple[str, str]]:
+    """A problem when `model_id` names a local folder that is not there, or one without the
+    model's config.json (when `needs_config`: a GGUF file needs none). A hub id is checked
     only offline (HF_HUB_OFFLINE), against the local cache, since checking it online costs a
     request."""
-    if not model_id or os.path.exists(os.path.expanduser(model_id)):
+    path = os.path.expanduser(model_id or "")
+    config = os.path.join(path, "config.json")
+    if model_id and needs_config and os.path.isdir(path) and not os.path.isfile(config):
+        return [(what, f"{model_id} is a folder without config.json: not a model folder")]
+    if not model_id or os.path.exists(path):
         return []
     if model_id.startswith(("/", ".", "~")) or model_id.count("/") > 1:  # a path, not a hub id
         return [(what, f"no such folder: {model_id} (give a local model folder or a hub id)")]

