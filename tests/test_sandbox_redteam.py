@@ -396,3 +396,16 @@ for device in {devices!r}:
 """
     run_python(code, sandbox=kernel_spec(kind), policy=policy, authorized_imports=None)
     assert {d: os.stat(d).st_ctime_ns for d in devices} == before
+
+
+def test_no_sandbox_process_is_left_even_as_a_zombie() -> None:
+    """Killed first, bwrap left its namespace's init to the host's init, which showed in `ps`
+    as a `[bwrap] <defunct>` for seconds after the run; now bwrap reaps it and is reaped."""
+    with PythonSession(sandbox=kernel_spec("bwrap"), policy=False, timeout_s=1) as session:
+        session.run("1")
+        assert session._process is not None
+        outer = session._process.pid
+        init = int(Path(f"/proc/{outer}/task/{outer}/children").read_text().split()[0])
+        pids = (outer, init, session._inner_pid)
+        assert session.run("while True: pass").timed_out
+    assert [p for p in pids if Path(f"/proc/{p}").exists()] == []

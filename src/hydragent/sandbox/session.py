@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 STARTUP_TIMEOUT_S = 30.0
 KILL_WAIT_S = 1.0
+REAP_WAIT_S = 0.2  # for bwrap to reap its init after a kill, before it is killed itself
 # Time spent in the parent's tools does not count against a step, up to this many times the
 # step's own timeout: a child calling slow tools in a loop still ends.
 TOOL_TIME_CEILING = 5
@@ -153,6 +154,7 @@ class PythonSession:
         self._process: subprocess.Popen[bytes] | None = None
         self._inner_pid: int | None = None
         self._inner_pidfd = -1  # holds the interpreter (no pid reuse) and tells when it is gone
+        self._init_pidfd = -1  # bwrap's init in the sandbox's PID namespace
         self._cgroup: Path | None = None  # the thread cap of a root runner's child
         self._stderr: Any = None
         self._req_w = self._resp_r = -1
@@ -245,6 +247,11 @@ class PythonSession:
                 self._inner_pidfd = os.pidfd_open(self._inner_pid)
         if self._inner_pid is not None:
             self._cgroup = cap_threads(self._inner_pid, self.sandbox.config.max_threads)
+        if self.sandbox.name == "bwrap" and hasattr(os, "pidfd_open"):
+            with contextlib.suppress(OSError, ValueError):
+                pid = self._process.pid
+                init = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+                self._init_pidfd = os.pidfd_open(int(init[0]))
 
     def _find_inner_pid(self) -> int | None:
         """The host pid of the interpreter (under bwrap, a grandchild: bwrap, its init, python),
@@ -478,9 +485,19 @@ class PythonSession:
         self._inner_pid = None
         pidfd, self._inner_pidfd = self._inner_pidfd, -1
         cgroup, self._cgroup = self._cgroup, None
+        init_pidfd, self._init_pidfd = self._init_pidfd, -1
         if pidfd >= 0:
             with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        if init_pidfd >= 0:
+            # the namespace's init first, so that bwrap reaps it and exits by itself: killed
+            # first, bwrap left it a zombie of the host's init for seconds after the run
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(init_pidfd, signal.SIGKILL)
+            if process is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=REAP_WAIT_S)
+            os.close(init_pidfd)
         if process is not None and process.returncode is None:  # once reaped, the pid is free
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
