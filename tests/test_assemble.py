@@ -240,3 +240,14 @@ def test_validate_and_run_print_the_config_alike_with_cfg_job(
         printed.append(capsys.readouterr().out)
     assert printed[0] == printed[1] and "ScriptedModel" in printed[0]
     assert on_disk(folder) == ["bad.jsonl", "broken.jsonl", "good.jsonl"]
+
+
+@pytest.mark.parametrize("flag", ["", "-m"])
+def test_an_output_folder_that_cannot_be_made_is_a_config_error_before_anything_runs(
+    flag: str, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = "hydra.sweep.dir" if flag else "hydra.run.dir"
+    args = [*filter(None, [flag]), "model=scripted", f"{key}={folder / 'good.jsonl' / 'run'}"]
+    checked, ran = verdict("validate", args, capsys), verdict("run", args, capsys)
+    assert checked == ran and ran[0] == 2 and ran[1].count("\n") == 1
+    assert f"{key}=" in ran[1] and "good.jsonl is a file, not a folder" in ran[1]

@@ -138,10 +138,10 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     """Run `run` or `validate` as a Hydra app and map its outcome to an exit code."""
     import hydra
 
-    from hydragent.config import conf_dir, prepare_overrides
+    from hydragent.config import ConfigError, conf_dir, prepare_overrides
     from hydragent.config.launchers import missing_launcher_plugin
     from hydragent.config.overrides import check_command_line, explain
-    from hydragent.config.preflight import PreflightFailed, preflight
+    from hydragent.config.preflight import PreflightFailed, output_problem, preflight
     from hydragent.config.secrets_guard import mask_text, protect_secret_overrides
 
     args, secrets = protect_secret_overrides(args)
@@ -154,6 +154,11 @@ def run_hydra_app(command: str, args: list[str]) -> int:
         return report_error(bad_choice, False, secrets)
     scratch = None
     if command == "validate":  # validation writes nothing: its job folder is thrown away
+        key = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
+        chosen = [a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")]
+        unwritable = output_problem(key, chosen[-1] if chosen else os.getcwd())  # as run's
+        if unwritable:
+            return report_error(ConfigError([unwritable]), False, secrets)
         scratch = tempfile.mkdtemp(prefix="hydragent-validate-")
         ours = [f"hydra.run.dir={scratch}", f"hydra.sweep.dir={scratch}"]
         # right after the overrides: Hydra takes none after a flag's value (`--cfg job`)

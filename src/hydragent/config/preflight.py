@@ -54,6 +54,7 @@ class Preflight(Callback):  # type: ignore[misc,valid-type]
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         if "run" in _ACTIVE.get():
+            _check_output("hydra.run.dir", str(config.hydra.run.dir))
             _check(config)
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
@@ -65,6 +66,8 @@ class Preflight(Callback):  # type: ignore[misc,valid-type]
 
         from hydragent.config.problems import ConfigError
 
+        if "run" in _ACTIVE.get():  # `hydragent run -m`; validate -m writes no folder
+            _check_output("hydra.sweep.dir", str(config.hydra.sweep.dir))
         loader = GlobalHydra.instance().config_loader()
         jobs = sweep_jobs(config)
         found: dict[str, list[str]] = {}  # problem -> the jobs that have it
@@ -121,3 +124,32 @@ def _check(config: Any) -> None:
         raise PreflightFailed(error) from error
     finally:
         holder.cfg = saved
+
+
+def output_problem(key: str, folder: str) -> str | None:
+    """`hydra.run.dir='...': cannot create it ...` when the run (or sweep) folder, or the first
+    folder above it that exists, takes no new entries; None when it can be made. The probe
+    file is unlinked at once: nothing is left on disk."""
+    import tempfile
+    from pathlib import Path
+
+    path = Path(folder).expanduser().absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    why = f"{existing} is a file, not a folder" if not existing.is_dir() else ""
+    if not why:
+        try:
+            with tempfile.TemporaryFile(dir=existing):
+                return None
+        except OSError as error:
+            why = f"{existing} takes no new files ({error.strerror})"
+    return f"{key}={folder!r}: cannot create the output folder: {why}; choose another"
+
+
+def _check_output(key: str, folder: str) -> None:
+    from hydragent.config.problems import ConfigError
+
+    problem = output_problem(key, folder)
+    if problem:
+        raise PreflightFailed(ConfigError([problem]))
