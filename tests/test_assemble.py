@@ -89,6 +89,8 @@ BAD = [
     ("a sweep's missing option", "-m model=scripted task=smoke,nothing", "'task/nothing'"),
     ("a sweep's null option", "-m model=scripted task=smoke,null", "task takes an option"),
     ("not a model folder", "model=transformers model.model_id={tmp}", "without config.json"),
+    ("a key one level up", "scorer=numeric scorer.tolerance=-1", "scorer.numeric.tolerance?"),
+    ("an unquoted pattern", "grammar=regex grammar.pattern=[a-z]+", "quote a value"),
     ("no rows", "task=file task.path={tmp}/good.jsonl task.format=csv", "yields no samples"),
     ("cache path is a folder", "cache=on cache.path={tmp}", "is a folder, not a file"),
     ("cache path not sqlite", "cache=on cache.path={tmp}/good.jsonl", "is not an SQLite file"),

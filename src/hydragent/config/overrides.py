@@ -4,8 +4,9 @@ override's key and the valid choices (Hydra says "Could not override 'x'" or "Go
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from hydragent.config.problems import ConfigError, one_line, unknown_key
+from hydragent.config.problems import ConfigError, unknown_key
 
 
 def group_options(group: str) -> list[str]:
@@ -63,11 +64,15 @@ def explain(error: BaseException, args: list[str]) -> BaseException:
         parent = getattr(cause, "parent_node", None)
         if found and parent is not None and hasattr(parent, "keys"):
             key = found[1]
-            owner = key.rsplit(".", 1)[0] if "." in key else "the config"
+            owner = str(parent._get_full_key(None) or "") or "the config"
             added = next((a for a in args if a.split("=", 1)[0] == key), f"{key}=VALUE")
-            return ConfigError(
-                [unknown_key(key, owner, map(str, parent.keys()), f"; to add it: +{added}")]
-            )
+            keys = [str(k) for k in parent]
+            hint = _deeper(key, owner, parent)
+            if hint:  # scorer.tolerance: the key is one level down, under the chosen option
+                where = f"{hint[0]}.{hint[1]}"
+                problem = f"{key} is not a key of {owner} (did you mean {where}?); its keys: "
+                return ConfigError([problem + ", ".join(keys)])
+            return ConfigError([unknown_key(key, owner, keys, f"; to add it: +{added}")])
     if isinstance(error, MissingConfigException):
         found = re.search(r"Could not load '([^'/]+)/([^']+)'", text)
         if found and "Available options" not in text:
@@ -75,10 +80,13 @@ def explain(error: BaseException, args: list[str]) -> BaseException:
             options = group_options(group)
             if options:
                 return ConfigError([f"{group}: no option {name!r}; valid: {', '.join(options)}"])
-    if isinstance(error, OverrideParseException) and "Error parsing override" not in text:
+    if isinstance(error, OverrideParseException):
         bad = _unparsable(args)
         if bad:
-            reason = one_line(text).split(" See https")[0]
+            lines = [line for line in text.splitlines() if line.strip()]
+            reason = "; ".join(
+                line for line in lines if not line.startswith(("Error parsing", "See https"))
+            )
             return ConfigError(
                 [
                     f"{bad}: Hydra cannot parse this override ({reason}); quote a value that "
@@ -86,6 +94,21 @@ def explain(error: BaseException, args: list[str]) -> BaseException:
                 ]
             )
     return error
+
+
+def _deeper(key: str, owner: str, parent: Any) -> tuple[str, str] | None:
+    """(`scorer.numeric`, `tolerance`) when `scorer.tolerance` names a key of the one node
+    under `scorer` (a group whose option is packaged under its name)."""
+    rest = key.removeprefix(f"{owner}.") if owner != "the config" else key
+    leaf = rest.split(".", 1)[0]
+    for child in parent:
+        node = parent.get(child)
+        if hasattr(node, "keys") and leaf in node:
+            return (f"{owner}.{child}" if owner != "the config" else str(child), rest)
+    children = [c for c in parent if hasattr(parent.get(c), "keys")]
+    if len(children) == 1 and owner in ("scorer", "tools"):
+        return (f"{owner}.{children[0]}", rest)
+    return None
 
 
 def _unparsable(args: list[str]) -> str | None:
