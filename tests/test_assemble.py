@@ -91,6 +91,11 @@ BAD = [
     ("not a model folder", "model=transformers model.model_id={tmp}", "without config.json"),
     ("a key one level up", "scorer=numeric scorer.tolerance=-1", "scorer.numeric.tolerance?"),
     ("an unquoted pattern", "grammar=regex grammar.pattern=[a-z]+", "quote a value"),
+    (
+        "a scorer key added one level up",
+        "scorer=model_graded judge=scripted +scorer.template=Q",
+        "did you mean scorer.model_graded.template?",
+    ),
     ("no rows", "task=file task.path={tmp}/good.jsonl task.format=csv", "yields no samples"),
     ("cache path is a folder", "cache=on cache.path={tmp}", "is a folder, not a file"),
     ("cache path not sqlite", "cache=on cache.path={tmp}/good.jsonl", "is not an SQLite file"),

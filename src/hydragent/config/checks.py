@@ -147,6 +147,12 @@ class StaticChecks:
         if node is None:
             return None
         if not isinstance(node, dict) or "_target_" not in node:
+            siblings = [n for n, v in (self.plain.get(group) or {}).items() if isinstance(v, dict)]
+            if path != group and not isinstance(node, dict) and siblings:  # +scorer.template=Q
+                leaf = path.rsplit(".", 1)[-1]
+                guess = ", ".join(f"{group}.{s}.{leaf}" for s in siblings)
+                self.add(group, [f"{path} is not a {group} option's node: did you mean {guess}?"])
+                return None
             self.add(group, [f"{path} needs a _target_: choose {group}=<option>{_options(group)}"])
             return None
         try:
