@@ -135,7 +135,7 @@ def test_response_format_is_structured_output_too(fake_vllm) -> None:
 def test_chat_template_includes_the_tools(fake_vllm) -> None:
     tool = {"name": "get_weather", "description": "Weather for a city", "parameters": {}}
     model = VLLMModel("m", chat_template="chatml")
-    with pytest.raises(ValueError, match="no JSON object"):  # "Paris" is not a tool call
+    with pytest.raises(ValueError, match="does not contain any JSON blob"):  # "Paris": no call
         model.generate(QUESTION, tools_to_call_from=[tool])
     prompts, _ = FakeLLM.instances[-1].generate_calls[-1]
     prompt_text = model.tokenizer.decode(prompts[0]["prompt_token_ids"])
