@@ -1,16 +1,17 @@
 """What a sample's tokens cost, in US dollars.
 
-Prices come from LiteLLM's cost map, the copy bundled with the installed litellm
-(LITELLM_LOCAL_MODEL_COST_MAP=True, so it is never fetched). litellm is imported on the first
-call only: `import hydragent` stays light. A custom or local model that LiteLLM does not know
-costs None (unknown), never 0, unless the user gives its `pricing`.
+Prices come from LiteLLM's cost map, the copy bundled with the installed litellm, read as
+data (never fetched, and litellm itself is not imported). A custom or local model that the map
+does not know costs None (unknown), never 0, unless the user gives its `pricing`.
 """
 
 from __future__ import annotations
 
 import functools
-import os
+import importlib.util
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,27 +33,34 @@ def _tokens(usage: Mapping[str, Any], key: str) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
+COST_MAP_FILE = "model_prices_and_context_window_backup.json"  # shipped inside litellm
+LONG_PROMPT = 200_000  # the map's `*_above_200k_tokens` rates apply past this prompt size
+
+
 @functools.cache
-def _litellm() -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+def _cost_map() -> dict[str, Any]:
+    """LiteLLM's bundled price map, read as data: importing litellm takes seconds (2.7 s
+    measured) and would put it on every API run's path. Empty without the litellm extra."""
+    spec = importlib.util.find_spec("litellm")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(next(iter(spec.submodule_search_locations))) / COST_MAP_FILE
     try:
-        import litellm
-    except ImportError:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _entry(model_id: str) -> Mapping[str, Any] | None:
+    """The map's entry for the id, else for the id without its provider prefix
+    (`openai/gpt-4o-mini` is listed as `gpt-4o-mini`); None when it has no token prices."""
+    prices = _cost_map()
+    entry = prices.get(model_id)
+    if entry is None and "/" in model_id:
+        entry = prices.get(model_id.split("/", 1)[1])
+    if not isinstance(entry, Mapping) or "input_cost_per_token" not in entry:
         return None
-    litellm.suppress_debug_info = True  # unknown models otherwise print a provider list
-    return litellm
-
-
-@functools.lru_cache(maxsize=256)
-def _known(model_id: str) -> bool:
-    litellm = _litellm()
-    if litellm is None:
-        return False
-    try:
-        litellm.cost_per_token(model=model_id, prompt_tokens=1, completion_tokens=1)
-    except Exception:  # litellm raises several types (BadRequestError, NotFoundError...)
-        return False
-    return True
+    return entry
 
 
 def price(
@@ -83,12 +91,23 @@ def price(
             + completion * plan.output_per_mtok
         )
         return dollars / 1e6
-    if not model_id or not _known(str(model_id)):
+    entry = _entry(str(model_id)) if model_id else None
+    if entry is None:
         return None
-    prompt_cost, completion_cost = _litellm().cost_per_token(
-        model=str(model_id),
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        cache_read_input_tokens=cached,
+    return _map_price(entry, prompt, completion, cached)
+
+
+def _map_price(entry: Mapping[str, Any], prompt: int, completion: int, cached: int) -> float:
+    """Dollars at the entry's per-token rates (its long-prompt rates past LONG_PROMPT)."""
+    suffix = "_above_200k_tokens" if prompt > LONG_PROMPT else ""
+
+    def rate(name: str, fallback: float = 0.0) -> float:
+        value = entry.get(name + suffix, entry.get(name))
+        return float(value) if isinstance(value, int | float) else fallback
+
+    input_rate = rate("input_cost_per_token")
+    return (
+        (prompt - cached) * input_rate
+        + cached * rate("cache_read_input_token_cost", input_rate)
+        + completion * rate("output_cost_per_token")
     )
-    return float(prompt_cost) + float(completion_cost)

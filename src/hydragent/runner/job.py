@@ -70,10 +70,6 @@ def _pricer(
     if not isinstance(_innermost(model), ApiModel):
         return None
     model_id = str(model.model_id)
-    # Look the model up now, on the main thread before any worker starts: the first lookup
-    # imports litellm, and that import racing the workers' own imports of the HTTP stack
-    # (httpx) left a worker with a partially initialised module.
-    price(model_id, {})
 
     def priced(usage: dict[str, Any], deployment: str | None) -> float | None:
         cost = price(deployment, usage) if deployment else None
