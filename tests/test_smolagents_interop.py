@@ -108,7 +108,7 @@ def test_smolagents_streaming_agents_read_our_stream_deltas(server: LoopbackServ
     assert code_agent.run("What is 6 times 7?") == 42
 
 
-# smolagents' own model tests (tests/test_models.py), run against hydragent's classes.
+# The behaviours smolagents' model tests check, written here against hydragent's classes.
 
 
 @pytest.mark.parametrize(
