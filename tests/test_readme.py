@@ -260,12 +260,18 @@ def check_sweep(command: str, sweep: tuple[Done, Path], **_: Any) -> None:
     assert len(seen) == 4
 
 
-def check_report(command: str, sweep: tuple[Done, Path], **_: Any) -> None:
+def on_the_sweep(command: str, sweep: tuple[Done, Path]) -> Done:
+    """Run a README command that names `multirun/<date>/<time>` on the README's own sweep."""
     done, folder = sweep
     relative = folder.relative_to(done.cwd)
-    report = shell(
+    return shell(
         command.replace("multirun/<date>/<time>", str(relative)), done.cwd, clean_env()
     ).ok()
+
+
+def check_report(command: str, sweep: tuple[Done, Path], **_: Any) -> None:
+    folder = sweep[1]
+    report = on_the_sweep(command, sweep)
     assert "report.html" in report.stdout and "results.parquet" in report.stdout
     assert (folder / "report.html").stat().st_size > 0
     pandas = pytest.importorskip("pandas")
@@ -275,9 +281,7 @@ def check_report(command: str, sweep: tuple[Done, Path], **_: Any) -> None:
 def check_view(command: str, sweep: tuple[Done, Path], **_: Any) -> None:
     done, folder = sweep
     relative = folder.relative_to(done.cwd)
-    shown = shell(
-        command.replace("multirun/<date>/<time>", str(relative)), done.cwd, clean_env()
-    ).ok()
+    shown = on_the_sweep(command, sweep)
     page = folder / "view.html"
     assert f"wrote {relative / 'view.html'}" in shown.stdout and "works offline" in shown.stdout
     html = page.read_text()
