@@ -141,6 +141,27 @@ def test_a_sweep_with_a_failed_job_runs_every_job_and_exits_1(
     assert "grammar=json_object" in result.stderr  # the failed job, named
 
 
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_sweep_names_every_failed_job_in_its_last_line(tmp_path: Path, launcher: str) -> None:
+    """Hydra's sweepers raise the first failed job only; the exit message names them all,
+    and leaves out the job that passed."""
+    sweep_dir = tmp_path / "sweep"
+    result = run_cli(
+        "run", "-m", *SMOKE, "task.limit=2", "grammar=json_object,none,json_object",
+        "seed=1,2", f"hydra/launcher={launcher}", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"hydragent: run failed: 4 jobs of the sweep in {sweep_dir} failed:")
+    for job in ("0", "1", "4", "5"):
+        summary = json.loads((sweep_dir / job / "summary.json").read_text())
+        assert summary["failed"] and "grammar=json_object" in summary["overrides"]
+        assert f"job {job} (" in last
+    for job in ("2", "3"):
+        assert not json.loads((sweep_dir / job / "summary.json").read_text())["failed"]
+        assert f"job {job} (" not in last
+
+
 def test_rerunning_a_sweep_resumes_each_job(tmp_path: Path) -> None:
     sweep_dir, _ = _sweep(tmp_path, "runner.max_error_rate=1")
     _sweep(tmp_path, "runner.max_error_rate=1")

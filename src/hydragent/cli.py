@@ -16,6 +16,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,7 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     from hydragent.config.preflight import PreflightFailed, output_problem, preflight
     from hydragent.config.secrets_guard import mask_text, protect_secret_overrides
 
+    started = datetime.now(timezone.utc).replace(microsecond=0)  # summaries' precision
     args, secrets = protect_secret_overrides(args)
     args = prepare_overrides(args)
     missing_plugin = missing_launcher_plugin(args)
@@ -190,7 +192,7 @@ def run_hydra_app(command: str, args: list[str]) -> int:
             return fail(mask_text(exit_.code, secrets), 1)
         return 0 if exit_.code is None else exit_.code
     except Exception as error:
-        return report_error(explain(error, args), user_wants_traceback, secrets)
+        return report_error(explain(error, args), user_wants_traceback, secrets, started)
     finally:
         sys.argv = saved_argv
         if saved_full_error is None:
@@ -241,7 +243,12 @@ def one_line(text: str) -> str:
     return out
 
 
-def report_error(error: BaseException, traceback_wanted: bool, secrets: list[str]) -> int:
+def report_error(
+    error: BaseException,
+    traceback_wanted: bool,
+    secrets: list[str],
+    started: datetime | None = None,
+) -> int:
     from hydragent.config.secrets_guard import mask_text
 
     code = 2 if is_config_error(error) else 1
@@ -260,7 +267,14 @@ def report_error(error: BaseException, traceback_wanted: bool, secrets: list[str
             fail(f"config error: {mask_values(one_line(line), known)}", 2)
         return 2
     message = mask_text(text, secrets)
-    if type(error).__name__ == "RunFailed":  # its causes were printed above: no traceback
+    from hydragent.runner.errors import RunFailed, failed_sweep_jobs
+
+    if isinstance(error, RunFailed):  # its causes were printed above: no traceback
+        jobs = failed_sweep_jobs(error, started) if started and error.output_dir else []
+        if len(jobs) > 1:  # Hydra's sweepers raise the first only
+            where = error.output_dir.parent  # type: ignore[union-attr]
+            text = f"{len(jobs)} jobs of the sweep in {where} failed: {'; '.join(jobs)}"
+            message = mask_text(f"{text}; causes above and in each job's hydragent.log", secrets)
         return fail(f"run failed: {message}", 1)
     return fail(f"{type(error).__name__}: {message} (HYDRA_FULL_ERROR=1 shows the traceback)", 1)
 

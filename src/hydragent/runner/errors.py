@@ -8,9 +8,14 @@ Where the fix is known (a missing key, a missing extra, no AWS region...) it is 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+from hydragent.runner.records import SUMMARY_FILE
 
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 _HEX = re.compile(r"\b(?=[0-9a-f-]*\d)[0-9a-f-]{8,}\b", re.I)
@@ -42,15 +47,52 @@ _MODULE = re.compile(r"No module named '([\w.]+)'")
 
 class RunFailed(RuntimeError):
     """The run's share of failed samples exceeded runner.max_error_rate (exit code 1). The
-    summary was written first; `summary` holds it."""
+    summary was written first; `summary` holds it, `output_dir` names the job's folder."""
 
-    def __init__(self, message: str, summary: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        summary: Mapping[str, Any] | None = None,
+        output_dir: Path | None = None,
+    ) -> None:
         super().__init__(message)
         self.summary = dict(summary or {})
+        self.output_dir = output_dir
 
-    def __reduce__(self) -> tuple[type, tuple[str, dict[str, Any]]]:
+    def __reduce__(self) -> tuple[type, tuple[str, dict[str, Any], Path | None]]:
         """Survives pickling, so a sweep job in a joblib/submitit worker reports it intact."""
-        return (type(self), (str(self), self.summary))
+        return (type(self), (str(self), self.summary, self.output_dir))
+
+
+def failed_sweep_jobs(error: RunFailed, since: datetime) -> list[str]:
+    """Every job of the failed job's sweep that failed in this run, one phrase each, named by
+    the overrides that set it apart from the sweep's other jobs.
+
+    Hydra's sweepers raise the first failed job's error only; the others' verdicts are in
+    their summary.json. Jobs that finished before `since` belong to an earlier run."""
+    if error.output_dir is None or not (error.output_dir.parent / "multirun.yaml").is_file():
+        return []
+    jobs: dict[str, dict[str, Any]] = {}
+    for path in error.output_dir.parent.glob(f"*/{SUMMARY_FILE}"):
+        try:
+            summary = json.loads(path.read_text())
+            if datetime.fromisoformat(summary["finished_at"]) >= since:
+                jobs[path.parent.name] = summary
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    override_sets = [set(s.get("overrides") or []) for s in jobs.values()]
+    shared = set.intersection(*override_sets) if len(override_sets) > 1 else set()
+    failed = []
+    for name in sorted(jobs, key=lambda n: (0, int(n), n) if n.isdigit() else (1, 0, n)):
+        summary = jobs[name]
+        if summary.get("failed"):
+            counts = summary["counts"]
+            own = [o for o in summary.get("overrides") or [] if o not in shared]
+            failed.append(
+                f"job {name} ({' '.join(own) or 'no overrides of its own'}): "
+                f"{counts['error'] + counts['not_run']} of {counts['total']} samples failed"
+            )
+    return failed
 
 
 def message_shape(error_type: str | None, message: str) -> str:

@@ -201,20 +201,24 @@ def _job_id(output_dir: Path) -> str:
     return output_dir.resolve().name
 
 
-def _check_failures(summary: dict[str, Any], max_error_rate: float, output_dir: Path) -> None:
-    """Raise RunFailed (exit 1) when the failed share is above runner.max_error_rate.
-    Samples the run deadline left unrun count as failed: the job did not finish."""
-    counts = summary["counts"]
-    failed = counts["error"] + counts["not_run"]
-    total = counts["total"]
-    if total and failed / total > max_error_rate:
-        overrides = " ".join(summary.get("overrides") or []) or "no overrides"
-        raise RunFailed(
-            f"{failed} of {total} samples failed or did not run "
-            f"({failed / total:.0%} > runner.max_error_rate={max_error_rate:g}) in "
-            f"{output_dir} ({overrides}); causes above and in its hydragent.log",
-            summary,
-        )
+def _failed_share(counts: dict[str, int]) -> float:
+    """Samples that errored or that the run deadline left unrun: the job did not finish them."""
+    return (counts["error"] + counts["not_run"]) / counts["total"] if counts["total"] else 0.0
+
+
+def _check_failures(summary: dict[str, Any], output_dir: Path) -> None:
+    """Raise RunFailed (exit 1) when the summary's verdict is that the job failed."""
+    if not summary["failed"]:
+        return
+    counts, limit = summary["counts"], summary["max_error_rate"]
+    overrides = " ".join(summary.get("overrides") or []) or "no overrides"
+    raise RunFailed(
+        f"{counts['error'] + counts['not_run']} of {counts['total']} samples failed or did not "
+        f"run ({_failed_share(counts):.0%} > runner.max_error_rate={limit:g}) in {output_dir} "
+        f"({overrides}); causes above and in its hydragent.log",
+        summary,
+        output_dir,
+    )
 
 
 def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
@@ -304,6 +308,9 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             },
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
+        max_error_rate = float(runner.get("max_error_rate") or 0.0)
+        summary["max_error_rate"] = max_error_rate
+        summary["failed"] = _failed_share(summary["counts"]) > max_error_rate
         summary = redact(mask_secrets(summary), secrets)
         write_json_atomic(output_dir / SUMMARY_FILE, summary)
         print(results_table(summary))
@@ -317,7 +324,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                 f"cache=replay: {cached.misses} calls had no recorded reply in "
                 f"{cached.store.path}; run once with cache=on to record them"
             )
-        _check_failures(summary, float(runner.get("max_error_rate") or 0.0), output_dir)
+        _check_failures(summary, output_dir)
         return summary
     finally:
         model.cleanup()
