@@ -41,6 +41,11 @@ GOOD = [
     ("a user model", "~model +model._target_=tests.test_assemble.FiveModel task.limit=2"),
     ("scripted judge as shipped", "model=scripted scorer=model_graded judge=scripted"),
     (
+        "a reasoning model through litellm, with a temperature it would refuse (not sent)",
+        "model=litellm model.model_id=openai/o3 model.api_base={server} model.api_key=EMPTY "
+        "generation.temperature=0.5 task.limit=2",
+    ),
+    (
         "litellm on a keyless local server",
         "model=litellm model.model_id=openai/x model.api_base={server} model.api_key=EMPTY "
         "task.limit=2",
@@ -106,6 +111,12 @@ BAD = [
         "client key typo",
         "model=openai model.api_base={server} +model.client_kwargs.timout=5",
         "model.client_kwargs.timout is not a key of openai.OpenAI (did you mean timeout?)",
+    ),
+    (
+        "a model key litellm refuses for the provider",
+        "model=litellm model.model_id=anthropic/claude-3-5-sonnet-20240620 model.api_key=k "
+        "+model.presence_penalty=0.3",
+        "model.presence_penalty: litellm refuses presence_penalty for anthropic/",
     ),
     (
         "litellm local server, provider wants a key",
@@ -235,6 +246,39 @@ def test_validate_reports_every_problem_at_once(
     assert all(line.startswith("hydragent: config error: ") for line in lines)
     for part in ("task.limit=0", "max_concurency", "tools=calculator", "OPENAI_API_KEY"):
         assert sum(part in line for line in lines) == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "unsent"),
+    [
+        ("model=openai model.model_id=o3 generation.temperature=0.5", "generation.temperature"),
+        ("model=openai model.model_id=gpt-4o generation.top_k=5", "generation.top_k"),
+        (
+            "model=litellm model.model_id=openai/o3 model.api_key=EMPTY generation.stop=[END]",
+            "generation.stop",
+        ),
+    ],
+)
+def test_a_setting_the_backend_never_sends_is_named_by_validate_and_run(
+    config: str,
+    unsent: str,
+    folder: Path,
+    server: LoopbackServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A portable setting the chosen model has no parameter for (o3 takes no temperature)
+    is not sent, so the request stays valid; validate and the run's log both say so."""
+    args = [*config.split(), f"model.api_base={server.url}/v1", "task.limit=1"]
+    assert main(["validate", *args]) == 0
+    said = f"does not send {unsent} (no such parameter for this model)"
+    assert said in capsys.readouterr().out
+    server.requests.clear()
+    assert main(["run", *args, f"hydra.run.dir={folder / 'run'}"]) == 0
+    printed = capsys.readouterr()
+    assert said in printed.out + printed.err
+    assert said in (folder / "run" / "hydragent.log").read_text()
+    key = unsent.removeprefix("generation.")
+    assert server.requests and all(key not in r.json for r in server.requests)
 
 
 def test_validate_and_run_print_the_config_alike_with_cfg_job(

@@ -77,9 +77,13 @@ def test_flattening_defaults_by_provider(model_id: str, flat: bool) -> None:
     ("model_id", "seeded"), [("openai/x", True), ("anthropic/claude-3-5-sonnet", False)]
 )
 def test_the_run_seed_goes_only_to_providers_that_take_one(model_id: str, seeded: bool) -> None:
-    model = LiteLLMModel(model_id)
+    """litellm refuses `seed` for Anthropic on every call: neither the run's seed nor the
+    generation node's (which follows it) may reach the body there."""
+    model = LiteLLMModel(model_id, generation={"seed": 4, "max_tokens": 8})
     model.apply_seed(4)
     assert model.kwargs.get("seed") == (4 if seeded else None)
+    body = model.wire_request(model.build_request([{"role": "user", "content": "hi"}]))
+    assert body.get("seed") == (4 if seeded else None) and body["max_tokens"] == 8
 
 
 def test_only_hydragent_retries_and_they_are_bounded(server: LoopbackServer) -> None:

@@ -508,3 +508,43 @@ def test_a_subclass_that_customises_generate_is_called_through_it_by_wrappers() 
     wrapped = CappedModel(Logged(responses=["ok"]), 1)
     assert wrapped.generate([{"role": "user", "content": "hi"}]).content == "ok"
     assert len(Logged.seen) == 1
+
+
+SETTINGS = {
+    "presence_penalty": 0.5,
+    "top_k": 3,
+    "reasoning_effort": "low",
+    "temperature": 0.3,
+    "stop": ["x"],
+    "seed": 1,
+}
+
+
+@pytest.mark.parametrize(
+    ("backend", "options", "unsent"),
+    [
+        ("TransformersModel", {"model_id": "org/tiny"}, ["presence_penalty"]),
+        ("MLXModel", {"model_id": "org/tiny"}, ["presence_penalty"]),
+        ("VLLMModel", {"model_id": "org/tiny"}, []),
+        (
+            "AmazonBedrockServerModel",
+            {"model_id": "anthropic.claude"},
+            ["presence_penalty", "reasoning_effort", "top_k"],
+        ),
+        ("InferenceClientModel", {"model_id": "org/tiny"}, ["reasoning_effort", "top_k"]),
+        (
+            "OpenAIServerModel",
+            {"model_id": "o3"},
+            ["presence_penalty", "stop", "temperature", "top_k"],
+        ),
+    ],
+)
+def test_each_backend_names_the_generation_settings_it_never_sends(
+    backend: str, options: dict[str, Any], unsent: list[str]
+) -> None:
+    """What validate and the run's log name: asked of the built instance, not its class."""
+    import hydragent.models as models
+
+    with models.dry_build():
+        model = getattr(models, backend)(generation=SETTINGS, **options)
+    assert model.unsent_generation() == unsent

@@ -132,6 +132,7 @@ def _validate_task(cfg: Any) -> None:
     ]
     if facts["forwarded"]:
         notes.append(f"forwarded to every completion call: {', '.join(facts['forwarded'])}")
+    notes += facts["unsent"]
     sys.stdout.write(f"# config OK; {'; '.join(notes)}\n")
 
 

@@ -51,6 +51,8 @@ class Assembly:
     forwarded: list[str] = field(default_factory=list)  # model keys sent with every call
     backend: str = ""  # conf/model option name (or class name for a user's backend)
     dry_run: bool = True
+    #: per group (model, judge): generation settings its backend would never send
+    unsent_generation: dict[str, list[str]] = field(default_factory=dict)
 
 
 def assemble(cfg: Any, dry_run: bool) -> Assembly:
@@ -63,6 +65,7 @@ class _Assembler(StaticChecks):
     def __init__(self, cfg: Any, dry_run: bool) -> None:
         super().__init__(cfg)
         self.dry_run = dry_run
+        self.unsent_generation: dict[str, list[str]] = {}
 
     # --- the flow ---------------------------------------------------------------------
 
@@ -103,6 +106,7 @@ class _Assembler(StaticChecks):
             raise ConfigError(self.problems)
         result.model, result.cached = self.wrap(model, "model", caps=True)
         result.judge = judge
+        result.unsent_generation = self.unsent_generation
         return result
 
     # --- builds -------------------------------------------------------------------------
@@ -191,16 +195,19 @@ class _Assembler(StaticChecks):
         seed = self.seed()
         if seed is not None and hasattr(model, "apply_seed"):
             model.apply_seed(int(seed))
+        unsent = model.unsent_generation() if hasattr(model, "unsent_generation") else []
+        if unsent:
+            self.unsent_generation[group] = unsent
         if self.dry_run and hasattr(model, "environment_problems"):
             said = {p.split(":", 1)[0] for p in self.problems}  # e.g. the endpoint's key rule
             self.add(
                 group,
                 [
-                    f"{group}.{key}: {message}"
+                    f"{_key_path(group, key)}: {message}"
                     if key and key != "_target_"
                     else f"{group}: {message}"
                     for key, message in _at(group, model.environment_problems())
-                    if f"{group}.{key}" not in said
+                    if _key_path(group, key) not in said
                 ],
             )
         if group == "judge":  # metered: each sample's judge tokens are counted apart
@@ -380,6 +387,7 @@ def describe(assembly: Assembly) -> Mapping[str, Any]:
         "sandbox": _sandbox_shown(assembly.sandbox),
         "samples": len(assembly.samples),
         "forwarded": assembly.forwarded,
+        "unsent": unsent_lines(assembly.unsent_generation, assembly.backend),
     }
 
 
@@ -390,6 +398,20 @@ def _sandbox_shown(spec: Any) -> str | None:
     if getattr(spec, "unsafe", False):
         return f"{spec.name} (UNSAFE: no kernel isolation, chosen explicitly)"
     return spec.name
+
+
+def _key_path(group: str, key: str) -> str:
+    """A model's problem key as the user writes it: `generation.*` is the top-level node."""
+    return key if key.startswith("generation.") else f"{group}.{key}"
+
+
+def unsent_lines(unsent: Mapping[str, list[str]], backend: str) -> list[str]:
+    """One line per group whose backend would never send some generation settings."""
+    return [
+        f"{backend if group == 'model' else 'the judge'} does not send "
+        f"{', '.join(f'generation.{key}' for key in keys)} (no such parameter for this model)"
+        for group, keys in unsent.items()
+    ]
 
 
 def _at(group: str, problems: list[tuple[str, str]]) -> list[tuple[str, str]]:

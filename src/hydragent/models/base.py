@@ -519,8 +519,23 @@ class Model:
 
     def environment_problems(self) -> list[tuple[str, str]]:
         """What a real run of this model would lack here: [(config key relative to the model
-        node, one line with the fix)]. Empty when it can run. Cheap: no network, no weights."""
+        node, or `generation.KEY` for the generation node, one line with the fix)]. Empty when
+        it can run. Cheap: no network, no weights."""
         return []
+
+    def sent_generation(self) -> frozenset[str] | None:
+        """The generation node's settings (portable names) this instance sends; None where it
+        does not say (a user's own Model)."""
+        return None
+
+    def unsent_generation(self) -> list[str]:
+        """Settings of this instance's generation node that it would never send, so that
+        validate and the run's log name them instead of dropping them silently. The seed is
+        left out: every run has one, and `takes_seed` says where it goes."""
+        sent = self.sent_generation()
+        if sent is None or self.generation is None:
+            return []
+        return sorted(set(self.generation.settings()) - sent - {"seed"})
 
     def apply_seed(self, seed: int) -> None:
         """Follow the run's `seed` (the top-level config key), so that sampled runs repeat and

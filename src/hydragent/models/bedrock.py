@@ -118,6 +118,9 @@ class AmazonBedrockServerModel(ApiModel):
             config = config.merge(given if isinstance(given, Config) else Config(**dict(given)))
         return boto3.client("bedrock-runtime", config=config, **options)
 
+    def sent_generation(self) -> frozenset[str]:
+        return frozenset({*INFERENCE_KEYS, "stop", "reasoning_tokens"})
+
     def wire_request(self, req: ModelRequest) -> dict[str, Any]:
         """The Converse request: OpenAI-style settings moved to their Converse homes, the
         generation node's too (a thinking budget goes to `additionalModelRequestFields`)."""

@@ -7,7 +7,7 @@ litellm never reaches the network.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import os
 import warnings
 from typing import Any, ClassVar
@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from hydragent.models.base import ModelRequest
 from hydragent.models.openai import (
     CHAT_GENERATION_NAMES,
+    REASONING_GENERATION_NAMES,
     ChatCompletionsModel,
     extra_problem,
     missing_extra,
@@ -24,11 +25,11 @@ from hydragent.models.openai import (
 DEFAULT_MODEL_ID = "anthropic/claude-3-5-sonnet-20240620"
 #: providers whose chat templates want each message's content as one string.
 FLATTENING_PREFIXES = ("ollama", "groq", "cerebras")
-#: litellm translates `reasoning_effort` for each provider (OpenAI, Anthropic, Gemini...).
-LITELLM_GENERATION_NAMES: dict[str, str | None] = {
-    **CHAT_GENERATION_NAMES,
-    "reasoning_effort": "reasoning_effort",
-}
+#: The sampling parameters litellm refuses (UnsupportedParamsError, on every call) where a
+#: provider lacks them: the native names of the generation node's settings.
+SAMPLING_PARAMS = frozenset(
+    name for names in (CHAT_GENERATION_NAMES, REASONING_GENERATION_NAMES) for name in names.values()
+) - {None}
 
 
 def import_litellm() -> Any:
@@ -70,10 +71,20 @@ def missing_credentials(models: list[str], fix: str = "model.api_key") -> list[s
     return lines
 
 
-def takes_seed(litellm_model: str) -> bool:
-    """Whether litellm sends `seed` to this model's provider rather than rejecting it."""
-    supported = import_litellm().get_supported_openai_params(model=litellm_model) or []
-    return "seed" in supported
+def supported_params(models: list[str], provider: str | None) -> frozenset[str] | None:
+    """The OpenAI-style parameters litellm passes to every one of `models` (it refuses the
+    others, on every call); None when litellm cannot say for one of them."""
+    litellm = import_litellm()
+    common: set[str] | None = None
+    for model in models:
+        try:
+            found = litellm.get_supported_openai_params(model=model, custom_llm_provider=provider)
+        except Exception:  # an unknown provider: environment_problems names it
+            return None
+        if not found:
+            return None
+        common = set(found) if common is None else common & set(found)
+    return frozenset(common) if common is not None else None
 
 
 class LiteLLMModel(ChatCompletionsModel):
@@ -123,6 +134,17 @@ class LiteLLMModel(ChatCompletionsModel):
                 ("model_id", line)
                 for line in unknown_providers(self.answering_models(), "model.model_id")
             ]
+        supported = self.supported_params
+        if supported is not None:  # keys the user set on the model, which win over generation.*
+            takes = ", ".join(sorted(SAMPLING_PARAMS & supported))
+            problems += [
+                (
+                    key,
+                    f"litellm refuses {key} for {', '.join(self.answering_models())} on every "
+                    f"call (it takes {takes}): remove model.{key}, or set model.drop_params=true",
+                )
+                for key in sorted(SAMPLING_PARAMS & set(self.kwargs) - supported)
+            ]
         if problems or self.api_key:
             return problems
         # litellm's openai/ provider wants a key even from a local api_base (every call
@@ -131,8 +153,28 @@ class LiteLLMModel(ChatCompletionsModel):
         missing = missing_credentials(self.answering_models(), *([fix] if fix else []))
         return [("api_key", line) for line in missing]
 
+    @functools.cached_property
+    def supported_params(self) -> frozenset[str] | None:
+        """What litellm passes on to the answering models (None: it cannot say, or it is
+        told to drop the rest with `drop_params`, or litellm is missing in a dry build)."""
+        if self.kwargs.get("drop_params"):
+            return None
+        try:
+            return supported_params(self.answering_models(), self.kwargs.get("custom_llm_provider"))
+        except ImportError:
+            return None
+
     def generation_names(self) -> dict[str, str | None]:
-        return LITELLM_GENERATION_NAMES
+        """OpenAI's names (litellm translates `reasoning_effort` for each provider), less the
+        ones litellm would refuse for these models: those are not sent, and validate says so."""
+        names = {**super().generation_names(), "reasoning_effort": "reasoning_effort"}
+        supported = self.supported_params
+        if supported is None:
+            return names
+        return {key: native if native in supported else None for key, native in names.items()}
+
+    def sent_generation(self) -> frozenset[str]:
+        return super().sent_generation() | {"reasoning_tokens"}  # as litellm's `thinking`
 
     def wire_request(self, req: ModelRequest) -> dict[str, Any]:
         """The body; a thinking budget becomes litellm's `thinking` (Anthropic, Bedrock,
@@ -151,9 +193,8 @@ class LiteLLMModel(ChatCompletionsModel):
         """Only when every model that may answer takes `seed`: litellm rejects it for the
         other providers (e.g. `anthropic/`). Without litellm installed (a dry build),
         nothing: `environment_problems()` names the missing extra."""
-        with contextlib.suppress(ImportError):
-            if all(takes_seed(model) for model in self.answering_models()):
-                super().apply_seed(seed)
+        if self.supported_params is not None and "seed" in self.supported_params:
+            super().apply_seed(seed)
 
     def send(self, body: dict[str, Any]) -> Any:
         return self.client.completion(**body)

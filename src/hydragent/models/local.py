@@ -113,13 +113,10 @@ def thinking_kwargs(generation: Mapping[str, Any], template: str, backend: str) 
     return kwargs
 
 
-def warn_unmapped(backend: str, generation: Mapping[str, Any], supported: Iterable[str]) -> None:
-    """Say once, at construction, which generation settings this backend cannot apply."""
-    ignored = sorted(set(generation) - set(supported) - {"stop", "max_tokens"})
-    if ignored:
-        logger.warning(
-            "%s ignores generation.%s (no local equivalent)", backend, ", ".join(ignored)
-        )
+def locally_sent(names: Iterable[str]) -> frozenset[str]:
+    """A local engine's generation settings: its sampler's `names`, plus what each local
+    engine applies itself (max_tokens, stop, and reasoning through the chat template)."""
+    return frozenset({*names, "max_tokens", "stop", "reasoning_effort", "reasoning_tokens"})
 
 
 def stops_for(template: str | None, stop_sequences: list[str] | None) -> list[str]:

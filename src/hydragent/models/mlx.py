@@ -29,6 +29,7 @@ from hydragent.models.local import (
     answer_opens_with_space,
     count_tokens,
     encode_prompt,
+    locally_sent,
     missing_extra,
     missing_model_path,
     opens_thinking,
@@ -39,7 +40,6 @@ from hydragent.models.local import (
     template_messages,
     template_source,
     thinking_kwargs,
-    warn_unmapped,
 )
 
 #: call keywords that shape sampling; everything else reaches stream_generate unchanged.
@@ -79,8 +79,6 @@ class MLXModel(Model):
         self._template = resolve_template(chat_template)  # fails early on an unknown name
         self.model: Any = None
         self.tokenizer: Any = None
-        if self.generation is not None:
-            warn_unmapped(type(self).__name__, self.generation.settings(), GENERATION_NAMES)
         if not in_dry_build():
             self._load()
 
@@ -106,6 +104,9 @@ class MLXModel(Model):
         args = getattr(self.model, "args", None)
         self._vocab_size = getattr(args, "vocab_size", None) or len(self.hf_tokenizer)
         self._lock = threading.Lock()
+
+    def sent_generation(self) -> frozenset[str]:
+        return locally_sent(GENERATION_NAMES)
 
     def environment_problems(self) -> list[tuple[str, str]]:
         """The mlx extra, and a local model folder that is missing."""

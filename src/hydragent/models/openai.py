@@ -319,6 +319,10 @@ class ChatCompletionsModel(ApiModel):
             return REASONING_GENERATION_NAMES
         return CHAT_GENERATION_NAMES
 
+    def sent_generation(self) -> frozenset[str]:
+        sent = {name for name, native in self.generation_names().items() if native}
+        return frozenset(sent | ({"stop"} if self.supports_stop_parameter else set()))
+
     def response_metadata(self, response: Any) -> dict[str, Any]:
         """Facts about who answered (e.g. a router's deployment), kept on the message."""
         return {}

@@ -52,6 +52,7 @@ from hydragent.models.local import (
     cut_at_stop_tokens,
     encode_prompt,
     finish_text,
+    locally_sent,
     missing_extra,
     missing_model_path,
     opens_thinking,
@@ -62,7 +63,6 @@ from hydragent.models.local import (
     template_messages,
     template_source,
     thinking_kwargs,
-    warn_unmapped,
 )
 
 #: smolagents' default when neither the call, the model nor the generation node sets one.
@@ -170,8 +170,6 @@ class TransformersModel(Model):
         self.tokenizer: Any = None
         self.processor: Any = None
         self._is_vlm = self._local_config_is_vision()
-        if self.generation is not None:
-            warn_unmapped(type(self).__name__, self.generation.settings(), GENERATION_NAMES)
         if not in_dry_build():
             self._load()
         self.flatten_messages_as_text = (
@@ -246,6 +244,9 @@ class TransformersModel(Model):
             return "vision_config" in json.loads(config.read_text())
         except (OSError, ValueError):
             return False
+
+    def sent_generation(self) -> frozenset[str]:
+        return locally_sent(GENERATION_NAMES)
 
     def environment_problems(self) -> list[tuple[str, str]]:
         """The transformers extra, and a local model folder (or GGUF file) that is missing."""

@@ -38,6 +38,7 @@ from hydragent.models.local import (
     count_tokens,
     encode_prompt,
     finish_text,
+    locally_sent,
     missing_extra,
     missing_model_path,
     opens_thinking,
@@ -127,6 +128,9 @@ class VLLMModel(Model):
         self._batcher: MicroBatcher[_Request, Any] = MicroBatcher(
             self._run_batch, max_batch_size=self.max_batch_size, window_s=self.batch_window_s
         )
+
+    def sent_generation(self) -> frozenset[str]:
+        return locally_sent(GENERATION_NAMES)
 
     def environment_problems(self) -> list[tuple[str, str]]:
         """The vllm extra (which also needs a GPU), and a local model folder that is missing."""

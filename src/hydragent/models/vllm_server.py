@@ -48,6 +48,9 @@ class VLLMServerModel(OpenAIServerModel):
             return {"extra_body": {f"guided_{key}": value}}
         return {"extra_body": {"structured_outputs": constraint}}
 
+    def sent_generation(self) -> frozenset[str]:
+        return super().sent_generation() | {"top_k"}
+
     def wire_request(self, req: ModelRequest) -> dict[str, Any]:
         """The body; the generation node's `top_k` goes in `extra_body`, vLLM's home for it."""
         body = super().wire_request(req)

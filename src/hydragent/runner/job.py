@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from hydragent import logging_setup, progress
-from hydragent.config.assemble import assemble
+from hydragent.config.assemble import assemble, unsent_lines
 from hydragent.models.base import ApiModel, Model
 from hydragent.runner.errors import RunFailed, error_report
 from hydragent.runner.execute import Outcome, run_all, work_on
@@ -240,6 +240,8 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     assembly = assemble(cfg, dry_run=False)  # the one build path (config/assemble.py)
     logging_setup.quiet_third_party(logging_setup.hydra_verbose())  # clients imported now
     model, cached, samples = assembly.model, assembly.cached, assembly.samples
+    for line in unsent_lines(assembly.unsent_generation, assembly.backend):
+        log.warning("%s", line)
     judge = assembly.judge
     if judge is not None and not isinstance(judge, UsageMeter):
         judge = UsageMeter(judge)
