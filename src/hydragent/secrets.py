@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 MASK = "***"
@@ -61,17 +61,46 @@ def mask_override(override: str) -> str:
 
 # Shapes of credentials that a server may echo back in an error body (an Authorization header,
 # a provider key) even when the run never saw the value: masked in logs and stored errors.
-CREDENTIAL_SHAPES = re.compile(
-    r"(?P<scheme>\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]{8,}"
-    r"|\bsk-[A-Za-z0-9_-]{16,}|\bhf_[A-Za-z0-9]{16,}|\bAKIA[0-9A-Z]{16}\b"
-)
-# Substrings every credential shape contains: a line without any skips the regex (fast).
-_SHAPE_MARKS = ("Bearer", "Basic", "sk-", "hf_", "AKIA")
+# Each is keyed by the literal it starts with, and `token` is the part masked (a Bearer header
+# keeps its scheme). Patterns begin with that literal so that `re` finds candidates by a fast
+# substring search; the word boundary before it is checked apart (a leading \b turns that off,
+# and every record holding an id such as "task-1" then took 0.4 ms to scan).
+_CREDENTIALS = {
+    "Bearer": r"Bearer\s+(?P<token>[A-Za-z0-9._~+/=-]{8,})",
+    "Basic": r"Basic\s+(?P<token>[A-Za-z0-9._~+/=-]{8,})",
+    "sk-": r"(?P<token>sk-[A-Za-z0-9_-]{16,})",
+    "hf_": r"(?P<token>hf_[A-Za-z0-9]{16,})",
+    "AKIA": r"(?P<token>AKIA[0-9A-Z]{16})\b",
+}
+_CREDENTIAL_PATTERNS = {mark: re.compile(shape) for mark, shape in _CREDENTIALS.items()}
+
+
+def _credentials(text: str) -> Iterator[re.Match[str]]:
+    """Credential-shaped tokens in `text` that start a word."""
+    for mark, pattern in _CREDENTIAL_PATTERNS.items():
+        if mark in text:
+            for match in pattern.finditer(text):
+                before = text[match.start() - 1] if match.start() else " "
+                if not (before.isalnum() or before == "_"):
+                    yield match
 
 
 def has_credential_shape(text: str) -> bool:
     """True when `text` holds a Bearer/Basic token, an sk-/hf_ key or an AWS key id."""
-    return any(mark in text for mark in _SHAPE_MARKS) and bool(CREDENTIAL_SHAPES.search(text))
+    return next(_credentials(text), None) is not None
+
+
+def mask_credentials(text: str) -> str:
+    """`text` with every credential-shaped token masked (overlapping ones as one)."""
+    spans: list[list[int]] = []
+    for start, end in sorted((m.start("token"), m.end("token")) for m in _credentials(text)):
+        if spans and start <= spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], end)
+        else:
+            spans.append([start, end])
+    for start, end in reversed(spans):
+        text = f"{text[:start]}{MASK}{text[end:]}"
+    return text
 
 
 # `api_key: VALUE`, `"token": "VALUE"`, `password=VALUE` inside free text or an override value.
@@ -105,9 +134,7 @@ def redact_text(text: str, known: Iterable[str] = (), pairs: bool = True) -> str
             text = text.replace(secret, MASK)
     if pairs:
         text = _SECRET_PAIR.sub(_mask_pair, text)
-    if not any(mark in text for mark in _SHAPE_MARKS):
-        return text
-    return CREDENTIAL_SHAPES.sub(lambda m: f"{m['scheme'] or ''}{MASK}", text)
+    return mask_credentials(text)
 
 
 def secret_values(value: Any) -> list[str]:
