@@ -94,6 +94,10 @@ BAD = [
     ("a sweep's missing option", "-m model=scripted task=smoke,nothing", "'task/nothing'"),
     ("a sweep's null option", "-m model=scripted task=smoke,null", "task takes an option"),
     ("not a model folder", "model=transformers model.model_id={tmp}", "without config.json"),
+    ("no such device", "model=transformers model.device_map=gpu0", "unknown device_map 'gpu0'"),
+    ("a GPU this machine lacks", "model=transformers model.device_map=cuda:99", "cuda:99"),
+    ("not a URL", "model=openai model.api_base=localhost:8000", "not an http(s) URL"),
+    ("not http", "model=openai model.api_base=ftp://127.0.0.1/v1", "model.api_base=ftp://"),
     ("a key one level up", "scorer=numeric scorer.tolerance=-1", "scorer.numeric.tolerance?"),
     ("an unquoted pattern", "grammar=regex grammar.pattern=[a-z]+", "quote a value"),
     (

@@ -89,7 +89,7 @@ class StaticChecks:
     def check_targets(self) -> None:
         from omegaconf import OmegaConf
 
-        from hydragent.config.endpoints import credential_problem
+        from hydragent.config.endpoints import credential_problem, endpoint_problem
         from hydragent.config.rules import (
             client_kwargs_problems,
             fits,
@@ -111,7 +111,8 @@ class StaticChecks:
             self.add(group, role_problems(group, node))
             if isinstance(target, type) and issubclass(target, ApiModel):
                 raw = OmegaConf.to_container(self.cfg[group], resolve=False)
-                self.add(group, [p for p in [credential_problem(group, node, raw)] if p])
+                problem = endpoint_problem(group, node) or credential_problem(group, node, raw)
+                self.add(group, [problem] if problem else [])
                 # a misplaced router= fills client_kwargs: its own rule says so, once
                 if not self.choices.get("router") or issubclass(target, LiteLLMRouterModel):
                     self.add(

