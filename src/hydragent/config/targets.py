@@ -174,6 +174,8 @@ def check_target(
         for key in params.required:
             if key not in node and f"{path}.{key}" not in missing:
                 problems.append(f"{path}.{key} is required by {name}: set {path}.{key}=VALUE")
+            elif isinstance(node.get(key), str) and not node[key].strip():
+                problems.append(f"{path}.{key} is empty; {name} needs it: set {path}.{key}=VALUE")
     for key in given:
         param = params.names.get(key)
         value = node[key]
