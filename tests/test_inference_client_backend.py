@@ -113,15 +113,28 @@ def test_a_malformed_body_is_a_clear_error(server: LoopbackServer) -> None:
         make_model(server).generate([{"role": "user", "content": "hi"}])
 
 
-def test_reasoning_arrives_through_the_hub_client(server: LoopbackServer) -> None:
-    """huggingface_hub keeps a message's `reasoning` (TGI, the HF router) but drops fields it
-    does not declare (`reasoning_content`, usage details) from the nested objects."""
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
+def test_reasoning_and_its_tokens_arrive_through_the_hub_client(
+    server: LoopbackServer, field: str
+) -> None:
+    """`reasoning` (TGI, the HF router) or `reasoning_content` (vLLM, DeepSeek), and the usage
+    details: huggingface_hub keeps the undeclared ones only on its objects' attributes."""
     server.replies.append(
-        Reply(content="42", reasoning="six times seven", reasoning_field="reasoning")
+        Reply(content="42", reasoning="six times seven", reasoning_field=field, cached_tokens=2)
     )
     message = make_model(server).generate([{"role": "user", "content": "6*7?"}])
     assert message.content == "42"
     assert message.reasoning_content == "six times seven"
+    assert (message.token_usage.reasoning_tokens, message.token_usage.cached_tokens) == (3, 2)
+
+
+def test_reasoning_streams_through_the_hub_client(server: LoopbackServer) -> None:
+    server.replies.append(
+        Reply(content="42", reasoning="six times seven", reasoning_field="reasoning_content")
+    )
+    deltas = list(make_model(server).generate_stream([{"role": "user", "content": "6*7?"}]))
+    assert "".join(d.reasoning_content or "" for d in deltas) == "six times seven"
+    assert "".join(d.content or "" for d in deltas) == "42"
 
 
 def test_grammars_are_a_capability_of_the_provider() -> None:

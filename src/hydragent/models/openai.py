@@ -11,7 +11,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 from hydragent.grammar import Grammar
@@ -39,12 +39,16 @@ from hydragent.models.base import (
 
 
 def field_of(obj: Any, name: str, default: Any = None) -> Any:
-    """Read a field from an SDK object or a plain dict (LiteLLM and HF mix both)."""
+    """Read a field from an SDK object or a plain dict (LiteLLM and HF mix both). Attributes
+    come first: huggingface_hub's types are dicts whose items keep only the fields they
+    declare, while their attributes also keep the rest (`reasoning_content`, usage details)."""
     if obj is None:
         return default
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
+    if type(obj) is not dict:
+        value = getattr(obj, name, None)
+        if value is not None:
+            return value
+    return obj.get(name, default) if isinstance(obj, Mapping) else default
 
 
 def to_openai_messages(prepared: list[dict[str, Any]]) -> list[dict[str, Any]]:
