@@ -142,3 +142,13 @@ def test_grammars_are_a_capability_of_the_provider() -> None:
     able = InferenceClientModel("m", provider="cerebras", token="t")
     assert able.capabilities.grammars == {"json_object", "json_schema"}
     assert InferenceClientModel("m", base_url="http://127.0.0.1:9", token="t").capabilities.grammars
+
+
+def test_reasoning_effort_reaches_the_server_in_the_body(server: LoopbackServer) -> None:
+    """chat_completion has no reasoning_effort parameter: it travels in extra_body, which the
+    client merges into the JSON body."""
+    model = make_model(server, generation={"reasoning_effort": "high", "max_tokens": 20})
+    model.generate([{"role": "user", "content": "hi"}])
+    (sent,) = server.requests
+    assert sent.json["reasoning_effort"] == "high" and sent.json["max_tokens"] == 20
+    assert model.unsent_generation() == []

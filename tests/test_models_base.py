@@ -531,7 +531,7 @@ SETTINGS = {
             {"model_id": "anthropic.claude"},
             ["presence_penalty", "reasoning_effort", "top_k"],
         ),
-        ("InferenceClientModel", {"model_id": "org/tiny"}, ["reasoning_effort", "top_k"]),
+        ("InferenceClientModel", {"model_id": "org/tiny"}, ["top_k"]),
         (
             "OpenAIServerModel",
             {"model_id": "o3"},

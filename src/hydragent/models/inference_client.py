@@ -10,6 +10,7 @@ import os
 from typing import Any, ClassVar
 
 from hydragent.grammar import Grammar
+from hydragent.models.base import ModelRequest
 from hydragent.models.openai import ChatCompletionsModel, extra_problem, missing_extra
 
 #: providers whose chat completions enforce `response_format` (a base_url server is trusted).
@@ -102,6 +103,18 @@ class InferenceClientModel(ChatCompletionsModel):
     def request_model_id(self) -> str | None:
         """A provider client is bound to its model; a base_url client takes it per request."""
         return self.model_id if self.base_url else None
+
+    def sent_generation(self) -> frozenset[str]:
+        return super().sent_generation() | {"reasoning_effort"}
+
+    def wire_request(self, req: ModelRequest) -> dict[str, Any]:
+        """The body; `reasoning_effort`, which `chat_completion` has no parameter for, goes in
+        `extra_body` (the HF router and vLLM/TGI servers read it for reasoning models)."""
+        body = super().wire_request(req)
+        effort = req.generation.get("reasoning_effort")
+        if effort is not None:
+            body["extra_body"] = {"reasoning_effort": effort, **(body.get("extra_body") or {})}
+        return body
 
     def send(self, body: dict[str, Any]) -> Any:
         return self.client.chat_completion(**body)
