@@ -99,6 +99,7 @@ BAD = [
     ("not a URL", "model=openai model.api_base=localhost:8000", "not an http(s) URL"),
     ("not http", "model=openai model.api_base=ftp://127.0.0.1/v1", "model.api_base=ftp://"),
     ("an empty model id", "model=openai model.api_base={server} model.model_id=", "is empty"),
+    ("a prompt file not there", "agent.system_prompt=prompts/none.md", "no such prompt file"),
     ("a key one level up", "scorer=numeric scorer.tolerance=-1", "scorer.numeric.tolerance?"),
     ("an unquoted pattern", "grammar=regex grammar.pattern=[a-z]+", "quote a value"),
     (

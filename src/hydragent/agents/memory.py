@@ -14,14 +14,27 @@ from typing import Any
 
 from hydragent.messages import ChatMessage, content_to_text
 
+#: endings of prompt files: a value that ends so, on one line without spaces, names a file
+PROMPT_FILE_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2", ".prompt")
+
 
 def load_prompt(value: str | None, default_file: str) -> str:
-    """`value` may be a path to a file or inline text; None means the packaged default."""
+    """`value` may be a path to a file or inline text; None means the packaged default. A
+    value shaped like a path (`prompts/system.md`) that names no file is an error, not a
+    prompt: sent as text, it would quietly change every sample."""
     if value is None:
         return resources.files("hydragent.agents.prompts").joinpath(default_file).read_text()
     candidate = Path(value).expanduser()
     if "\n" not in value and len(value) < 4096 and candidate.is_file():
         return candidate.read_text()
+    looks_like_a_path = not any(c.isspace() for c in value) and (
+        value.lower().endswith(PROMPT_FILE_SUFFIXES) or value.startswith(("/", "./", "~/"))
+    )
+    if looks_like_a_path:
+        raise FileNotFoundError(
+            f"no such prompt file: {value} (from {Path.cwd()}); give an existing file, or "
+            "inline text"
+        )
     return value
 
 
