@@ -222,6 +222,38 @@ def test_unknown_dtype_is_a_clear_error(tiny_dir: Path) -> None:
         TransformersModel(model_id=str(tiny_dir), torch_dtype="float77")
 
 
+@pytest.mark.parametrize("device_map", ["gpu0", "cuda:x", -1, True, "cpu0"])
+def test_a_device_map_of_no_known_form_is_a_clear_error(tiny_dir: Path, device_map: object) -> None:
+    with pytest.raises(ValueError, match="unknown device_map"):
+        TransformersModel(model_id=str(tiny_dir), device_map=device_map)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("device_map", "gpus", "missing"),
+    [
+        ("cuda", 0, True),
+        ("cuda:1", 2, False),
+        ("cuda:2", 2, True),
+        (1, 2, False),
+        ("cpu", 0, False),
+    ],
+)
+def test_validate_names_a_gpu_the_machine_lacks(
+    device_map: object, gpus: int, missing: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On this CPU machine the GPU count is set by hand; the check asks torch for it."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    with dry_build():
+        model = TransformersModel(model_id="org/tiny", device_map=device_map)  # type: ignore[arg-type]
+    problems = dict(model.environment_problems())
+    assert ("device_map" in problems) is missing
+    if missing:
+        assert f"this machine has {gpus} cuda device" in problems["device_map"]
+
+
 def _token_boundaries(model: TransformersModel, messages: list, limit: int) -> list[int]:
     """Character offsets where one greedily generated token ends and the next begins."""
     prompt = model.tokenizer.apply_chat_template(
