@@ -100,6 +100,11 @@ BAD = [
     ("not http", "model=openai model.api_base=ftp://127.0.0.1/v1", "model.api_base=ftp://"),
     ("an empty model id", "model=openai model.api_base={server} model.model_id=", "is empty"),
     ("a prompt file not there", "agent.system_prompt=prompts/none.md", "no such prompt file"),
+    (
+        "a client value of the wrong type",
+        "model=openai model.api_base={server} +model.client_kwargs.max_retries=abc",
+        "model.client_kwargs.max_retries='abc' does not fit openai.OpenAI(max_retries: int)",
+    ),
     ("a key one level up", "scorer=numeric scorer.tolerance=-1", "scorer.numeric.tolerance?"),
     ("an unquoted pattern", "grammar=regex grammar.pattern=[a-z]+", "quote a value"),
     (

@@ -143,13 +143,15 @@ CLIENTS = {
 
 
 def client_kwargs_problems(path: str, node: Mapping[str, Any], target: type) -> list[str]:
-    """`model.client_kwargs.timout=5` is a key the client does not take: every sample failed
-    on the client's TypeError. Checked when the client library is installed (else the
-    missing extra is the problem)."""
+    """`model.client_kwargs.timout=5` is a key the client does not take, and `timeout=abc` a
+    value its annotation refuses: every sample failed on the client's error. Checked when the
+    client library is installed (else the missing extra is the problem)."""
     import importlib
     import inspect
+    import sys
 
-    from hydragent.config.problems import unknown_key
+    from hydragent.config.problems import shown, unknown_key
+    from hydragent.config.targets import annotation_text, type_error
 
     given = node.get("client_kwargs")
     names = [c.__name__ for c in target.__mro__ if c.__name__ in CLIENTS]
@@ -164,11 +166,19 @@ def client_kwargs_problems(path: str, node: Mapping[str, Any], target: type) -> 
     if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
         return []
     public = [n for n in parameters if n != "self" and not n.startswith("_")]
-    return [
-        unknown_key(f"{path}.client_kwargs.{key}", f"{module}.{name}", public)
-        for key in given
-        if key not in parameters or key == "self"
-    ]
+    owner = vars(sys.modules[client.__init__.__module__])
+    problems = []
+    for key, value in given.items():
+        if key not in parameters or key == "self":
+            problems.append(unknown_key(f"{path}.client_kwargs.{key}", f"{module}.{name}", public))
+            continue
+        wrong = type_error(parameters[key], owner, value, arbitrary=True)
+        if wrong:
+            problems.append(
+                f"{shown(f'{path}.client_kwargs.{key}', value)} does not fit {module}.{name}"
+                f"({key}: {annotation_text(parameters[key])}) ({wrong})"
+            )
+    return problems
 
 
 def role_problems(path: str, node: Mapping[str, Any]) -> list[str]:

@@ -94,19 +94,24 @@ def _required(signature: inspect.Signature) -> list[str]:
 _ADAPTERS: dict[tuple[int, str], Any] = {}
 
 
-def type_error(param: inspect.Parameter, owner: dict[str, Any], value: Any) -> str | None:
+def type_error(
+    param: inspect.Parameter, owner: dict[str, Any], value: Any, arbitrary: bool = False
+) -> str | None:
     """Pydantic's complaint about `value` for `param`'s annotation, or None when it fits or
-    the annotation cannot be evaluated here (a TYPE_CHECKING-only name, an arbitrary class)."""
-    from pydantic import TypeAdapter, ValidationError
+    the annotation cannot be evaluated here (a TYPE_CHECKING-only name; an arbitrary class,
+    unless `arbitrary`: then a value must be an instance of it, which a YAML value never is,
+    so a union such as `float | httpx.Timeout` still checks its plain members)."""
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
 
     annotation = param.annotation
     if annotation is param.empty:
         return None
-    key = (id(owner), str(annotation))
+    key = (id(owner), str(annotation), arbitrary)
     if key not in _ADAPTERS:
         try:
             resolved = eval(annotation, owner) if isinstance(annotation, str) else annotation
-            _ADAPTERS[key] = TypeAdapter(resolved)
+            config = ConfigDict(arbitrary_types_allowed=True) if arbitrary else None
+            _ADAPTERS[key] = TypeAdapter(resolved, config=config)
         except Exception:
             _ADAPTERS[key] = None
     adapter = _ADAPTERS[key]
