@@ -281,6 +281,28 @@ def test_validate_names_missing_region_and_credentials(monkeypatch: pytest.Monke
     assert [key for key, _ in local.environment_problems()] == ["client_kwargs"]
 
 
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"regin_name": "us-east-1"}, "unexpected keyword argument 'regin_name'"),
+        ({"endpoint_url": "notaurl"}, "Invalid endpoint: notaurl"),
+        ({"config": {"retries": {"mode": "bogus"}}}, '"mode": "bogus"'),
+    ],
+)
+def test_validate_builds_the_boto3_client_offline_to_check_its_options(
+    options: dict[str, object], says: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boto3 checks its options when it builds a client, which needs no network: each of
+    these failed the run after validate said OK."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with dry_build():
+        model = AmazonBedrockServerModel(MODEL_ID, client_kwargs=options)
+    ((key, message),) = model.environment_problems()
+    assert key == "client_kwargs" and "boto3 refuses these options" in message and says in message
+
+
 def test_an_image_goes_as_an_image_block_with_its_format(server: LoopbackServer) -> None:
     import base64
     import io

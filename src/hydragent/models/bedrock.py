@@ -103,6 +103,13 @@ class AmazonBedrockServerModel(ApiModel):
                     "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE (or `aws configure`)",
                 )
             )
+        if not problems:  # boto3 builds its client offline and checks its options doing so
+            from botocore.exceptions import BotoCoreError
+
+            try:
+                self.create_client()
+            except (TypeError, ValueError, BotoCoreError) as error:
+                problems.append(("client_kwargs", f"boto3 refuses these options: {error}"))
         return problems
 
     def create_client(self) -> Any:
