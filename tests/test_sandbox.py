@@ -290,3 +290,41 @@ def test_the_temporary_working_folder_is_removed_on_close() -> None:
     assert folder.exists()
     session.close()
     assert not folder.exists()
+
+
+def _used_bytes(folder: Path) -> int:
+    return sum(p.lstat().st_blocks * 512 for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("kind", ["landlock", "process"])
+def test_a_host_work_folder_is_capped_as_bwraps_tmpfs_is(kind: str) -> None:
+    """Under landlock (or the process guard) the code writes to a host folder: many files
+    below the per-file limit once filled the disk. A watcher kills the code past `work_mb`,
+    also a thread left writing between steps, and the next step starts with an empty folder."""
+    try:
+        spec = resolve({"kind": kind, "work_mb": 4, "max_file_mb": 1})
+    except SandboxUnavailable as error:
+        pytest.skip(f"sandbox={kind} is not usable here: {error}")
+    fill = (
+        "def fill(prefix):\n"
+        "    for i in range(2000):\n"
+        "        open(f'{prefix}{i}', 'wb').write(b'x' * 1_000_000)\n"
+    )
+    with sandbox.PythonSession(sandbox=spec, timeout_s=30, max_file_mb=1) as session:
+        folder = Path(str(session.workdir))
+        result = session.run(fill + "fill('f')")
+        assert not result.ok and "work folder grew past its cap of 4 MB" in str(result.error)
+        assert _used_bytes(folder) == 0  # removed, and the session goes on
+        listing = session.run("import os\nprint(len(os.listdir('.')))").stdout
+        assert listing.endswith("in an empty folder.)\n0\n"), listing
+
+        in_background = "threading.Thread(target=fill, args=('g',)).start()"
+        started = session.run(f"import threading\n{fill}{in_background}")
+        assert started.ok, started.error
+        time.sleep(2)  # between steps: nothing of the runner's is waiting on the child
+        stopped_at = _used_bytes(folder)
+        time.sleep(0.5)
+        assert _used_bytes(folder) == stopped_at < 2000 * 1_000_000  # killed, not finished
+        after = session.run("print('next')")
+        assert "work folder grew past its cap" in str(after.error)
+        assert _used_bytes(folder) == 0

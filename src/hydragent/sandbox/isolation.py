@@ -62,7 +62,7 @@ class SandboxConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)  # frozen: a SandboxSpec hashes
 
     kind: Literal["auto", "bwrap", "landlock", "process"] = "auto"
-    work_mb: int = Field(64, ge=1, le=65536, description="size cap of the work folder (bwrap)")
+    work_mb: int = Field(64, ge=1, le=65536, description="size cap of the work folder")
     max_file_mb: int = Field(32, ge=1, le=65536, description="largest file the code may write")
     max_open_files: int = Field(64, ge=16, le=65536)
     max_threads: int = Field(64, ge=1, le=4096, description="RLIMIT_NPROC: threads of the child")

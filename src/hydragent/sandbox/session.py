@@ -43,6 +43,10 @@ TOOL_TIME_CEILING = 5
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_ANSWER_CHARS = 100_000  # what the child keeps of a final answer; enforced here as well
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: how often the parent measures a host work folder (landlock, process), which no kernel caps
+QUOTA_POLL_S = 0.1
+#: files and folders a host work folder may hold, so that measuring it stays cheap
+MAX_WORK_ENTRIES = 10_000
 
 
 @dataclass
@@ -160,6 +164,7 @@ class PythonSession:
         self._req_w = self._resp_r = -1
         self._restarted_note = ""
         self._lock = threading.Lock()
+        self._over_quota = ""  # why the watcher killed the child for its work folder
 
     def __enter__(self) -> PythonSession:
         return self
@@ -252,6 +257,11 @@ class PythonSession:
                 pid = self._process.pid
                 init = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
                 self._init_pidfd = os.pidfd_open(int(init[0]))
+        if self._own_workdir:
+            watcher = threading.Thread(
+                target=self._watch_work_folder, args=(self._process,), daemon=True
+            )
+            watcher.start()
 
     def _find_inner_pid(self) -> int | None:
         """The host pid of the interpreter (under bwrap, a grandchild: bwrap, its init, python),
@@ -280,7 +290,7 @@ class PythonSession:
         while True:
             message = self._receive(deadline)
             if message is None:
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline and not self._over_quota:
                     return self._timed_out(started)
                 return self._died(started)
             try:
@@ -400,7 +410,14 @@ class PythonSession:
             else "the sandbox process broke the message protocol and was killed"
         )
         timed_out = False
-        if returncode == -signal.SIGXCPU or returncode == -signal.SIGKILL:
+        if self._over_quota:
+            cause, self._over_quota = self._over_quota, ""
+            self._empty_work_folder()
+            self._restarted_note = (
+                "(The previous step outgrew its work folder and was killed, so a fresh session "
+                "started in an empty folder.)"
+            )
+        elif returncode == -signal.SIGXCPU or returncode == -signal.SIGKILL:
             cause = (
                 f"the CPU time limit of {self.cpu_limit_s:g} s was exceeded and the code was killed"
             )
@@ -471,6 +488,48 @@ class PythonSession:
             chunks.append(chunk)
             size -= len(chunk)
         return b"".join(chunks)
+
+    def _watch_work_folder(self, process: subprocess.Popen[bytes]) -> None:
+        """Kill the child's process group once its host work folder outgrows `work_mb` (or
+        MAX_WORK_ENTRIES entries). Under bwrap a tmpfs of that size is the cap; landlock and
+        the process guard write to a host folder, where RLIMIT_FSIZE caps each file but not
+        how many there are. It watches for the child's whole life, so that a thread the code
+        left writing between steps is stopped too."""
+        while process.poll() is None:
+            time.sleep(QUOTA_POLL_S)
+            if self._work_folder_too_big() and process.poll() is None:
+                self._over_quota = (
+                    f"the work folder grew past its cap of {self.sandbox.config.work_mb} MB or "
+                    f"{MAX_WORK_ENTRIES} files (sandbox.work_mb) and the code was killed; its "
+                    "files were removed"
+                )
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                return
+
+    def _work_folder_too_big(self) -> bool:
+        if self.workdir is None:
+            return False
+        limit = self.sandbox.config.work_mb * 1024 * 1024
+        used, entries = 0, 0
+        folders = [self.workdir]
+        while folders:
+            with contextlib.suppress(OSError), os.scandir(folders.pop()) as listing:
+                for entry in listing:
+                    entries += 1
+                    with contextlib.suppress(OSError):
+                        used += entry.stat(follow_symlinks=False).st_blocks * 512
+                        if entry.is_dir(follow_symlinks=False):
+                            folders.append(entry.path)
+                    if used > limit or entries > MAX_WORK_ENTRIES:
+                        return True
+        return False
+
+    def _empty_work_folder(self) -> None:
+        """After a kill for its size: the next step starts with an empty folder."""
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            Path(self.workdir).mkdir(parents=True, exist_ok=True)
 
     def _child_stderr(self) -> str:
         if self._stderr is None:
