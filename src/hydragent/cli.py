@@ -271,9 +271,9 @@ def report_error(
     from hydragent.runner.errors import RunFailed, failed_sweep_jobs
 
     if isinstance(error, RunFailed):  # its causes were printed above: no traceback
-        jobs = failed_sweep_jobs(error, started) if started and error.output_dir else []
-        if len(jobs) > 1:  # Hydra's sweepers raise the first only
-            where = error.output_dir.parent  # type: ignore[union-attr]
+        jobs = failed_sweep_jobs(error, started) if started else []
+        if len(jobs) > 1 and error.output_dir is not None:  # Hydra's sweepers raise the first
+            where = error.output_dir.parent
             text = f"{len(jobs)} jobs of the sweep in {where} failed: {'; '.join(jobs)}"
             message = mask_text(f"{text}; causes above and in each job's hydragent.log", secrets)
         return fail(f"run failed: {message}", 1)

@@ -71,7 +71,7 @@ def missing_credentials(models: list[str], fix: str = "model.api_key") -> list[s
     return lines
 
 
-def supported_params(models: list[str], provider: str | None) -> frozenset[str] | None:
+def params_litellm_sends(models: list[str], provider: str | None) -> frozenset[str] | None:
     """The OpenAI-style parameters litellm passes to every one of `models` (it refuses the
     others, on every call); None when litellm cannot say for one of them."""
     litellm = import_litellm()
@@ -160,7 +160,8 @@ class LiteLLMModel(ChatCompletionsModel):
         if self.kwargs.get("drop_params"):
             return None
         try:
-            return supported_params(self.answering_models(), self.kwargs.get("custom_llm_provider"))
+            provider = self.kwargs.get("custom_llm_provider")
+            return params_litellm_sends(self.answering_models(), provider)
         except ImportError:
             return None
 
