@@ -17,14 +17,11 @@ import pytest
 from hydragent.config import compose
 from hydragent.messages import ChatMessage, ChatMessageToolCall, ChatMessageToolCallFunction
 from hydragent.models import base, retry
-from hydragent.models.base import (
-    REMOVE_PARAMETER,
-    ApiModel,
-    Model,
-    RateLimiter,
-    RetryPolicy,
+from hydragent.models.api import ApiModel
+from hydragent.models.base import REMOVE_PARAMETER, Model
+from hydragent.models.retry import RateLimiter, RetryPolicy, call_with_retries
+from hydragent.models.text import (
     StopScanner,
-    call_with_retries,
     get_tool_json_schema,
     supports_stop_parameter,
     trim_at_stop,

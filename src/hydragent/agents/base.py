@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from hydragent.grammar import Grammar
 from hydragent.messages import ChatMessage, TokenUsage
-from hydragent.models.base import Model, describe_error
+from hydragent.models.base import Model
+from hydragent.models.retry import describe_error
 
 
 @dataclass

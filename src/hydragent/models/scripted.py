@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 
 import jsonschema
 
+from hydragent.generation import GenerationConfig
 from hydragent.grammar import Grammar
 from hydragent.messages import (
     ChatMessage,
@@ -20,7 +21,9 @@ from hydragent.messages import (
     TokenUsage,
     content_to_text,
 )
-from hydragent.models.base import Model, ModelRequest, trim_at_stop
+from hydragent.models.base import Model, ModelRequest
+from hydragent.models.spec import Applied, BackendSpec, declare
+from hydragent.models.text import trim_at_stop
 
 Response = str | Mapping[str, Any]
 
@@ -207,3 +210,20 @@ def _check_grammar(text: str, grammar: Grammar) -> None:
         raise ValueError(f"scripted response violates grammar=regex {grammar.pattern!r}")
     elif grammar.type == "choice" and text not in (grammar.choices or []):
         raise ValueError(f"scripted response is not one of grammar.choices {grammar.choices}")
+
+
+BACKEND = declare(
+    BackendSpec(
+        key="scripted",
+        model=ScriptedModel,
+        extra=None,
+        generation={
+            **dict.fromkeys(GenerationConfig.model_fields, Applied("scripted replies: none")),
+            "stop": Applied("each reply is cut at the first stop sequence"),
+        },
+        grammars=frozenset({"json_object", "json_schema", "regex", "choice"}),
+        native_tools=True,
+        streaming=True,
+        fixes={"scriptedmodelexhausted": "give more model.responses, or model.exhausted=cycle"},
+    )
+)

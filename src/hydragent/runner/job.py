@@ -15,7 +15,8 @@ from tqdm import tqdm
 
 from hydragent import logging_setup, progress
 from hydragent.config.assemble import assemble, unsent_lines
-from hydragent.models.base import ApiModel, Model
+from hydragent.models.api import ApiModel
+from hydragent.models.base import Model
 from hydragent.runner.errors import RunFailed, error_report
 from hydragent.runner.execute import Outcome, run_all, work_on
 from hydragent.runner.records import (
