@@ -11,7 +11,7 @@ import inspect
 import json
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hydragent.messages import (
     ChatMessage,
@@ -22,9 +22,6 @@ from hydragent.messages import (
 from hydragent.models.text import get_tool_json_schema
 from hydragent.models.wire.openai import to_openai_messages
 from hydragent.secrets import is_secret_key, mask_secrets
-
-if TYPE_CHECKING:
-    from hydragent.models.base import ModelRequest
 
 
 class _RemoveParameter:
@@ -126,7 +123,7 @@ def overrides_generate(cls: type, generate: str = "generate", request: str = "re
     return generate_owner is not request_owner and issubclass(generate_owner, request_owner)
 
 
-def call_arguments(req: ModelRequest) -> dict[str, Any]:
+def call_arguments(req: Any) -> dict[str, Any]:
     """The request as `generate` keywords, for a model whose `generate` is its entry."""
     arguments: dict[str, Any] = {
         "stop_sequences": req.stop_sequences,

@@ -199,10 +199,16 @@ def litellm_generation(model: LiteLLMModel) -> GenerationMap:
     supported = model.supported_params
     if supported is None:
         return names
-    return {
-        key: native if key == "stop" or not isinstance(native, str) or native in supported else None
-        for key, native in names.items()
-    }
+    return {key: _if_supported(key, native, supported) for key, native in names.items()}
+
+
+def _if_supported(key: str, native: Any, supported: frozenset[str]) -> Any:
+    """`native`, or None where litellm refuses its body field for these models (a `thinking`
+    budget for an openai/ model failed every call with UnsupportedParamsError)."""
+    if key == "stop" or native is None:
+        return native
+    field = native.path if isinstance(native, Field) else native
+    return native if field.split(".")[0] in supported else None
 
 
 BACKEND = declare(
