@@ -23,8 +23,8 @@ from hydragent.models.registry import backends, backends_for, fits
 def helper_problems(
     chosen: Mapping[str, str], model_cls: type, model_choice: str | None
 ) -> list[str]:
-    """`router=least_busy` with `model=openai` and the like: each chosen helper group (group ->
-    the setting as the user wrote it) must fit the selected backend."""
+    """`router=least_busy` with a backend that takes no router, and the like: each chosen
+    helper group (group -> the setting as the user wrote it) must fit the selected backend."""
     backend = f"model={model_choice}" if model_choice else model_cls.__name__
     return [
         f"{setting} does not apply to {backend}: {group} fits only "
@@ -57,7 +57,7 @@ class Deployment(BaseModel):
 
 
 class RouterNode(BaseModel):
-    """What `router=<strategy>` sets on a litellm_router model."""
+    """What `router=<strategy>` sets on a model that takes a router."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -200,7 +200,7 @@ def grammar_problems(grammar: Any, capabilities: Any, model: Any) -> list[str]:
     if able is None:
         able = getattr(model, "supported_grammars", None)
     if able is None or grammar.type in able:
-        misfit = getattr(model, "grammar_misfit", None)  # a scripted model's fixed replies
+        misfit = getattr(model, "grammar_misfit", None)  # a model with fixed replies
         reason = misfit(grammar) if grammar.active and callable(misfit) else None
         if reason:
             return [

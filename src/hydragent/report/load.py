@@ -26,7 +26,7 @@ SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
 SWEEP_SUMMARY = "sweep"  # summary.json's `kind` in a folder of jobs, written by report
 # What every job has apart from its overrides; named so they never clash with an override
-# key such as `model=openai` (a config group choice, not the model id).
+# key such as `model=<backend>` (a config group choice, not the model id).
 INFO_FIELDS = ("model_id", "task_name", "backend")
 
 
