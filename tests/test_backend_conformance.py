@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.servers import LoopbackServer, bedrock_app, openai_app, running
+from tests.servers import LoopbackServer, bedrock_app, ollama_app, openai_app, running
 
 from hydragent.generation import GenerationConfig
 from hydragent.models import Model, dry_build
@@ -118,6 +118,12 @@ def openai_server() -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture(scope="module")
+def ollama_server() -> Iterator[LoopbackServer]:
+    with running(ollama_app) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def bedrock_server() -> Iterator[LoopbackServer]:
     with running(bedrock_app) as server:
         yield server
@@ -165,6 +171,9 @@ def _through_loopback(
         server = request.getfixturevalue("bedrock_server")
         kwargs = {"endpoint_url": server.url, "region_name": "us-east-1"}
         return {"model_id": "m", "client_kwargs": kwargs}, lambda: server.requests[-1].json
+    if key == "ollama":
+        server = request.getfixturevalue("ollama_server")
+        return {"model_id": "m", "api_base": server.url}, lambda: server.requests[-1].json
     if key == "scripted":
         return {"responses": ["Paris"]}, lambda: None
     if key in ("transformers", "mlx"):
