@@ -101,7 +101,10 @@ def bedrock_image_block(part: Mapping[str, Any]) -> dict[str, Any]:
         fmt = {"jpg": "jpeg"}.get(suffix, suffix)
         return {"image": {"format": fmt, "source": {"s3Location": {"uri": image}}}}
     data = image_bytes(image)
-    return {"image": {"format": image_format(data), "source": {"bytes": data}}}
+    kind = detected_format(data)
+    if kind is None:
+        raise ValueError("Bedrock Converse takes PNG, JPEG, GIF or WebP images")
+    return {"image": {"format": kind, "source": {"bytes": data}}}
 
 
 def load_pil_image(image: Any) -> Any:

@@ -124,7 +124,7 @@ def overrides_generate(cls: type, generate: str = "generate", request: str = "re
 
 
 def call_arguments(req: Any) -> dict[str, Any]:
-    """The request as `generate` keywords, for a model whose `generate` is its entry."""
+    """A `ModelRequest` as `generate` keywords, for a model whose `generate` is its entry."""
     arguments: dict[str, Any] = {
         "stop_sequences": req.stop_sequences,
         "tools_to_call_from": req.tools,

@@ -4,7 +4,6 @@ back as messages and deltas. It knows no client; bedrock.py sends what it builds
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Generator, Iterable
 from typing import Any
@@ -19,7 +18,7 @@ from hydragent.messages import (
     MessageRole,
     TokenUsage,
 )
-from hydragent.messages.images import detected_format
+from hydragent.messages.images import bedrock_image_block
 from hydragent.models.errors import IncompleteStreamError, MalformedResponseError
 from hydragent.models.text import get_tool_json_schema
 
@@ -97,22 +96,8 @@ def converse_messages(
 
 def _block(part: dict[str, Any]) -> dict[str, Any]:
     if part.get("type") == "image":
-        return _image_block(part["image"])
+        return bedrock_image_block(part)
     return {"text": part.get("text", "")}
-
-
-def _image_block(image: str) -> dict[str, Any]:
-    """A Converse image block (raw bytes and their format) from a base64 image part."""
-    if image.startswith(("http://", "https://")):
-        raise ValueError(
-            "Bedrock Converse takes image bytes, not URLs: pass the image itself "
-            "(a PIL image, a path or bytes) in the message"
-        )
-    data = base64.b64decode(image)
-    kind = detected_format(data)
-    if kind is None:
-        raise ValueError("Bedrock Converse takes PNG, JPEG, GIF or WebP images")
-    return {"image": {"format": kind, "source": {"bytes": data}}}
 
 
 def _append_blocks(target: list[dict[str, Any]], blocks: list[dict[str, Any]]) -> None:
