@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hydragent.config import compose
 from hydragent.messages import ChatMessage, ChatMessageToolCall, ChatMessageToolCallFunction
@@ -20,6 +22,7 @@ from hydragent.models import base, retry
 from hydragent.models.api import ApiModel
 from hydragent.models.base import REMOVE_PARAMETER, Model
 from hydragent.models.retry import RateLimiter, RetryPolicy, call_with_retries
+from hydragent.models.spec import Applied, Field, apply_generation
 from hydragent.models.text import (
     StopScanner,
     get_tool_json_schema,
@@ -545,3 +548,65 @@ def test_each_backend_names_the_generation_settings_it_never_sends(
     with models.dry_build():
         model = getattr(models, backend)(generation=SETTINGS, **options)
     assert model.unsent_generation() == unsent
+
+
+# --- the generation mapping: precedence as a property --------------------------------------
+
+MAPPING = {
+    "max_tokens": "max_tokens",
+    "temperature": "options.temperature",
+    "top_k": Field("extra.top_k"),
+    "reasoning_tokens": Field("thinking", lambda v: {"budget": v}),
+    "stop": Applied("cut locally"),
+    "seed": None,
+}
+KEYS = ["max_tokens", "temperature", "top_k", "reasoning_tokens", "stop", "seed", "other"]
+
+
+@given(
+    settings=st.dictionaries(
+        st.sampled_from([*KEYS, "options", "extra", "thinking"]), st.integers()
+    ),
+    nested=st.dictionaries(st.sampled_from(["temperature", "x"]), st.integers()),
+    generation=st.dictionaries(st.sampled_from(KEYS[:-1]), st.integers(min_value=1)),
+)
+def test_the_generation_node_fills_only_what_the_call_and_model_left_unset(
+    settings: dict, nested: dict, generation: dict
+) -> None:
+    """Whatever a call or model already set (by portable or native name) is kept; every other
+    mapped setting lands at its declared place; Applied and unmapped settings add nothing."""
+    if nested:
+        settings["options"] = dict(nested)
+    before = {k: (dict(v) if isinstance(v, dict) else v) for k, v in settings.items()}
+    body = apply_generation(dict(settings), generation, MAPPING)
+    for key, value in before.items():
+        if isinstance(value, dict):
+            assert {k: body[key][k] for k in value} == value
+        else:
+            assert body[key] == value
+    for key, value in generation.items():
+        native = MAPPING[key]
+        if native is None or isinstance(native, Applied) or key in before:
+            continue
+        field = native if isinstance(native, Field) else Field(native)
+        *parents, leaf = field.path.split(".")
+        given, placed = _walk(before, parents), _walk(body, parents)
+        if not isinstance(given, dict):  # a parent the user set to a non-dict: theirs stands
+            assert placed == given
+        elif leaf in given:
+            assert placed[leaf] == given[leaf]
+        else:
+            assert placed[leaf] == (field.convert(value) if field.convert else value)
+    added = set(body) - set(before)
+    assert added <= {"max_tokens", "options", "extra", "thinking"}
+
+
+def _walk(body: dict, parents: list[str]) -> object:
+    """The dict at `parents` in `body` ({} where absent), or the non-dict value found on the
+    way."""
+    node: object = body
+    for parent in parents:
+        node = node.get(parent, {}) if isinstance(node, dict) else node
+        if not isinstance(node, dict):
+            return node
+    return node

@@ -99,11 +99,15 @@ def apply_generation(
             continue
         field = native if isinstance(native, Field) else Field(native)
         *parents, leaf = field.path.split(".")
-        target = settings
+        target: Any = settings
         for parent in parents:
-            target[parent] = target = dict(target.get(parent) or {})
-        if leaf not in target:
-            target[leaf] = field.convert(value) if field.convert else value
+            held = target.get(parent)
+            if held is not None and not isinstance(held, Mapping):
+                break  # the user set the whole parent to something else: theirs stands
+            target[parent] = target = dict(held or {})
+        else:
+            if leaf not in target:
+                target[leaf] = field.convert(value) if field.convert else value
     return settings
 
 
