@@ -53,10 +53,9 @@ def local_generation(**sampler: Native) -> GenerationMap:
 
 @dataclasses.dataclass
 class LocalPrompt:
-    """One call, ready for a local engine: the rendered prompt and its ids, the engine
-    keywords (generation node applied), the token limit, and how to read the reply."""
+    """One call, ready for a local engine: the rendered prompt's ids, the engine keywords
+    (generation node applied), the token limit, and how to read the reply."""
 
-    text: str
     ids: list[int]
     settings: dict[str, Any]
     max_tokens: int | None
@@ -114,7 +113,6 @@ def local_prompt(
         template_kwargs_for(model, req, source, call_kwargs),
     )
     return LocalPrompt(
-        text=prompt,
         ids=encode_prompt(tokenizer, prompt),
         settings=settings,
         max_tokens=limit,
