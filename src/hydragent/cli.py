@@ -147,6 +147,7 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     from hydragent.config.secrets_guard import mask_text, protect_secret_overrides
 
     started = datetime.now(timezone.utc).replace(microsecond=0)  # summaries' precision
+    given = list(args)  # as typed: the resume command after a stop repeats them
     args, secrets = protect_secret_overrides(args)
     args = prepare_overrides(args)
     missing_plugin = missing_launcher_plugin(args)
@@ -176,8 +177,12 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     sys.argv = [f"hydragent {command}", *args]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, to choose the exit code
     captured = io.StringIO()
+    from hydragent.runner import stop
+
     try:
         with contextlib.ExitStack() as streams:
+            if command == "run":  # SIGINT/SIGTERM: a clean stop (runner/stop.py)
+                streams.enter_context(stop.handling())
             streams.enter_context(contextlib.redirect_stderr(_DropHydraJobBanner(sys.stderr)))
             if shows_config:
                 streams.enter_context(contextlib.redirect_stdout(captured))
@@ -188,6 +193,10 @@ def run_hydra_app(command: str, args: list[str]) -> int:
             app()
     except PreflightFailed as failed:
         return report_error(explain(failed.error, args), user_wants_traceback, secrets)
+    except stop.Interrupted as stopped:
+        return report_stop(stopped, given, started)
+    except KeyboardInterrupt:  # before the handlers were in place, or in `validate`
+        return fail("stopped (SIGINT)", 130)
     except SystemExit as exit_:  # argparse usage errors (2), --help (0), Hydra's own exits
         if isinstance(exit_.code, str):
             return fail(mask_text(exit_.code, secrets), 1)
@@ -205,6 +214,61 @@ def run_hydra_app(command: str, args: list[str]) -> int:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def report_stop(stopped: Any, given: list[str], started: datetime) -> int:
+    """After SIGINT/SIGTERM: every child process gone, then what was done and the exact
+    command that resumes (the same overrides, into the same folder). No traceback."""
+    import shlex
+
+    from hydragent.runner import lock, stop
+    from hydragent.secrets import mask_override
+
+    stop.reap()
+    sweep = bool({"-m", "--multirun"} & set(given))
+    root = lock.run_root() or stopped.output_dir
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    name = stop.signal_name(stopped.signum)
+    if sweep and root is not None:
+        done = _sweep_progress(Path(root), started)
+        fail(f"stopped by {name}: sweep {root}: {done}", stopped.exit_code)
+    elif stopped.summary:
+        counts, resumed = stopped.summary["counts"], stopped.summary.get("resumed", 0)
+        ran = counts["ok"] + counts["error"] - resumed
+        fail(
+            f"stopped by {name}: {counts['ok']} of {counts['total']} samples have results "
+            f"({ran} run now, {counts['error']} errors), {counts['not_run']} not run; "
+            f"{root}/summary.json says interrupted: true",
+            stopped.exit_code,
+        )
+    else:
+        fail(f"stopped by {name} before any sample ran", stopped.exit_code)
+    if root is not None:
+        kept = [mask_override(a) for a in given if not a.startswith((f"{key}=", f"+{key}="))]
+        command = shlex.join(["hydragent", "run", *kept, f"{key}={root}"])
+        masked = " (put back the values shown as ***)" if "***" in command else ""
+        fail(f"to resume: {command}{masked}", stopped.exit_code)
+    return int(stopped.exit_code)
+
+
+def _sweep_progress(root: Path, started: datetime) -> str:
+    """How a stopped sweep's jobs stand, from their summaries written in this command."""
+    import json
+
+    finished = interrupted = 0
+    for path in root.glob("*/summary.json"):
+        try:
+            summary = json.loads(path.read_text())
+            if datetime.fromisoformat(summary["finished_at"]) < started:
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        interrupted += bool(summary.get("interrupted"))
+        finished += not summary.get("interrupted")
+    return (
+        f"{finished} job(s) finished and {interrupted} interrupted in this run (their "
+        "summary.json says interrupted: true); jobs not started have no folder yet"
+    )
 
 
 def is_config_error(error: BaseException) -> bool:

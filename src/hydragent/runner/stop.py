@@ -1,0 +1,151 @@
+"""Stopping cleanly on SIGINT or SIGTERM, in a single run and in sweeps.
+
+One process-wide `requested` event is the only thing a signal handler sets while samples run:
+the sample loop sees it within 50 ms, starts no sample, abandons the ones in flight (they are
+not recorded: a resume runs them again), closes the results file (every line whole) and writes
+summary.json with `interrupted: true`; the runner's request path refuses every new model call
+from then on (`check`). The job then raises `Interrupted`, a BaseException, so Hydra's launchers
+do not catch it as a failed job and start the next one.
+
+Where no sample loop runs in this process (a joblib or submitit sweep's parent, or a job still
+building its model), the handler forwards the signal to every child process and raises
+`Interrupted` at once. The CLI then reaps: every descendant still alive after `GRACE_S` is
+killed, so no worker outlives the command by more than about 2 s, and it prints what was done
+and the command that resumes (exit 130 for SIGINT, 143 for SIGTERM).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+GRACE_S = 1.2  # how long children get to finish their records before they are killed
+requested = threading.Event()
+_state: dict[str, Any] = {"signum": None, "loops": 0, "installed": 0}
+_state_lock = threading.Lock()
+
+
+class Interrupted(BaseException):
+    """The run was stopped by a signal; `summary` and `output_dir` when a job was stopped."""
+
+    def __init__(
+        self, signum: int, summary: dict[str, Any] | None = None, output_dir: Path | None = None
+    ) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.summary = summary
+        self.output_dir = output_dir
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    def __reduce__(self) -> tuple[type, tuple[Any, ...]]:
+        return (type(self), (self.signum, self.summary, self.output_dir))
+
+
+class StopRequested(RuntimeError):
+    """A model call asked for after the stop: it is never sent."""
+
+
+def signum() -> int:
+    return int(_state["signum"] or signal.SIGINT)
+
+
+def check() -> None:
+    """Refuse a new model call once a stop was requested (the runner's request path)."""
+    if requested.is_set():
+        raise StopRequested("the run is stopping: no new model call starts")
+
+
+def _handler(number: int, frame: Any) -> None:
+    _state["signum"] = _state["signum"] or number
+    requested.set()
+    forward(number)
+    if not _state["loops"]:
+        raise Interrupted(number)
+
+
+@contextlib.contextmanager
+def handling() -> Iterator[None]:
+    """Install the handlers for SIGINT and SIGTERM (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if not _state["installed"]:  # a new command (or a new job in a worker): no stop yet
+        requested.clear()
+        _state["signum"] = None
+    previous = {number: signal.getsignal(number) for number in SIGNALS}
+    for number in SIGNALS:
+        signal.signal(number, _handler)
+    _state["installed"] += 1
+    try:
+        yield
+    finally:
+        _state["installed"] -= 1
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def sample_loop() -> Iterator[threading.Event]:
+    """While samples run, a signal only sets `requested` (the loop winds down by itself)."""
+    with _state_lock:
+        _state["loops"] += 1
+    try:
+        yield requested
+    finally:
+        with _state_lock:
+            _state["loops"] -= 1
+
+
+def descendants(root: int | None = None) -> list[int]:
+    """Every live process below `root` (this one by default), read from /proc."""
+    root = os.getpid() if root is None else root
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def forward(number: int) -> None:
+    for pid in descendants():
+        with contextlib.suppress(OSError):
+            os.kill(pid, number)
+
+
+def reap(grace_s: float = GRACE_S) -> None:
+    """Give the children `grace_s` to end, then kill whatever is left of them."""
+    deadline = time.monotonic() + grace_s
+    while descendants() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in descendants():
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 0.5
+    while descendants() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def signal_name(number: int) -> str:
+    return signal.Signals(number).name
