@@ -182,6 +182,7 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     try:
         with contextlib.ExitStack() as streams:
             if command == "run":  # SIGINT/SIGTERM: a clean stop (runner/stop.py)
+                stop.command_started()
                 streams.enter_context(stop.handling())
             streams.enter_context(contextlib.redirect_stderr(_DropHydraJobBanner(sys.stderr)))
             if shows_config:

@@ -179,7 +179,7 @@ def run_all(
     def worker() -> None:
         while True:
             with lock:
-                if stopped.is_set() or todo.empty():
+                if stopped.is_set() or todo.empty() or (stop is not None and stop.is_set()):
                     return
                 sample = todo.get()
                 running[sample.id] = (sample, time.monotonic())
@@ -208,12 +208,15 @@ def run_all(
             outcomes.append(done.get())
         if tick is not None:
             tick()
+        halted = stop is not None and stop.is_set()
         for outcome in outcomes:
+            if halted and outcome.error_type == "RunStoppedError":
+                continue  # cut short by the stop, not a result: it stays unrun
             with lock:
                 was_running = running.pop(outcome.sample.id, None) is not None
             if was_running:
                 finish(outcome)
-        if stop is not None and stop.is_set():
+        if halted:
             with lock:
                 stopped.set()
                 cut = [sample for sample, _ in running.values()]

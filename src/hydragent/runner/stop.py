@@ -8,10 +8,13 @@ from then on (`check`). The job then raises `Interrupted`, a BaseException, so H
 do not catch it as a failed job and start the next one.
 
 Where no sample loop runs in this process (a joblib or submitit sweep's parent, or a job still
-building its model), the handler forwards the signal to every child process and raises
-`Interrupted` at once. The CLI then reaps: every descendant still alive after `GRACE_S` is
-killed, so no worker outlives the command by more than about 2 s, and it prints what was done
-and the command that resumes (exit 130 for SIGINT, 143 for SIGTERM).
+building its model), the handler forwards the signal to every child process, gives them up to
+`GRACE_S` to end, and raises `Interrupted`. A job in a launcher's worker process writes its
+interrupted summary and then ends its process (`in_launcher_worker`), so the parent's wait
+ends as soon as every job has recorded its stop. The CLI then reaps: every descendant still
+alive after `GRACE_S` is killed, so no worker outlives the command by more than about 2 s,
+and it prints what was done and the command that resumes (exit 130 for SIGINT, 143 for
+SIGTERM).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-GRACE_S = 1.2  # how long children get to finish their records before they are killed
+GRACE_S = 1.0  # how long children get to finish their records before they are killed
 requested = threading.Event()
 _state: dict[str, Any] = {"signum": None, "loops": 0, "installed": 0}
 _state_lock = threading.Lock()
@@ -51,7 +54,7 @@ class Interrupted(BaseException):
         return (type(self), (self.signum, self.summary, self.output_dir))
 
 
-class StopRequested(RuntimeError):
+class RunStoppedError(RuntimeError):
     """A model call asked for after the stop: it is never sent."""
 
 
@@ -62,15 +65,42 @@ def signum() -> int:
 def check() -> None:
     """Refuse a new model call once a stop was requested (the runner's request path)."""
     if requested.is_set():
-        raise StopRequested("the run is stopping: no new model call starts")
+        raise RunStoppedError("the run is stopping: no new model call starts")
+
+
+COMMAND_PID = "HYDRAGENT_COMMAND_PID"  # set by the CLI; launcher workers inherit it
+
+
+TRACKER_WARNING = "ignore::UserWarning:multiprocessing.resource_tracker"
+
+
+def command_started() -> None:
+    """Mark this process as the command's own (launcher workers inherit the variable), and
+    keep the resource tracker a launcher starts quiet: after a stop it would print a warning
+    about the semaphores of the workers that were ended."""
+    os.environ[COMMAND_PID] = str(os.getpid())
+    current = os.environ.get("PYTHONWARNINGS", "")
+    if TRACKER_WARNING not in current:
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [current, TRACKER_WARNING]))
+
+
+def in_launcher_worker() -> bool:
+    """True in a process a sweep launcher started for a job (joblib, submitit): the command's
+    own process is another one."""
+    owner = os.environ.get(COMMAND_PID)
+    return owner is not None and owner != str(os.getpid())
 
 
 def _handler(number: int, frame: Any) -> None:
     _state["signum"] = _state["signum"] or number
     requested.set()
     forward(number)
-    if not _state["loops"]:
-        raise Interrupted(number)
+    if _state["loops"]:
+        return  # the sample loop winds down by itself within 50 ms
+    deadline = time.monotonic() + GRACE_S  # a sweep's workers finish their summaries
+    while _workers() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    raise Interrupted(number)
 
 
 @contextlib.contextmanager
@@ -128,8 +158,23 @@ def descendants(root: int | None = None) -> list[int]:
     return found
 
 
-def forward(number: int) -> None:
+def _workers() -> list[int]:
+    """The descendants a stop ends. A multiprocessing/loky resource tracker is left alone:
+    it exits by itself when this process does, and killing it first makes the launcher start
+    a new one that prints tracebacks about resources it never saw."""
+    found = []
     for pid in descendants():
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"resource_tracker" not in command:
+            found.append(pid)
+    return found
+
+
+def forward(number: int) -> None:
+    for pid in _workers():
         with contextlib.suppress(OSError):
             os.kill(pid, number)
 
@@ -137,13 +182,13 @@ def forward(number: int) -> None:
 def reap(grace_s: float = GRACE_S) -> None:
     """Give the children `grace_s` to end, then kill whatever is left of them."""
     deadline = time.monotonic() + grace_s
-    while descendants() and time.monotonic() < deadline:
+    while _workers() and time.monotonic() < deadline:
         time.sleep(0.05)
-    for pid in descendants():
+    for pid in _workers():
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 0.5
-    while descendants() and time.monotonic() < deadline:
+    while _workers() and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
