@@ -174,3 +174,37 @@ def test_a_cached_stream_keeps_the_reasoning(tmp_path: Path) -> None:
     )
     (delta,) = model.generate_stream(QUESTION)
     assert (delta.content, delta.reasoning_content) == ("4", "2 plus 2")
+
+
+def _damaged_cache(tmp_path: Path) -> Path:
+    """A real cache file whose second page was overwritten (a disk or copy gone wrong)."""
+    env = {"HYDRAGENT_CACHE_DIR": str(tmp_path)}
+    first = run_cli("run", "model=scripted", "task=smoke", "cache=on", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "responses.sqlite"
+    data = bytearray(path.read_bytes())
+    data[4096:8192] = b"A" * 4096
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_cache_file_is_named_with_the_fix_by_every_command(tmp_path: Path) -> None:
+    path = _damaged_cache(tmp_path)
+    env = {"HYDRAGENT_CACHE_DIR": str(tmp_path)}
+    for action in ("stats", "clear"):
+        result = run_cli("cache", action, cwd=tmp_path, env=env)
+        assert result.returncode == 1
+        (line,) = result.stderr.strip().splitlines()  # one line, no traceback
+        assert f"cache file {path} cannot be read (database disk image is malformed)" in line
+        assert f"rm {path}" in line and "cache=off" in line
+    run = run_cli("run", "model=scripted", "task=smoke", "cache=on", cwd=tmp_path, env=env)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert f"CacheUnreadable: cache file {path} cannot be read" in run.stdout + run.stderr
+
+
+def test_a_file_that_is_not_a_cache_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "notes.sqlite"
+    path.write_text("my notes, not a database\n")
+    result = run_cli("cache", "stats", str(path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"cache file {path} cannot be read (file is not a database)" in result.stderr

@@ -395,7 +395,10 @@ def cache_command(args: list[str]) -> int:
 
     path = Path(args[1]) if len(args) == 2 else None
     action = cache.cache_stats if args[0] == "stats" else cache.cache_clear
-    print(action(path))
+    try:
+        print(action(path))
+    except cache.CacheUnreadable as error:  # names the file and the fix
+        return fail(str(error), 1)
     return 0
 
 
