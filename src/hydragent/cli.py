@@ -219,57 +219,13 @@ def run_hydra_app(command: str, args: list[str]) -> int:
 
 def report_stop(stopped: Any, given: list[str], started: datetime) -> int:
     """After SIGINT/SIGTERM: every child process gone, then what was done and the exact
-    command that resumes (the same overrides, into the same folder). No traceback."""
-    import shlex
-
-    from hydragent.runner import lock, stop
-    from hydragent.secrets import mask_override
+    command that resumes. No traceback."""
+    from hydragent.runner import stop
 
     stop.reap()
-    sweep = bool({"-m", "--multirun"} & set(given))
-    root = lock.run_root() or stopped.output_dir
-    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
-    name = stop.signal_name(stopped.signum)
-    if sweep and root is not None:
-        done = _sweep_progress(Path(root), started)
-        fail(f"stopped by {name}: sweep {root}: {done}", stopped.exit_code)
-    elif stopped.summary:
-        counts, resumed = stopped.summary["counts"], stopped.summary.get("resumed", 0)
-        ran = counts["ok"] + counts["error"] - resumed
-        fail(
-            f"stopped by {name}: {counts['ok']} of {counts['total']} samples have results "
-            f"({ran} run now, {counts['error']} errors), {counts['not_run']} not run; "
-            f"{root}/summary.json says interrupted: true",
-            stopped.exit_code,
-        )
-    else:
-        fail(f"stopped by {name} before any sample ran", stopped.exit_code)
-    if root is not None:
-        kept = [mask_override(a) for a in given if not a.startswith((f"{key}=", f"+{key}="))]
-        command = shlex.join(["hydragent", "run", *kept, f"{key}={root}"])
-        masked = " (put back the values shown as ***)" if "***" in command else ""
-        fail(f"to resume: {command}{masked}", stopped.exit_code)
+    for line in stop.stop_lines(stopped, given, started):
+        fail(line, stopped.exit_code)
     return int(stopped.exit_code)
-
-
-def _sweep_progress(root: Path, started: datetime) -> str:
-    """How a stopped sweep's jobs stand, from their summaries written in this command."""
-    import json
-
-    finished = interrupted = 0
-    for path in root.glob("*/summary.json"):
-        try:
-            summary = json.loads(path.read_text())
-            if datetime.fromisoformat(summary["finished_at"]) < started:
-                continue
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        interrupted += bool(summary.get("interrupted"))
-        finished += not summary.get("interrupted")
-    return (
-        f"{finished} job(s) finished and {interrupted} interrupted in this run (their "
-        "summary.json says interrupted: true); jobs not started have no folder yet"
-    )
 
 
 def is_config_error(error: BaseException) -> bool:

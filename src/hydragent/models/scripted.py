@@ -86,7 +86,11 @@ class ScriptedModel(Model):
         message = _to_message(response, len(self.calls))
         message.content = trim_at_stop(message.content, req.stop_sequences)
         if req.grammar is not None:
-            _check_grammar(message.content or "", req.grammar)
+            try:
+                _check_grammar(message.content or "", req.grammar)
+            except ValueError as error:
+                error.raw_reply = message.content  # type: ignore[attr-defined]  # the record keeps it
+                raise
         prompt_text = " ".join(content_to_text(m["content"]) for m in req.messages)
         message.token_usage = TokenUsage(
             input_tokens=len(prompt_text.split()),

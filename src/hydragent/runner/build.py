@@ -3,7 +3,8 @@
 `config/assemble.py` hands over the backends as built, unwrapped, with the resolved config;
 everything the runner adds around a call is decided here, from that config:
 
-- the model: stop gate, then the response cache (`cache=on|replay`), then the cap of
+- the model: stop gate, the last reply kept per thread (for an errored sample's record),
+  then the response cache (`cache=on|replay`), then the cap of
   `runner.backend_concurrency` for its backend (a cache hit takes no slot);
 - the judge: stop gate, then a meter (each sample's judge tokens count apart), then the cache.
 
@@ -20,7 +21,7 @@ from typing import Any
 from hydragent.config.paths import default_cache_path
 from hydragent.config.schemas import CacheConfig
 from hydragent.runner.cache import ResponseCache, ResponseStore
-from hydragent.runner.request_path import Cap, Layer, Meter, route, stop_gate
+from hydragent.runner.request_path import Cap, LastReply, Layer, Meter, route, stop_gate
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Routed:
     judge: Any = None
     cache: ResponseCache | None = None
     meter: Meter | None = None
+    replies: LastReply = field(default_factory=LastReply)
     stores: list[ResponseStore] = field(default_factory=list)
 
     def close(self) -> None:
@@ -63,7 +65,7 @@ def _cache(config: dict[str, Any], group: str, model: Any, routed: Routed) -> Re
 def route_parts(model: Any, judge: Any, config: dict[str, Any], backend: str) -> Routed:
     """Put the request paths around the built model and judge (`config`: resolved)."""
     routed = Routed(model=model, judge=judge)
-    layers: list[Layer] = [stop_gate]
+    layers: list[Layer] = [stop_gate, routed.replies]
     routed.cache = _cache(config, "model", model, routed)
     if routed.cache is not None:
         layers.append(routed.cache)

@@ -17,7 +17,7 @@ from hydragent.agents.base import AgentResult
 from hydragent.grammar import Grammar
 from hydragent.messages import TokenUsage
 from hydragent.models.base import Model
-from hydragent.runner.request_path import Meter
+from hydragent.runner.request_path import LastReply, Meter
 from hydragent.scorers.base import Scorer
 from hydragent.secrets import mask_secrets
 from hydragent.tasks.base import Sample
@@ -100,10 +100,15 @@ def work_on(
     scorers: list[Scorer],
     attempts: int,
     judge: Meter | None = None,
+    replies: LastReply | None = None,
 ) -> Outcome:
     """Run the agent (`attempts` times) and score; any failure becomes an error outcome.
-    The tokens `judge` spent grading this sample are kept apart from the agent's."""
+    The tokens `judge` spent grading this sample are kept apart from the agent's; an errored
+    sample keeps the model's raw reply (from its transcript, else the last one `replies` saw
+    on this thread, else the one its error carries)."""
     started = time.perf_counter()
+    if replies is not None:
+        replies.take()  # a reply of this thread's previous sample is not this one's
     outcome = Outcome(sample=sample, started_at=_now())
     error_seen: Exception | None = None
     try:
@@ -138,7 +143,11 @@ def work_on(
         outcome.judge_token_usage = judge.take()
     if outcome.status == "error":
         outcome.scores = {}  # an error is not a score of 0: it is counted apart
-        outcome.raw_reply = _raw_reply(outcome.messages) or getattr(error_seen, "raw_reply", None)
+        outcome.raw_reply = (
+            _raw_reply(outcome.messages)
+            or (replies.take() if replies is not None else None)
+            or getattr(error_seen, "raw_reply", None)
+        )
     outcome.latency_s = time.perf_counter() - started
     outcome.messages = mask_secrets(outcome.messages)
     return outcome

@@ -304,6 +304,7 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                         assembly.scorers,
                         attempts,
                         routed.meter,
+                        routed.replies,
                     ),
                     sink,
                     max_concurrency=max(1, int(runner.get("max_concurrency", 4))),

@@ -10,7 +10,8 @@ the backend's, with no method to forward.
 A layer is `layer(req, send) -> ChatMessage`: it may answer itself (a cache hit), wait (a
 cap), refuse (a stop), or call `send(req)`, the next layer in. The runner's layers:
 `stop_gate` (no call starts once a stop was requested), `ResponseCache` (runner/cache.py),
-`Cap` (runner.backend_concurrency) and, for the judge, `Meter` (its tokens per sample).
+`Cap` (runner.backend_concurrency), `LastReply` (an errored sample keeps the model's raw
+reply) and, for the judge, `Meter` (its tokens per sample).
 """
 
 from __future__ import annotations
@@ -70,6 +71,26 @@ class Meter:
         spent = getattr(self._spent, "usage", TokenUsage())
         self._spent.usage = TokenUsage()
         return spent
+
+
+class LastReply:
+    """Keeps the last reply's text on each thread, so an errored sample's record can show
+    what the model said even when the agent failed before the reply reached its transcript
+    (a tool call that did not parse, an answer that broke the grammar)."""
+
+    def __init__(self) -> None:
+        self._last = threading.local()
+
+    def __call__(self, req: ModelRequest, send: Send) -> ChatMessage:
+        reply = send(req)
+        self._last.text = reply.content if isinstance(reply.content, str) else None
+        return reply
+
+    def take(self) -> str | None:
+        """This thread's last reply text since the last `take`."""
+        text = getattr(self._last, "text", None)
+        self._last.text = None
+        return text
 
 
 def _backend_send(model: Model) -> Send:

@@ -25,6 +25,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,55 @@ def reap(grace_s: float = GRACE_S) -> None:
 
 def signal_name(number: int) -> str:
     return signal.Signals(number).name
+
+
+def stop_lines(stopped: Interrupted, given: list[str], started: datetime) -> list[str]:
+    """The command's last lines after a stop: what was done, then the exact command that
+    resumes (the overrides as typed, secrets masked, into the same run or sweep folder)."""
+    import shlex
+
+    from hydragent.runner import lock
+    from hydragent.secrets import mask_override
+
+    sweep = bool({"-m", "--multirun"} & set(given))
+    root = lock.run_root() or stopped.output_dir
+    key = "hydra.sweep.dir" if sweep else "hydra.run.dir"
+    name = signal_name(stopped.signum)
+    if sweep and root is not None:
+        lines = [f"stopped by {name}: sweep {root}: {_sweep_progress(Path(root), started)}"]
+    elif stopped.summary:
+        counts, resumed = stopped.summary["counts"], stopped.summary.get("resumed", 0)
+        ran = counts["ok"] + counts["error"] - resumed
+        lines = [
+            f"stopped by {name}: {counts['ok']} of {counts['total']} samples have results "
+            f"({ran} run now, {counts['error']} errors), {counts['not_run']} not run; "
+            f"{root}/summary.json says interrupted: true"
+        ]
+    else:
+        lines = [f"stopped by {name} before any sample ran"]
+    if root is not None:
+        kept = [mask_override(a) for a in given if not a.startswith((f"{key}=", f"+{key}="))]
+        command = shlex.join(["hydragent", "run", *kept, f"{key}={root}"])
+        masked = " (put back the values shown as ***)" if "***" in command else ""
+        lines.append(f"to resume: {command}{masked}")
+    return lines
+
+
+def _sweep_progress(root: Path, started: datetime) -> str:
+    """How a stopped sweep's jobs stand, from their summaries written in this command."""
+    import json
+
+    finished = interrupted = 0
+    for path in root.glob("*/summary.json"):
+        try:
+            summary = json.loads(path.read_text())
+            if datetime.fromisoformat(summary["finished_at"]) < started:
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        interrupted += bool(summary.get("interrupted"))
+        finished += not summary.get("interrupted")
+    return (
+        f"{finished} job(s) finished and {interrupted} interrupted in this run (their "
+        "summary.json says interrupted: true); jobs not started have no folder yet"
+    )
