@@ -75,8 +75,9 @@ RECORD_FIELDS: tuple[str, ...] = tuple(SampleRecord.__annotations__)
 
 
 def clean(value: Any, flags: dict[str, list[str]] | None = None, where: str = "") -> Any:
-    """`value` with every non-finite float as None and every lone surrogate as U+FFFD; each
-    change is noted in `flags` under its path (`answer`, `scores.exact`, `messages[2].content`)."""
+    """`value` with every non-finite float as None and every surrogate code point as U+FFFD
+    (a pair held as two code points too: UTF-8 cannot carry either), any other object as its
+    `str`; each change is noted in `flags` under its path (`answer`, `messages[2].content`)."""
     if isinstance(value, float):
         if math.isfinite(value):
             return value
@@ -96,7 +97,9 @@ def clean(value: Any, flags: dict[str, list[str]] | None = None, where: str = ""
         }
     if isinstance(value, list | tuple):
         return [clean(v, flags, f"{where}[{i}]") for i, v in enumerate(value)]
-    return value
+    if value is None or isinstance(value, bool | int):
+        return value
+    return clean(str(value), flags, where)  # what JSON does not know is written as its text
 
 
 def _needs_cleaning(text: str | None) -> bool:
@@ -112,14 +115,20 @@ def _strict(value: Any, **options: Any) -> str | None:
         return None
 
 
+def _cleaned_text(
+    value: Any, flags: dict[str, list[str]] | None, **options: Any
+) -> tuple[Any, str]:
+    """`value` cleaned (see `clean`) and its JSON text, which then needs nothing more."""
+    cleaned = clean(value, flags)
+    return cleaned, json.dumps(cleaned, allow_nan=False, **options)
+
+
 def dumps(value: Any, **options: Any) -> str:
     """The JSON text of `value` that any strict parser reads back: cleaned (see the module
     docstring), objects JSON does not know as their `str`, NaN refused as a last guard."""
     text = _strict(value, **options)
     if _needs_cleaning(text):
-        text = json.dumps(
-            clean(json.loads(json.dumps(value, default=str))), allow_nan=False, **options
-        )
+        text = _cleaned_text(value, None, **options)[1]
     return str(text)
 
 
@@ -130,9 +139,8 @@ def encode_record(record: dict[str, Any]) -> tuple[dict[str, Any], str]:
     if not _needs_cleaning(text):
         return record, str(text)
     flags: dict[str, list[str]] = {}
-    plain = json.loads(json.dumps(record, default=str))
-    out = clean({k: v for k, v in plain.items() if k != "flags"}, flags)
-    for kind, paths in (plain.get("flags") or {}).items():
+    out, _ = _cleaned_text({k: v for k, v in record.items() if k != "flags"}, flags)
+    for kind, paths in (record.get("flags") or {}).items():
         flags[kind] = list(dict.fromkeys([*paths, *flags.get(kind, [])]))
     if flags:
         out["flags"] = flags
