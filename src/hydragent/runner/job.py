@@ -265,6 +265,7 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         log.warning("%s", line)
     routed = route_parts(model, assembly.judge, resolved, assembly.backend)
     judge, cache = routed.judge, routed.cache
+    recording = stop.Recording()  # till the summary is written, a signal only asks
     try:
         index = {s.id: i for i, s in enumerate(samples)}
         hashes = {s.id: sample_hash(s.as_dict()) for s in samples}
@@ -293,7 +294,7 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         )
         attempts = int(runner.get("attempts", 1) or 1)
         try:
-            with logging_setup.lines_off_the_bar(), stop.sample_loop() as stopping:
+            with logging_setup.lines_off_the_bar():
                 not_run = run_all(
                     todo,
                     lambda s: work_on(
@@ -311,7 +312,7 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                     sample_timeout_s=runner.get("sample_timeout_s"),
                     timeout_s=runner.get("timeout_s"),
                     tick=sink.tick,
-                    stop=stopping,
+                    stop=stop.requested,
                 )
         finally:
             sink.close()
@@ -341,6 +342,7 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         summary["failed"] = _failed_share(summary["counts"]) > max_error_rate and not interrupted
         summary = redact(mask_secrets(summary), secrets)
         write_json_atomic(output_dir / SUMMARY_FILE, summary)
+        recording.close()
         print(results_table(summary))
         print(f"Run folder: {output_dir.resolve()}")
         if interrupted:
@@ -357,6 +359,7 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         _check_failures(summary, output_dir)
         return summary
     finally:
+        recording.close()
         model.cleanup()
         if judge is not None:
             judge.cleanup()

@@ -125,16 +125,21 @@ def handling() -> Iterator[None]:
             signal.signal(number, handler)
 
 
-@contextlib.contextmanager
-def sample_loop() -> Iterator[threading.Event]:
-    """While samples run, a signal only sets `requested` (the loop winds down by itself)."""
-    with _state_lock:
-        _state["loops"] += 1
-    try:
-        yield requested
-    finally:
+class Recording:
+    """While a job runs samples and writes their summary, a signal only sets `requested`
+    (the loop winds down by itself, and the summary is written whole); `close` is idempotent,
+    so the job can end it once its summary is on disk and again in its cleanup."""
+
+    def __init__(self) -> None:
+        self.open = True
         with _state_lock:
-            _state["loops"] -= 1
+            _state["loops"] += 1
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            with _state_lock:
+                _state["loops"] -= 1
 
 
 def descendants(root: int | None = None) -> list[int]:
