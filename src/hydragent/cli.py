@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 USAGE = """\
 usage: hydragent COMMAND [ARGS]
@@ -217,15 +217,25 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     return 0
 
 
-def report_stop(stopped: Any, given: list[str], started: datetime) -> int:
+def report_stop(stopped: Any, given: list[str], started: datetime) -> NoReturn:
     """After SIGINT/SIGTERM: every child process gone, then what was done and the exact
     command that resumes. No traceback."""
+    import logging
+
     from hydragent.runner import stop
 
     stop.reap()
     for line in stop.stop_lines(stopped, given, started):
         fail(line, stopped.exit_code)
-    return int(stopped.exit_code)
+    if {"-m", "--multirun"} & set(given):  # a launcher cleans up its pools at exit
+        sys.exit(int(stopped.exit_code))
+    # A single run exits now: an abandoned sample's thread (a local engine mid-generation,
+    # whose executor the interpreter would join at exit) must not hold the stop for
+    # seconds. Every record and the summary are on disk; the logs are flushed here.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(int(stopped.exit_code))
 
 
 def is_config_error(error: BaseException) -> bool:
