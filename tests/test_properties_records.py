@@ -185,6 +185,9 @@ def test_an_off_grammar_reply_is_kept_in_the_errored_record(tmp_path: Path) -> N
     failed = [r for r in records if r["status"] == "error"]
     assert len(failed) == 3 and {r["raw_reply"] for r in failed} == {"not json at all"}
     assert all(r["raw_reply"] is None for r in records if r["status"] == "ok")
+    _, transcripts = view_data(load_jobs(tmp_path / "run"), tmp_path / "run")
+    shown = strict_loads(transcripts[0])  # what the viewer's sample page reads
+    assert {shown[r["id"]]["raw_reply"] for r in failed} == {"not json at all"}
 
 
 def test_a_lone_surrogate_in_an_answer_survives_run_report_and_view(tmp_path: Path) -> None:
