@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -140,8 +141,9 @@ def current_results(
 
 
 def move_garbled_aside(path: Path, found: Scan) -> Path | None:
-    """Move the lines that are not records into samples.garbled.jsonl, one JSON line each
-    with its byte offset in the file as it was and its exact text, so nothing is lost and
+    """Move the lines that are not records into samples.garbled.jsonl, one strict JSON line
+    each with its byte offset in the file as it was and its text (bytes that are not UTF-8:
+    the text with U+FFFD, and the exact bytes in `line_base64`), so nothing is lost and
     the results file stays readable by any JSON-lines reader. The side file is synced
     before the results file is replaced (atomically, with its good lines byte for byte), so
     a kill at any moment leaves every line in one file or the other."""
@@ -151,9 +153,13 @@ def move_garbled_aside(path: Path, found: Scan) -> Path | None:
     moved_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with side.open("a", encoding="utf-8") as handle:
         for offset, line in found.garbled:
-            text = line.decode("utf-8", "surrogateescape")
-            entry = {"file": path.name, "offset": offset, "line": text, "moved_at": moved_at}
-            handle.write(json.dumps(entry) + "\n")
+            entry = {"file": path.name, "offset": offset, "moved_at": moved_at}
+            try:
+                entry["line"] = line.decode("utf-8")
+            except UnicodeDecodeError:  # the text readable, the exact bytes kept beside it
+                entry["line"] = line.decode("utf-8", "replace")
+                entry["line_base64"] = base64.b64encode(line).decode("ascii")
+            handle.write(dumps(entry) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
     bad = {offset for offset, _ in found.garbled}
