@@ -1,9 +1,10 @@
 """The response cache (`cache=on|off|replay`): a sqlite file shared by every job.
 
-It wraps a model's `request`, so every agent benefits. The key covers what decides a reply:
+It is a layer of the model's request path (runner/request_path.py), so every agent benefits.
+The key covers what decides a reply:
 the resolved model config without secrets and the normalised request (prepared messages, stop
 sequences, generation settings, tools and grammar). `replay` never calls the model, so an
-offline rerun is reproducible.
+offline rerun is reproducible. A damaged file is named with its fix (`CacheUnreadable`).
 """
 
 from __future__ import annotations

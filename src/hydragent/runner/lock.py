@@ -136,3 +136,15 @@ class RunLock(Callback):
 
     def on_job_end(self, config: Any, **kwargs: Any) -> None:
         release(str(config.hydra.runtime.output_dir))
+
+    def on_run_end(self, config: Any, **kwargs: Any) -> None:
+        _give_back(str(config.hydra.run.dir))
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        _give_back(str(config.hydra.sweep.dir))
+
+
+def _give_back(folder: str) -> None:
+    """The command's hold ends with it (an app run twice in one process, as tests do)."""
+    release(folder)
+    _root.clear()
