@@ -197,3 +197,19 @@ def test_kill_term_stops_every_job_of_a_sweep_and_its_workers(
     assert said.startswith(f"hydragent: stopped by SIGTERM: sweep {sweep_dir}")
     assert resume_line.endswith(f"hydra.sweep.dir={sweep_dir}")
     assert " run -m " in resume_line
+
+
+def test_once_a_stop_is_requested_no_model_call_starts() -> None:
+    from hydragent.models.scripted import ScriptedModel
+    from hydragent.runner import stop
+    from hydragent.runner.request_path import route, stop_gate
+
+    model = route(ScriptedModel(responses=["hi"]), [stop_gate])
+    assert model.generate([{"role": "user", "content": "a"}]).content == "hi"
+    stop.requested.set()
+    try:
+        with pytest.raises(stop.RunStoppedError, match="no new model call starts"):
+            model.generate([{"role": "user", "content": "b"}])
+    finally:
+        stop.requested.clear()
+    assert len(model.calls) == 1  # the refused call never reached the backend
