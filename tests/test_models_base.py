@@ -473,14 +473,13 @@ def test_generate_builds_one_normalised_request_for_the_backend() -> None:
     assert model.settings(req) == {"top_p": 0.5, "temperature": 0.1}
 
 
-def test_the_runners_wrappers_act_on_the_request_cap_cache_and_meter(tmp_path: Any) -> None:
-    from hydragent.runner.build import CappedModel
-    from hydragent.runner.cache import CachedModel, ResponseStore
-    from hydragent.runner.wrappers import UsageMeter
+def test_the_runners_layers_act_on_the_request_cap_cache_and_meter(tmp_path: Any) -> None:
+    from hydragent.runner.cache import ResponseCache, ResponseStore
+    from hydragent.runner.request_path import Cap, Meter, route
 
     inner = EchoModel()
     store = ResponseStore(tmp_path / "cache.sqlite")
-    model = UsageMeter(CachedModel(CappedModel(inner, 1), store, "on", {"model": "echo"}))
+    model = route(inner, [Meter(), ResponseCache(store, "on", {"model": "echo"}), Cap(1)])
     questions = [[{"role": "user", "content": f"q{i}"}] for i in range(4)]
     threads = [threading.Thread(target=model.generate, args=(q,)) for q in questions]
     for thread in threads:
@@ -490,13 +489,13 @@ def test_the_runners_wrappers_act_on_the_request_cap_cache_and_meter(tmp_path: A
     assert inner.most_busy == 1  # the cap holds under the cache
     assert model.generate(questions[0]).content in {"1", "2", "3", "4"}
     assert len(inner.requests) == 4  # the fifth call was a cache hit
-    assert model.capabilities == inner.capabilities
+    assert model is inner  # the same object: nothing to forward
     store.close()
 
 
-def test_a_subclass_that_customises_generate_is_called_through_it_by_wrappers() -> None:
+def test_a_subclass_that_customises_generate_is_called_through_it_by_the_request_path() -> None:
     from hydragent.models.scripted import ScriptedModel
-    from hydragent.runner.build import CappedModel
+    from hydragent.runner.request_path import Cap, route
 
     class Logged(ScriptedModel):
         seen: list[Any] = []
@@ -505,7 +504,7 @@ def test_a_subclass_that_customises_generate_is_called_through_it_by_wrappers() 
             Logged.seen.append(messages)
             return super().generate(messages, *args, **kwargs)
 
-    wrapped = CappedModel(Logged(responses=["ok"]), 1)
+    wrapped = route(Logged(responses=["ok"]), [Cap(1)])
     assert wrapped.generate([{"role": "user", "content": "hi"}]).content == "ok"
     assert len(Logged.seen) == 1
 

@@ -89,7 +89,11 @@ class ScriptedModel(Model):
         message = _to_message(response, len(self.calls))
         message.content = trim_at_stop(message.content, req.stop_sequences)
         if req.grammar is not None:
-            _check_grammar(message.content or "", req.grammar)
+            try:
+                _check_grammar(message.content or "", req.grammar)
+            except ValueError as error:
+                error.raw_reply = message.content  # type: ignore[attr-defined]  # the record keeps it
+                raise
         prompt_text = " ".join(content_to_text(m["content"]) for m in req.messages)
         message.token_usage = TokenUsage(
             input_tokens=len(prompt_text.split()),
@@ -149,25 +153,15 @@ class ScriptedModel(Model):
 
 
 def _read_responses(path: Path) -> list[Response]:
+    """A JSON list, or one response per line (the shared reader, hydragent.textfile, names
+    the file and line of anything it cannot read)."""
+    from hydragent.textfile import first_char, json_document, json_lines
+
     if not path.is_file():
         raise ValueError(f"responses_file not found: {path}")
-    text = path.read_text()
-    if text.lstrip().startswith("["):
-        try:
-            return list(json.loads(text))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-    responses = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                responses.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"{path}:{number}: not a JSON line ({error.msg}); each line holds one "
-                    "response: a JSON string or an object with content and tool_calls"
-                ) from None
-    return responses
+    if first_char(path) == "[":
+        return list(json_document(path))
+    return [value for _, value in json_lines(path, one="response (a JSON string or object)")]
 
 
 def _to_message(response: Response, call_number: int) -> ChatMessage:
