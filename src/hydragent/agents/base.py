@@ -1,11 +1,14 @@
-"""The agent contract the runner relies on: `run(task, model) -> AgentResult`."""
+"""The agent contract the runner relies on: `run(task, model) -> AgentResult`, and its
+async twin `arun`, both driven from one `steps` generator (agents/steps.py)."""
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import asyncio
+from abc import ABC
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hydragent.agents.steps import Steps, adrive, drive
 from hydragent.grammar import Grammar
 from hydragent.messages import ChatMessage, TokenUsage
 from hydragent.models.base import Model
@@ -26,10 +29,23 @@ class AgentResult:
 
 
 class Agent(ABC):
-    """Works on one task with one model. Instances are shared across the runner's threads,
-    so per-sample state lives in locals of `run`, never on `self`."""
+    """Works on one task with one model. Instances are shared across samples in flight,
+    so per-sample state lives in locals of `steps` (or `run`), never on `self`.
 
-    @abstractmethod
+    An agent implements `steps` once; `run` drives it on this thread and `arun` on the
+    runner's event loop. A subclass of a user's that implements only `run` still works: the
+    runner calls it in its thread pool."""
+
+    def steps(
+        self,
+        task: str,
+        model: Model,
+        grammar: Grammar | None = None,
+        sample: dict[str, Any] | None = None,
+    ) -> Steps[AgentResult]:
+        """The agent's loop: yields model calls and blocking work, returns the result."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither steps nor run")
+
     def run(
         self,
         task: str,
@@ -38,6 +54,19 @@ class Agent(ABC):
         sample: dict[str, Any] | None = None,
     ) -> AgentResult:
         """Work on `task` (the sample's input) and return the answer with its transcript."""
+        return drive(self.steps(task, model, grammar, sample), model)
+
+    async def arun(
+        self,
+        task: str,
+        model: Model,
+        grammar: Grammar | None = None,
+        sample: dict[str, Any] | None = None,
+    ) -> AgentResult:
+        """`run` on the event loop: the agent's own steps, or its `run` in the thread pool."""
+        if type(self).steps is Agent.steps:
+            return await asyncio.to_thread(self.run, task, model, grammar, sample)
+        return await adrive(self.steps(task, model, grammar, sample), model)
 
 
 def record(message: ChatMessage) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from hydragent.agents.base import Agent, AgentResult, failed
 from hydragent.agents.memory import fill, load_prompt, reply_entry
+from hydragent.agents.steps import Blocking, Generate, Steps
 from hydragent.agents.tool_calling import _as_text, describe_tools
 from hydragent.grammar import Grammar
 from hydragent.messages import TokenUsage, content_to_text
@@ -83,13 +84,13 @@ class CodeAgent(Agent):
         self.max_observation_chars = max_observation_chars
         self.generate_kwargs = generate_kwargs
 
-    def run(
+    def steps(
         self,
         task: str,
         model: Model,
         grammar: Grammar | None = None,
         sample: dict[str, Any] | None = None,
-    ) -> AgentResult:
+    ) -> Steps[AgentResult]:
         structured = grammar is not None and grammar.active
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": self.prompts[structured]},
@@ -105,7 +106,7 @@ class CodeAgent(Agent):
         with PythonSession(tools=tools, sandbox=self.sandbox, **self.session_options) as session:
             for step in range(1, self.max_steps + 1):
                 try:
-                    reply = model.generate(messages, **call_options, **self.generate_kwargs)
+                    reply = yield Generate(messages, {**call_options, **self.generate_kwargs})
                 except Exception as error:  # a backend failure ends the sample
                     return failed(messages, usage, step, error)
                 usage = usage + reply.token_usage
@@ -119,7 +120,7 @@ class CodeAgent(Agent):
                 except ValueError as error:
                     messages.append(_observation(f"Error: {error}", step, str(error)))
                     continue
-                result = session.run(code)
+                result = yield Blocking(session.run, (code,))
                 entry["code"] = code
                 if result.is_final_answer:
                     return AgentResult(
@@ -134,7 +135,7 @@ class CodeAgent(Agent):
         step = self.max_steps + 1
         messages.append({"role": "user", "content": self.final_answer_prompt, "step": step})
         try:
-            reply = model.generate(messages, **self.generate_kwargs)
+            reply = yield Generate(messages, dict(self.generate_kwargs))
         except Exception as error:
             return failed(messages, usage, step, error)
         messages.append(reply_entry(reply, step))

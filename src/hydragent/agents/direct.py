@@ -8,6 +8,7 @@ from typing import Any
 
 from hydragent.agents.base import Agent, AgentResult, failed, record
 from hydragent.agents.memory import load_prompt
+from hydragent.agents.steps import Generate, Steps
 from hydragent.grammar import Grammar
 from hydragent.messages import TokenUsage, content_to_text
 from hydragent.models.base import Model
@@ -46,13 +47,13 @@ class DirectAgent(Agent):
                 f"sample fields: {', '.join(fields)}"
             ) from None
 
-    def run(
+    def steps(
         self,
         task: str,
         model: Model,
         grammar: Grammar | None = None,
         sample: dict[str, Any] | None = None,
-    ) -> AgentResult:
+    ) -> Steps[AgentResult]:
         messages: list[dict[str, Any]] = []
         if self.system_prompt:
             messages.append({"role": "system", "content": self.system_prompt})
@@ -61,7 +62,7 @@ class DirectAgent(Agent):
             messages.append({"role": "assistant", "content": str(example["output"])})
         messages.append({"role": "user", "content": self.render({**(sample or {}), "input": task})})
         try:
-            reply = model.generate(messages, grammar=grammar, **self.generate_kwargs)
+            reply = yield Generate(messages, {"grammar": grammar, **self.generate_kwargs})
         except Exception as error:  # the sample fails, its prompt stays in the transcript
             return failed(messages, TokenUsage(), 1, error)
         text = content_to_text(reply.content)

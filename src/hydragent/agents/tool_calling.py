@@ -8,6 +8,7 @@ from typing import Any
 
 from hydragent.agents.base import Agent, AgentResult, failed
 from hydragent.agents.memory import fill, load_prompt, reply_entry
+from hydragent.agents.steps import Blocking, Generate, Steps
 from hydragent.grammar import Grammar
 from hydragent.messages import ChatMessageToolCall, TokenUsage, content_to_text
 from hydragent.models.base import Model
@@ -42,13 +43,13 @@ class ToolCallingAgent(Agent):
         self.max_parallel_tools = max_parallel_tools
         self.generate_kwargs = generate_kwargs
 
-    def run(
+    def steps(
         self,
         task: str,
         model: Model,
         grammar: Grammar | None = None,
         sample: dict[str, Any] | None = None,
-    ) -> AgentResult:
+    ) -> Steps[AgentResult]:
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": self.system_prompt},
             {"role": "user", "content": task},
@@ -58,7 +59,9 @@ class ToolCallingAgent(Agent):
         tools = list(offered.values())
         for step in range(1, self.max_steps + 1):
             try:
-                reply = model.generate(messages, tools_to_call_from=tools, **self.generate_kwargs)
+                reply = yield Generate(
+                    messages, {"tools_to_call_from": tools, **self.generate_kwargs}
+                )
             except Exception as error:  # a backend failure ends the sample, with its cause
                 return failed(messages, usage, step, error)
             usage = usage + reply.token_usage
@@ -82,7 +85,7 @@ class ToolCallingAgent(Agent):
             listing = json.dumps([c.dict() for c in calls], default=str)
             entry["content"] = (text + "\n" if text else "") + "Calling tools:\n" + listing
             messages.append(entry)
-            outcomes = self._run_calls(calls, offered)
+            outcomes = yield Blocking(self._run_calls, (calls, offered))
             for call, (value, error) in zip(calls, outcomes, strict=True):
                 if call.function.name == "final_answer" and error is None:
                     return AgentResult(
@@ -103,7 +106,7 @@ class ToolCallingAgent(Agent):
                         **({"error": error} if error else {}),
                     }
                 )
-        return self._final_answer(messages, model, usage, grammar)
+        return (yield from self._final_answer(messages, usage, grammar))
 
     def _tools_for(self, grammar: Grammar | None) -> dict[str, Tool]:
         """The tools offered at each step. The task's grammar describes the final answer, not
@@ -124,14 +127,13 @@ class ToolCallingAgent(Agent):
     def _final_answer(
         self,
         messages: list[dict[str, Any]],
-        model: Model,
         usage: TokenUsage,
         grammar: Grammar | None,
-    ) -> AgentResult:
+    ) -> Steps[AgentResult]:
         step = self.max_steps + 1
         messages.append({"role": "user", "content": self.final_answer_prompt, "step": step})
         try:
-            reply = model.generate(messages, grammar=grammar, **self.generate_kwargs)
+            reply = yield Generate(messages, {"grammar": grammar, **self.generate_kwargs})
         except Exception as error:
             return failed(messages, usage, step, error)
         messages.append(reply_entry(reply, step))
