@@ -4,7 +4,6 @@ async twin `arun`, both driven from one `steps` generator (agents/steps.py)."""
 from __future__ import annotations
 
 import asyncio
-from abc import ABC
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,7 +27,7 @@ class AgentResult:
     deployment: str | None = None
 
 
-class Agent(ABC):
+class Agent:
     """Works on one task with one model. Instances are shared across samples in flight,
     so per-sample state lives in locals of `steps` (or `run`), never on `self`.
 
@@ -65,7 +64,7 @@ class Agent(ABC):
     ) -> AgentResult:
         """`run` on the event loop: the agent's own steps, or its `run` in the thread pool."""
         if type(self).steps is Agent.steps:
-            return await asyncio.to_thread(self.run, task, model, grammar, sample)
+            return await asyncio.to_thread(self.run, task, model, grammar=grammar, sample=sample)
         return await adrive(self.steps(task, model, grammar, sample), model)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 R = TypeVar("R")
 
@@ -34,7 +34,7 @@ class Blocking:
     args: tuple[Any, ...] = ()
 
 
-Effect = Union[Generate, Blocking]
+Effect = Generate | Blocking
 Steps = Generator[Effect, Any, R]
 
 

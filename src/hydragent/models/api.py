@@ -6,11 +6,17 @@ Its own module, beside the contract (base.py), so that each stays one layer.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from hydragent.models.base import Model, in_dry_build
-from hydragent.models.retry import RateLimiter, RetryPolicy, call_with_retries, retry_policy
+from hydragent.models.retry import (
+    RateLimiter,
+    RetryPolicy,
+    acall_with_retries,
+    call_with_retries,
+    retry_policy,
+)
 
 T = TypeVar("T")
 
@@ -87,6 +93,18 @@ class ApiModel(Model):
             return fn(*args, **kwargs)
 
         return self.retryer(attempt)
+
+    async def acall_api(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """`call_api` for a coroutine function: the same rate limit and retry policy, waiting
+        on the event loop."""
+
+        async def attempt() -> T:
+            await self.rate_limiter.athrottle()
+            return await fn(*args, **kwargs)
+
+        if self.retry is None:
+            return await attempt()
+        return await acall_with_retries(attempt, self.retry, describe=f"{type(self).__name__} call")
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()

@@ -199,6 +199,32 @@ class Model(SmolagentsCompat):
     def __call__(self, *args: Any, **kwargs: Any) -> ChatMessage:
         return self.generate(*args, **kwargs)
 
+    async def agenerate(
+        self,
+        messages: list[Any],
+        stop_sequences: list[str] | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools_to_call_from: list[Any] | None = None,
+        grammar: Grammar | dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> ChatMessage:
+        """`generate` for the runner's event loop (agents/steps.py). A subclass that
+        customised `generate` and is not routed (runner/request_path.py) has its own
+        `generate` called in the thread pool; any other model builds the request and awaits
+        `arequest`."""
+        if overrides_generate(type(self)) and "arequest" not in vars(self):
+            import asyncio
+
+            call = dict(kwargs, stop_sequences=stop_sequences, response_format=response_format)
+            call.update(tools_to_call_from=tools_to_call_from)
+            if grammar is not None:
+                call["grammar"] = grammar
+            return await asyncio.to_thread(self.generate, messages, **call)
+        request = Model.build_request(
+            self, messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
+        )
+        return await self.arequest(request)
+
     # What a backend implements.
     def request(self, req: ModelRequest) -> ChatMessage:
         """Send one normalised request; each backend implements it.
@@ -211,6 +237,14 @@ class Model(SmolagentsCompat):
         raise NotImplementedError(
             f"{type(self).__name__} does not implement request(req) (nor generate)"
         )
+
+    async def arequest(self, req: ModelRequest) -> ChatMessage:
+        """Send one request from the event loop. A backend with an async client implements
+        it (chat_completions.py); any other model, a local engine or a user's subclass with
+        only a sync `generate`, runs its sync request in the runner's thread pool."""
+        import asyncio
+
+        return await asyncio.to_thread(send_request, self, req)
 
     def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
         """Stream one normalised request; backends that stream implement it. Any other model

@@ -5,6 +5,7 @@ the generation mapping they share. The wire format itself is wire/openai.py.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Generator
 from typing import Any, ClassVar
@@ -14,6 +15,7 @@ from hydragent.grammar import Grammar
 from hydragent.messages import ChatMessage, ChatMessageStreamDelta
 from hydragent.models.api import ApiModel
 from hydragent.models.base import TOOL_ROLE_CONVERSIONS, ModelRequest
+from hydragent.models.errors import MalformedResponseError
 from hydragent.models.spec import GenerationMap, apply_generation
 from hydragent.models.wire.openai import (
     chat_message_from_completion,
@@ -73,6 +75,13 @@ class ChatCompletionsModel(ApiModel):
         """Send one chat-completions body (streaming when `body["stream"]` is set)."""
         raise NotImplementedError(f"{type(self).__name__} must implement send")
 
+    async def asend(self, body: dict[str, Any]) -> Any:
+        """`send` from the event loop. Backends with an async client override it; the others
+        send in the runner's thread pool."""
+        import asyncio
+
+        return await asyncio.to_thread(self.send, body)
+
     def request_model_id(self) -> str | None:
         return self.model_id
 
@@ -122,6 +131,16 @@ class ChatCompletionsModel(ApiModel):
         message.metadata.update(self.response_metadata(response))
         return message
 
+    async def arequest(self, req: ModelRequest) -> ChatMessage:
+        """`request` on the event loop: the same body, retries and reply, sent by `asend`."""
+        body = self.wire_request(req)
+        response = await self.acall_api(_aparse_guard, self.asend, body)
+        message = chat_message_from_completion(
+            response, None if "stop" in body else req.stop_sequences
+        )
+        message.metadata.update(self.response_metadata(response))
+        return message
+
     def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta]:
         """Streams deltas, then the usage; only opening the stream is retried, not its body.
         The stream opens on the first `next()`, as a generator should."""
@@ -129,3 +148,13 @@ class ChatCompletionsModel(ApiModel):
         trim = None if "stop" in body else req.stop_sequences
         body.update(stream=True, stream_options={"include_usage": True})
         yield from stream_deltas_from_chunks(self.call_api(self.send, body), trim)
+
+
+async def _aparse_guard(fn: Any, *args: Any) -> Any:
+    """`parse_guard` for a coroutine function."""
+    try:
+        return await fn(*args)
+    except json.JSONDecodeError as error:
+        raise MalformedResponseError(
+            f"the server's response body is not valid JSON ({error.msg} at char {error.pos})"
+        ) from error

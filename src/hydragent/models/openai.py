@@ -96,18 +96,21 @@ class OpenAIServerModel(ChatCompletionsModel):
             )
         return problems
 
+    def client_settings(self) -> dict[str, Any]:
+        """The SDK client's constructor arguments (the sync and the async client alike)."""
+        return {
+            "base_url": self.api_base,
+            "api_key": self.resolved_api_key(),
+            "organization": self.organization,
+            "project": self.project,
+            "max_retries": 0,
+            **self.client_kwargs,
+        }
+
     def create_client(self) -> Any:
-        openai = self._openai_module()
-        return openai.OpenAI(
-            **{
-                "base_url": self.api_base,
-                "api_key": self.resolved_api_key(),
-                "organization": self.organization,
-                "project": self.project,
-                "max_retries": 0,
-                **self.client_kwargs,
-            }
-        )
+        client = self._openai_module().OpenAI(**self.client_settings())
+        self._built_client = client
+        return client
 
     def grammar_request(self, grammar: Grammar) -> dict[str, Any]:
         """The body fields that enforce `grammar` on this server.
@@ -138,6 +141,35 @@ class OpenAIServerModel(ChatCompletionsModel):
         }
         reply = client.post("/chat/completions", body=body, options=options, cast_to=str)
         return json.loads(reply)
+
+    async def asend(self, body: dict[str, Any]) -> Any:
+        """`send` on the event loop through the SDK's AsyncOpenAI, built with the same
+        settings as the sync client (auth, headers, timeouts and error types kept, so retries
+        and error records read alike). A client the model did not build itself (a mock, a
+        user's) is called as given, in the thread pool; so are streams."""
+        if body.get("stream") or self._client is not getattr(self, "_built_client", None):
+            return await super().asend(body)
+        body = dict(body)
+        options = {
+            option: body.pop(argument)
+            for argument, option in _REQUEST_OPTIONS.items()
+            if argument in body
+        }
+        client = self._async_client()
+        reply = await client.post("/chat/completions", body=body, options=options, cast_to=str)
+        return json.loads(reply)
+
+    def _async_client(self) -> Any:
+        """The AsyncOpenAI client of the running event loop: its connections belong to the
+        loop, so a later loop (a second job in this process) gets its own."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        held = getattr(self, "_async", None)
+        if held is None or held[0] is not loop:
+            held = (loop, self._openai_module().AsyncOpenAI(**self.client_settings()))
+            self._async = held
+        return held[1]
 
 
 OpenAIModel = OpenAIServerModel

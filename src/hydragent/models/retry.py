@@ -10,7 +10,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -114,24 +114,32 @@ class RateLimiter:
         self._lock = threading.Lock()
 
     def throttle(self) -> None:
+        wait = self._reserve()
+        if wait > 0:
+            time.sleep(wait)
+
+    async def athrottle(self) -> None:
+        """`throttle` on the event loop: the wait sleeps the task, not the loop."""
+        wait = self._reserve()
+        if wait > 0:
+            import asyncio
+
+            await asyncio.sleep(wait)
+
+    def _reserve(self) -> float:
+        """Take the next start slot; how long to wait for it."""
         if not self.interval:
-            return
+            return 0.0
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next)
             self._next = start + self.interval
-        if start > now:
-            time.sleep(start - now)
+        return start - now
 
 
-def call_with_retries(
-    fn: Callable[[], T],
-    policy: RetryPolicy,
-    describe: str = "request",
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """Run `fn`, retrying transient failures per `policy`; each retry is logged with its cause."""
-    from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+def _retry_settings(policy: RetryPolicy, describe: str) -> dict[str, Any]:
+    """The tenacity settings of `policy`, shared by the sync and the async retry loops."""
+    from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
 
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -154,15 +162,35 @@ def call_with_retries(
             describe_error(error) if error else "unknown error",
         )
 
-    retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts),
-        wait=wait,
-        retry=retry_if_exception(is_retryable),
-        before_sleep=log_retry,
-        sleep=sleep,
-        reraise=True,
-    )
-    return retrying(fn)
+    return {
+        "stop": stop_after_attempt(policy.attempts),
+        "wait": wait,
+        "retry": retry_if_exception(is_retryable),
+        "before_sleep": log_retry,
+        "reraise": True,
+    }
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    policy: RetryPolicy,
+    describe: str = "request",
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `fn`, retrying transient failures per `policy`; each retry is logged with its cause."""
+    from tenacity import Retrying
+
+    return Retrying(sleep=sleep, **_retry_settings(policy, describe))(fn)
+
+
+async def acall_with_retries(
+    fn: Callable[[], Awaitable[T]], policy: RetryPolicy, describe: str = "request"
+) -> T:
+    """`call_with_retries` for a coroutine function: the same policy (Retry-After included),
+    the waits sleep the task, not the event loop."""
+    from tenacity import AsyncRetrying
+
+    return await AsyncRetrying(**_retry_settings(policy, describe))(fn)  # type: ignore[no-any-return]
 
 
 def retry_policy(retry: RetryPolicy | Mapping[str, Any] | bool | None) -> RetryPolicy | None:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,28 @@ class ResponseCache:
         self, req: ModelRequest, send: Callable[[ModelRequest], ChatMessage]
     ) -> ChatMessage:
         key = cache_key(self.model_config, req)
+        cached = self._lookup(key)
+        if cached is not None:
+            return cached
+        reply = send(req)
+        self.store.put(key, self.model_id, reply.dict())
+        return reply
+
+    async def acall(
+        self, req: ModelRequest, send: Callable[[ModelRequest], Awaitable[ChatMessage]]
+    ) -> ChatMessage:
+        """The same on the event loop; the SQLite lookups stay on the loop (a local file's
+        indexed read or write takes well under a millisecond)."""
+        key = cache_key(self.model_config, req)
+        cached = self._lookup(key)
+        if cached is not None:
+            return cached
+        reply = await send(req)
+        self.store.put(key, self.model_id, reply.dict())
+        return reply
+
+    def _lookup(self, key: str) -> ChatMessage | None:
+        """The recorded reply (a hit), or None (a miss, counted; in replay mode an error)."""
         cached = self.store.get(key)
         if cached is not None:
             with self._lock:
@@ -161,9 +183,7 @@ class ResponseCache:
                 f"cache=replay: no recorded reply for this call to {self.model_id!r} in "
                 f"{self.store.path}; run once with cache=on to record it"
             )
-        reply = send(req)
-        self.store.put(key, self.model_id, reply.dict())
-        return reply
+        return None
 
     @property
     def model_calls(self) -> int:

@@ -1,14 +1,22 @@
-"""Run samples concurrently with deadlines, scoring and a live progress bar."""
+"""Run samples concurrently with deadlines, scoring and a live progress bar.
+
+The core is one asyncio event loop (docs/architecture.md, "Runner core"): each sample in
+flight is a task, not a thread, so thousands cost little; model calls go through the model's
+async request path and blocking work (tools, sandboxes, scoring, sync-only models) through
+the loop's thread pool (runner/pool.py). Results are finished on the loop's own thread, so one
+writer appends samples.jsonl.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import math
-import queue
 import re
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -92,7 +100,7 @@ def _raw_reply(messages: list[Any]) -> str | None:
     return None
 
 
-def work_on(
+async def work_on(
     sample: Sample,
     agent: Any,
     model: Model,
@@ -105,16 +113,15 @@ def work_on(
     """Run the agent (`attempts` times) and score; any failure becomes an error outcome.
     The tokens `judge` spent grading this sample are kept apart from the agent's; an errored
     sample keeps the model's raw reply (from its transcript, else the last one `replies` saw
-    on this thread, else the one its error carries)."""
+    in this task, else the one its error carries)."""
     started = time.perf_counter()
     if replies is not None:
-        replies.take()  # a reply of this thread's previous sample is not this one's
+        replies.take()  # a reply of this task's previous sample is not this one's
     outcome = Outcome(sample=sample, started_at=_now())
     error_seen: Exception | None = None
     try:
         results: list[AgentResult] = [
-            agent.run(sample.input, model, grammar=grammar, sample=sample.as_dict())
-            for _ in range(attempts)
+            await _arun(agent, sample, model, grammar) for _ in range(attempts)
         ]
         for result in results:
             outcome.token_usage = outcome.token_usage + result.token_usage
@@ -126,12 +133,14 @@ def work_on(
         if failed is not None:
             outcome.status, outcome.error = "error", failed.error or "the agent reported an error"
             outcome.error_type = _reported_type(failed.error)
-        else:
+        elif scorers:
             answers = [r.answer for r in results]
-            for scorer in scorers:
-                outcome.scores.update(
-                    checked_scores(scorer, scorer.score_attempts(answers, sample))
-                )
+            scores, error, outcome.judge_token_usage = await asyncio.to_thread(
+                _score, scorers, answers, sample, judge
+            )
+            if error is not None:
+                raise error
+            outcome.scores = scores
     except Exception as error:
         error_seen = error
         outcome.status, outcome.error = "error", _describe(error)
@@ -139,8 +148,6 @@ def work_on(
         tail = traceback.extract_tb(error.__traceback__)[-1:]
         if tail and not isinstance(error, InvalidScore):
             outcome.error += f" (at {tail[0].filename.rsplit('/', 1)[-1]}:{tail[0].lineno})"
-    if judge is not None:
-        outcome.judge_token_usage = judge.take()
     if outcome.status == "error":
         outcome.scores = {}  # an error is not a score of 0: it is counted apart
         outcome.raw_reply = (
@@ -153,9 +160,34 @@ def work_on(
     return outcome
 
 
-def run_all(
+async def _arun(agent: Any, sample: Sample, model: Model, grammar: Grammar | None) -> AgentResult:
+    """One attempt: the agent's async run, or a duck-typed agent's `run` in the pool."""
+    arun = getattr(agent, "arun", None)
+    if arun is not None:
+        return await arun(sample.input, model, grammar=grammar, sample=sample.as_dict())  # type: ignore[no-any-return]
+    return await asyncio.to_thread(
+        agent.run, sample.input, model, grammar=grammar, sample=sample.as_dict()
+    )
+
+
+def _score(
+    scorers: list[Scorer], answers: list[Any], sample: Sample, judge: Meter | None
+) -> tuple[dict[str, float], Exception | None, TokenUsage]:
+    """Score in one thread-pool call (a judge or a code scorer blocks), so the judge's meter
+    counts exactly this sample's calls, kept even when a scorer fails part way."""
+    scores: dict[str, float] = {}
+    error: Exception | None = None
+    try:
+        for scorer in scorers:
+            scores.update(checked_scores(scorer, scorer.score_attempts(answers, sample)))
+    except Exception as failure:
+        error = failure
+    return scores, error, judge.take() if judge is not None else TokenUsage()
+
+
+async def run_all(
     samples: list[Sample],
-    work: Callable[[Sample], Outcome],
+    work: Callable[[Sample], Awaitable[Outcome]],
     finish: Callable[[Outcome], None],
     max_concurrency: int,
     sample_timeout_s: float | None,
@@ -163,109 +195,88 @@ def run_all(
     tick: Callable[[], None] | None = None,
     stop: threading.Event | None = None,
 ) -> list[Sample]:
-    """Run `work` on each sample in daemon threads, at most `max_concurrency` at once, and call
-    `finish` on this thread as each ends (so one thread writes the results file). A sample past
-    its deadline is finished as an error and its thread abandoned; once the overall deadline
-    passes, running samples end as errors and those not started are returned, unrun.
-
-    The threads are long-lived workers that take the next sample from a queue: starting a
-    thread per sample made this thread wait on every start, and at 64 samples in flight that
-    wait, not the servers, set the pace (benchmarks/p1_runner.py). An abandoned worker is
-    replaced, so the concurrency stays at `max_concurrency`. `tick` runs on this thread every
-    50 ms (the progress bar's token count).
+    """Run `work` on each sample, at most `max_concurrency` at once, and `finish` each as it
+    ends, on the loop's thread (so one writer writes the results file). A sample past its
+    deadline is cancelled and finished as an error; once the overall deadline passes, running
+    samples end as errors and those not started are returned, unrun. `tick` runs every 50 ms
+    (the progress bar's token count).
 
     When `stop` is set (SIGINT/SIGTERM, runner/stop.py), no sample starts, the ones running
-    are abandoned unrecorded, and every sample without a result is returned as unrun."""
-    todo: queue.SimpleQueue[Sample] = queue.SimpleQueue()
-    for sample in samples:
-        todo.put(sample)
-    done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    are cancelled unrecorded, and every sample without a result is returned as unrun."""
+    todo = deque(samples)
     running: dict[str, tuple[Sample, float]] = {}
-    abandoned: set[str] = set()
-    lock = threading.Lock()  # guards running, abandoned and taking from todo
-    stopped = threading.Event()  # the overall deadline passed: take no more samples
+    cut: list[Sample] = []  # stopped part way by the stop gate: unrun, not errors
+    halted = stop if stop is not None else threading.Event()
 
-    def worker() -> None:
-        while True:
-            with lock:
-                if stopped.is_set() or todo.empty() or (stop is not None and stop.is_set()):
-                    return
-                sample = todo.get()
-                running[sample.id] = (sample, time.monotonic())
-            threading.current_thread().name = f"sample-{sample.id}"
-            outcome = work(sample)
-            done.put(outcome)
-            with lock:
-                if sample.id in abandoned:
-                    return  # a replacement worker took this one's place
-
-    def start_worker() -> None:
-        threading.Thread(target=worker, daemon=True).start()
-
-    for _ in range(min(max_concurrency, len(samples))):
-        start_worker()
-    started_at = time.monotonic()
-    while True:
-        with lock:
-            if not running and (todo.empty() or stopped.is_set()):
-                break
+    async def one(sample: Sample) -> None:
+        began = time.monotonic()
+        running[sample.id] = (sample, began)
         try:
-            outcomes = [done.get(timeout=0.05)]
-        except queue.Empty:
-            outcomes = []
-        while not done.empty():
-            outcomes.append(done.get())
-        if tick is not None:
-            tick()
-        halted = stop is not None and stop.is_set()
-        for outcome in outcomes:
-            if halted and outcome.error_type == "RunStoppedError":
-                continue  # cut short by the stop, not a result: it stays unrun
-            with lock:
-                was_running = running.pop(outcome.sample.id, None) is not None
-            if was_running:
-                finish(outcome)
-        if halted:
-            with lock:
-                stopped.set()
-                cut = [sample for sample, _ in running.values()]
-                abandoned.update(running)
-                running.clear()
-            return cut + _drain(todo)
-        now = time.monotonic()
-        if timeout_s is not None and now - started_at >= timeout_s:
-            stopped.set()
-        overdue: list[tuple[Sample, float, str]] = []
-        with lock:
-            for sample_id, (sample, began) in list(running.items()):
-                if sample_timeout_s is not None and now - began >= sample_timeout_s:
-                    kind, reason = "SampleTimeout", f"sample deadline of {sample_timeout_s:g}s"
-                elif stopped.is_set():
-                    kind, reason = "RunTimeout", f"run deadline of {timeout_s:g}s"
-                else:
-                    continue
-                del running[sample_id]
-                abandoned.add(sample_id)
-                overdue.append((sample, began, kind, f"{reason} exceeded"))
-        for sample, began, kind, reason in overdue:
-            started = datetime.now(timezone.utc) - timedelta(seconds=now - began)
-            finish(
-                Outcome(
-                    sample=sample,
-                    started_at=started.isoformat(timespec="milliseconds"),
-                    status="error",
-                    error=reason,
-                    error_type=kind,
-                    latency_s=now - began,
-                )
-            )
-            if not stopped.is_set():
-                start_worker()
-    return _drain(todo)
+            async with asyncio.timeout(sample_timeout_s):
+                outcome = await work(sample)
+        except TimeoutError:
+            reason = f"sample deadline of {sample_timeout_s:g}s exceeded"
+            outcome = _overdue(sample, began, "SampleTimeout", reason)
+        del running[sample.id]
+        if halted.is_set() and outcome.error_type == "RunStoppedError":
+            cut.append(sample)
+        else:
+            finish(outcome)
+
+    async def worker() -> None:
+        while todo and not halted.is_set():
+            await one(todo.popleft())
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(max_concurrency, len(todo)))]
+    everyone = asyncio.gather(*workers)
+    everyone.add_done_callback(_retrieved)  # a stop's cancellation is no error to log
+    started_at = time.monotonic()
+    try:
+        while not everyone.done():
+            await asyncio.wait([everyone], timeout=0.05)
+            if tick is not None:
+                tick()
+            if halted.is_set():
+                left = await _cancel(workers, running)
+                return cut + [sample for sample, _ in left] + list(todo)
+            if timeout_s is not None and time.monotonic() - started_at >= timeout_s:
+                reason = f"run deadline of {timeout_s:g}s exceeded"
+                for sample, began in await _cancel(workers, running):
+                    finish(_overdue(sample, began, "RunTimeout", reason))
+                return list(todo)
+        everyone.result()  # a failure to record (a full disk) ends the run
+        return cut + list(todo)
+    finally:
+        for task in workers:
+            task.cancel()
 
 
-def _drain(todo: queue.SimpleQueue[Sample]) -> list[Sample]:
-    left: list[Sample] = []
-    while not todo.empty():
-        left.append(todo.get())
+async def _cancel(
+    workers: list[asyncio.Future[None]], running: dict[str, tuple[Sample, float]]
+) -> list[tuple[Sample, float]]:
+    """Cancel every worker; the samples they were running come back with their starts.
+    A cancelled sample's blocking call, if any, is abandoned in its daemon thread."""
+    left = list(running.values())
+    for task in workers:
+        task.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
     return left
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _overdue(sample: Sample, began: float, kind: str, reason: str) -> Outcome:
+    """The error outcome of a sample a deadline ended."""
+    elapsed = time.monotonic() - began
+    started = datetime.now(timezone.utc) - timedelta(seconds=elapsed)
+    return Outcome(
+        sample=sample,
+        started_at=started.isoformat(timespec="milliseconds"),
+        status="error",
+        error=reason,
+        error_type=kind,
+        latency_s=elapsed,
+    )

@@ -24,6 +24,7 @@ from hydragent.runner import lock, stop
 from hydragent.runner.build import route_parts
 from hydragent.runner.errors import RunFailed, error_report
 from hydragent.runner.execute import Outcome, run_all, work_on
+from hydragent.runner.pool import run_loop
 from hydragent.runner.records import (
     RecordWriter,
     config_hash,
@@ -296,24 +297,26 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         attempts = int(runner.get("attempts", 1) or 1)
         try:
             with logging_setup.lines_off_the_bar():
-                not_run = run_all(
-                    todo,
-                    lambda s: work_on(
-                        s,
-                        assembly.agent,
-                        model,
-                        assembly.grammar,
-                        assembly.scorers,
-                        attempts,
-                        routed.meter,
-                        routed.replies,
-                    ),
-                    sink,
-                    max_concurrency=max(1, int(runner.get("max_concurrency", 4))),
-                    sample_timeout_s=runner.get("sample_timeout_s"),
-                    timeout_s=runner.get("timeout_s"),
-                    tick=sink.tick,
-                    stop=stop.requested,
+                not_run = run_loop(
+                    run_all(
+                        todo,
+                        lambda s: work_on(
+                            s,
+                            assembly.agent,
+                            model,
+                            assembly.grammar,
+                            assembly.scorers,
+                            attempts,
+                            routed.meter,
+                            routed.replies,
+                        ),
+                        sink,
+                        max_concurrency=max(1, int(runner.get("max_concurrency", 4))),
+                        sample_timeout_s=runner.get("sample_timeout_s"),
+                        timeout_s=runner.get("timeout_s"),
+                        tick=sink.tick,
+                        stop=stop.requested,
+                    )
                 )
         finally:
             sink.close()

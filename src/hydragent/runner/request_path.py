@@ -12,13 +12,22 @@ cap), refuse (a stop), or call `send(req)`, the next layer in. The runner's laye
 `stop_gate` (no call starts once a stop was requested), `ResponseCache` (runner/cache.py),
 `Cap` (runner.backend_concurrency), `LastReply` (an errored sample keeps the model's raw
 reply) and, for the judge, `Meter` (its tokens per sample).
+
+The runner's event loop calls `model.arequest(req)` (agents/steps.py), which `route` chains
+the same way: a layer's `acall(req, asend)` is its async twin, and the innermost send is the
+backend's own `arequest` (an async client) or its sync request in the thread pool. A layer
+without `acall` (a later branch's) still composes: it runs in the thread pool around the sync
+chain inward of it. Per-sample state (Meter, LastReply) lives in context variables, which a
+thread and an asyncio task each hold their own of.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Awaitable, Callable, Generator
+from contextvars import ContextVar
 from typing import Any
 
 from hydragent.messages import ChatMessage, ChatMessageStreamDelta, TokenUsage
@@ -32,18 +41,29 @@ from hydragent.models.base import (
 from hydragent.runner import stop
 
 Send = Callable[[ModelRequest], ChatMessage]
+ASend = Callable[[ModelRequest], Awaitable[ChatMessage]]
 Layer = Callable[[ModelRequest, Send], ChatMessage]
 
 
-def stop_gate(req: ModelRequest, send: Send) -> ChatMessage:
+class StopGate:
     """Once SIGINT or SIGTERM arrived, no model call starts (runner/stop.py)."""
-    stop.check()
-    return send(req)
+
+    def __call__(self, req: ModelRequest, send: Send) -> ChatMessage:
+        stop.check()
+        return send(req)
+
+    async def acall(self, req: ModelRequest, send: ASend) -> ChatMessage:
+        stop.check()
+        return await send(req)
+
+
+stop_gate = StopGate()
 
 
 class Cap:
     """At most `limit` calls in the backend at once (runner.backend_concurrency), e.g. one for
-    a local model that cannot batch, while other samples' work goes on."""
+    a local model that cannot batch, while other samples' work goes on. One semaphore for
+    both paths, so sync and async calls share the same slots."""
 
     def __init__(self, limit: int) -> None:
         self._slots = threading.BoundedSemaphore(limit)
@@ -52,44 +72,67 @@ class Cap:
         with self._slots:
             return send(req)
 
+    async def acall(self, req: ModelRequest, send: ASend) -> ChatMessage:
+        if not self._slots.acquire(blocking=False):  # wait for a slot in the thread pool
+            taken = asyncio.get_running_loop().run_in_executor(None, self._slots.acquire)
+            try:
+                await asyncio.shield(taken)
+            except asyncio.CancelledError:  # a deadline: the slot, once taken, goes back
+                taken.add_done_callback(lambda _: self._slots.release())
+                raise
+        try:
+            return await send(req)
+        finally:
+            self._slots.release()
+
 
 class Meter:
-    """Counts the tokens spent on each thread. The judge is shared by every sample, but a
-    sample is scored on its own worker thread, so `take` after scoring gives exactly that
-    sample's judge tokens."""
+    """Counts the tokens spent by each sample. The judge is shared by every sample, but a
+    sample is scored in its own context (its worker thread, or one thread-pool call), so
+    `take` after scoring gives exactly that sample's judge tokens."""
 
     def __init__(self) -> None:
-        self._spent = threading.local()
+        self._spent: ContextVar[TokenUsage] = ContextVar(f"meter-{id(self)}")
 
     def __call__(self, req: ModelRequest, send: Send) -> ChatMessage:
-        reply = send(req)
-        self._spent.usage = getattr(self._spent, "usage", TokenUsage()) + reply.token_usage
+        return self._count(send(req))
+
+    async def acall(self, req: ModelRequest, send: ASend) -> ChatMessage:
+        return self._count(await send(req))
+
+    def _count(self, reply: ChatMessage) -> ChatMessage:
+        self._spent.set(self._spent.get(TokenUsage()) + reply.token_usage)
         return reply
 
     def take(self) -> TokenUsage:
-        """This thread's tokens since the last `take`, and start counting afresh."""
-        spent = getattr(self._spent, "usage", TokenUsage())
-        self._spent.usage = TokenUsage()
+        """This context's tokens since the last `take`, and start counting afresh."""
+        spent = self._spent.get(TokenUsage())
+        self._spent.set(TokenUsage())
         return spent
 
 
 class LastReply:
-    """Keeps the last reply's text on each thread, so an errored sample's record can show
-    what the model said even when the agent failed before the reply reached its transcript
-    (a tool call that did not parse, an answer that broke the grammar)."""
+    """Keeps each sample's last reply text (per thread, or per asyncio task), so an errored
+    sample's record can show what the model said even when the agent failed before the reply
+    reached its transcript (a tool call that did not parse, an answer that broke the grammar)."""
 
     def __init__(self) -> None:
-        self._last = threading.local()
+        self._last: ContextVar[str | None] = ContextVar(f"last-reply-{id(self)}")
 
     def __call__(self, req: ModelRequest, send: Send) -> ChatMessage:
-        reply = send(req)
-        self._last.text = reply.content if isinstance(reply.content, str) else None
+        return self._keep(send(req))
+
+    async def acall(self, req: ModelRequest, send: ASend) -> ChatMessage:
+        return self._keep(await send(req))
+
+    def _keep(self, reply: ChatMessage) -> ChatMessage:
+        self._last.set(reply.content if isinstance(reply.content, str) else None)
         return reply
 
     def take(self) -> str | None:
-        """This thread's last reply text since the last `take`."""
-        text = getattr(self._last, "text", None)
-        self._last.text = None
+        """This context's last reply text since the last `take`."""
+        text = self._last.get(None)
+        self._last.set(None)
         return text
 
 
@@ -102,17 +145,34 @@ def _backend_send(model: Model) -> Send:
     return functools.partial(type(model).request, model)
 
 
+def _backend_asend(model: Model, send: Send) -> ASend:
+    """The backend's own async request function: its `arequest` where it has its own (an
+    async client), else its sync `send` in the thread pool."""
+    if overrides_generate(type(model)) or type(model).arequest is Model.arequest:
+        return lambda req: asyncio.to_thread(send, req)
+    return functools.partial(type(model).arequest, model)
+
+
+def _in_thread(layer: Layer, send: Send) -> ASend:
+    """A layer without an async twin, around the sync chain inward of it, in the pool."""
+    return lambda req: asyncio.to_thread(layer, req, send)
+
+
 def route(model: Model, layers: list[Layer]) -> Model:
     """Send every request of `model` through `layers`, the first outermost; returns `model`.
 
-    `request` and `request_stream` are replaced on the instance; for a subclass that customised
-    `generate`, `generate` is (its own `generate` is then the backend's send). A
+    `request`, `request_stream` and `arequest` are replaced on the instance; for a subclass
+    that customised `generate`, `generate` is (its own `generate` is then the backend's send). A
     routed stream arrives as one delta, the whole reply, so cached and capped calls stream
     alike."""
     send = _backend_send(model)
+    asend = _backend_asend(model, send)
     for layer in reversed(layers):
+        acall = getattr(layer, "acall", None)
+        asend = functools.partial(acall, send=asend) if acall else _in_thread(layer, send)
         send = functools.partial(layer, send=send)
     chained: Send = send
+    model.arequest = asend  # type: ignore[method-assign]
 
     def request(req: ModelRequest) -> ChatMessage:
         return chained(req)
