@@ -287,6 +287,10 @@ class Model(SmolagentsCompat):
     def cleanup(self) -> None:
         """Release engines or connections; the runner calls it once a job ends."""
 
+    async def aclose(self) -> None:
+        """Release what the async path holds on the running event loop (its connections);
+        the runner awaits it before its loop ends."""
+
     @property
     def supports_stop_parameter(self) -> bool:
         """Whether requests may carry `stop` (smolagents' name); o3, o4, gpt-5, grok may not."""

@@ -109,7 +109,7 @@ class OpenAIServerModel(ChatCompletionsModel):
 
     def create_client(self) -> Any:
         client = self._openai_module().OpenAI(**self.client_settings())
-        self._built_client = client
+        self._built = client  # the async path posts with its settings (asend)
         return client
 
     def grammar_request(self, grammar: Grammar) -> dict[str, Any]:
@@ -143,11 +143,12 @@ class OpenAIServerModel(ChatCompletionsModel):
         return json.loads(reply)
 
     async def asend(self, body: dict[str, Any]) -> Any:
-        """`send` on the event loop through the SDK's AsyncOpenAI, built with the same
-        settings as the sync client (auth, headers, timeouts and error types kept, so retries
-        and error records read alike). A client the model did not build itself (a mock, a
-        user's) is called as given, in the thread pool; so are streams."""
-        if body.get("stream") or self._client is not getattr(self, "_built_client", None):
+        """`send` on the event loop: the same POST with the same client settings and error
+        types, through aiohttp (models/async_http.py: the SDK's async pool costs ten times
+        the CPU per request at high concurrency). A client the model did not build itself
+        (a mock, a user's) is called as given, in the thread pool; so are streams."""
+        client = self._client
+        if body.get("stream") or client is None or client is not getattr(self, "_built", None):
             return await super().asend(body)
         body = dict(body)
         options = {
@@ -155,21 +156,16 @@ class OpenAIServerModel(ChatCompletionsModel):
             for argument, option in _REQUEST_OPTIONS.items()
             if argument in body
         }
-        client = self._async_client()
-        reply = await client.post("/chat/completions", body=body, options=options, cast_to=str)
-        return json.loads(reply)
+        if getattr(self, "_poster", None) is None:
+            from hydragent.models.async_http import SdkPoster
 
-    def _async_client(self) -> Any:
-        """The AsyncOpenAI client of the running event loop: its connections belong to the
-        loop, so a later loop (a second job in this process) gets its own."""
-        import asyncio
+            self._poster = SdkPoster(client)
+        return await self._poster.post("/chat/completions", body, options)
 
-        loop = asyncio.get_running_loop()
-        held = getattr(self, "_async", None)
-        if held is None or held[0] is not loop:
-            held = (loop, self._openai_module().AsyncOpenAI(**self.client_settings()))
-            self._async = held
-        return held[1]
+    async def aclose(self) -> None:
+        poster = getattr(self, "_poster", None)
+        if poster is not None:
+            await poster.aclose()
 
 
 OpenAIModel = OpenAIServerModel

@@ -135,9 +135,12 @@ async def work_on(
             outcome.error_type = _reported_type(failed.error)
         elif scorers:
             answers = [r.answer for r in results]
-            scores, error, outcome.judge_token_usage = await asyncio.to_thread(
-                _score, scorers, answers, sample, judge
-            )
+            if judge is None and all(getattr(scorer, "pure", False) for scorer in scorers):
+                scores, error, _ = _score(scorers, answers, sample, None)
+            else:
+                scores, error, outcome.judge_token_usage = await asyncio.to_thread(
+                    _score, scorers, answers, sample, judge
+                )
             if error is not None:
                 raise error
             outcome.scores = scores

@@ -7,10 +7,10 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
@@ -38,6 +38,7 @@ from hydragent.runner.summary import results_table, summarise
 from hydragent.secrets import environment_secrets, mask_override, mask_secrets, secret_values
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 REDRAW_S = 0.5  # how often the bar shows a new decoded-token count between samples
 
 
@@ -227,6 +228,16 @@ def _warm_statistics() -> None:
     ).start()
 
 
+async def _closing(models: list[Any], main: Coroutine[Any, Any, T]) -> T:
+    """Await `main`, then let each model close what its async path holds on this loop."""
+    try:
+        return await main
+    finally:
+        for model in models:
+            if model is not None and hasattr(model, "aclose"):
+                await model.aclose()
+
+
 def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Run every sample not already done into `output_dir`; return the summary.
 
@@ -298,24 +309,27 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         try:
             with logging_setup.lines_off_the_bar():
                 not_run = run_loop(
-                    run_all(
-                        todo,
-                        lambda s: work_on(
-                            s,
-                            assembly.agent,
-                            model,
-                            assembly.grammar,
-                            assembly.scorers,
-                            attempts,
-                            routed.meter,
-                            routed.replies,
+                    _closing(
+                        [model, judge],
+                        run_all(
+                            todo,
+                            lambda s: work_on(
+                                s,
+                                assembly.agent,
+                                model,
+                                assembly.grammar,
+                                assembly.scorers,
+                                attempts,
+                                routed.meter,
+                                routed.replies,
+                            ),
+                            sink,
+                            max_concurrency=max(1, int(runner.get("max_concurrency", 4))),
+                            sample_timeout_s=runner.get("sample_timeout_s"),
+                            timeout_s=runner.get("timeout_s"),
+                            tick=sink.tick,
+                            stop=stop.requested,
                         ),
-                        sink,
-                        max_concurrency=max(1, int(runner.get("max_concurrency", 4))),
-                        sample_timeout_s=runner.get("sample_timeout_s"),
-                        timeout_s=runner.get("timeout_s"),
-                        tick=sink.tick,
-                        stop=stop.requested,
                     )
                 )
         finally:

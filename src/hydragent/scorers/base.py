@@ -13,6 +13,9 @@ class Scorer:
 
     #: metric names this scorer reports; an errored sample scores 0 on each of them.
     metrics: tuple[str, ...] = ()
+    #: True for a scorer that only computes on the answer (no I/O, no model, no process):
+    #: the runner scores it on its event loop; any other runs in the runner's thread pool.
+    pure: bool = False
 
     def score(self, answer: str | None, sample: Sample) -> dict[str, float]:
         raise NotImplementedError(f"{type(self).__name__} does not implement score")

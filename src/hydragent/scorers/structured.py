@@ -16,6 +16,8 @@ class JsonScorer(Scorer):
     """`json_valid`: parses (and fits `schema` when given); `json_fields`: the share of the
     target's top-level fields the answer reproduces exactly."""
 
+    pure = True
+
     metrics = ("json_valid", "json_fields")
 
     def __init__(self, schema: dict[str, Any] | None = None) -> None:

@@ -19,6 +19,8 @@ def normalise(text: str) -> str:
 class ExactScorer(Scorer):
     """1 when the answer equals the target (after `normalize`, by default on)."""
 
+    pure = True
+
     metrics = ("exact",)
 
     def __init__(self, normalize: bool = True) -> None:
@@ -34,6 +36,8 @@ class ExactScorer(Scorer):
 class IncludesScorer(Scorer):
     """1 when the target appears inside the answer."""
 
+    pure = True
+
     metrics = ("includes",)
 
     def __init__(self, ignore_case: bool = True) -> None:
@@ -48,6 +52,8 @@ class IncludesScorer(Scorer):
 
 class RegexScorer(Scorer):
     """1 when `pattern` (or, if unset, the target read as a pattern) matches the answer."""
+
+    pure = True
 
     metrics = ("regex",)
 
@@ -65,6 +71,8 @@ class RegexScorer(Scorer):
 class NumericScorer(Scorer):
     """1 when the last number in the answer is within `tolerance` (absolute) or
     `relative_tolerance` of the target."""
+
+    pure = True
 
     metrics = ("numeric",)
 

@@ -1,0 +1,208 @@
+"""P1-scale: one `hydragent run` process at high concurrency, next to a bare aiohttp client.
+
+N single-call samples (agent=direct), C at once, against the latency server, which answers
+each call after L ms. The physical limit is ceil(N/C) * L seconds; a run's efficiency is that
+ideal over its wall time. Side by side, on the same server, in the same minute:
+- `hydragent run`, as a whole process, timed from its start to its exit (imports, config,
+  start-up and teardown all count);
+- a bare aiohttp client posting the same body, C at once, timed around its request loop only
+  (the machine's limit: no framework, no start-up).
+The ratio of the two efficiencies is the figure of issue 22 (target >= 0.90). Both CPU
+times per request are whole-process (getrusage of the child) and the bare loop's own.
+
+Run: python benchmarks/p1_scale.py [--size tiny|full]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import Target, hydragent_executable, parser, print_table, write_record
+from hydragent_job import openai_overrides, write_tasks
+from latency_server import LatencyServer
+
+NAME = "p1_scale"
+SIZES: dict[str, list[dict[str, int]]] = {
+    "tiny": [{"tasks": 64, "concurrency": 16, "latency_ms": 50}],
+    "full": [
+        {"tasks": 8192, "concurrency": 256, "latency_ms": 500},
+        {"tasks": 16384, "concurrency": 1024, "latency_ms": 1000},
+    ],
+}
+TARGET = 0.90
+
+
+def _child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def hydragent_run(server: LatencyServer, tasks: int, concurrency: int, work: Path) -> dict:
+    """`hydragent run` over `tasks` samples as a subprocess, from its start to its exit."""
+    task_file = write_tasks(work / "tasks.jsonl", tasks)
+    run_dir = work / "run"
+    command = [
+        hydragent_executable(),
+        "run",
+        *openai_overrides(server.base_url),
+        "agent=direct",
+        "task=file",
+        f"task.path={task_file}",
+        f"runner.max_concurrency={concurrency}",
+        "runner.progress=false",
+        "cache=off",
+        f"hydra.run.dir={run_dir}",
+    ]
+    server.reset()
+    cpu = _child_cpu()
+    started_at = time.time()
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=work)
+    wall = time.perf_counter() - start
+    ended_at = time.time()
+    cpu = _child_cpu() - cpu
+    summary_file = run_dir / "summary.json"
+    if done.returncode != 0 or not summary_file.exists():
+        raise RuntimeError(f"hydragent run failed ({done.returncode}): {done.stderr[-2000:]}")
+    counts = json.loads(summary_file.read_text())["counts"]
+    if counts["ok"] != tasks:
+        raise RuntimeError(f"hydragent recorded {counts} for {tasks} samples")
+    stats = server.stats()
+    return {
+        "wall_s": wall,
+        "requests": stats["requests"],
+        "max_in_flight": stats["max_in_flight"],
+        "startup_s": stats["first_request_at"] - started_at,
+        "tail_s": ended_at - stats["last_response_at"],
+        "cpu_s": cpu,
+    }
+
+
+async def _bare_loop(url: str, tasks: int, concurrency: int) -> dict[str, float]:
+    """Post `tasks` bodies, `concurrency` at once, over one session; time the loop only."""
+    import aiohttp
+
+    body = json.dumps({"model": "latency", "messages": [{"role": "user", "content": "x"}]})
+    headers = {"Content-Type": "application/json", "Authorization": "Bearer sk-bench"}
+    left = iter(range(tasks))
+    answers: list[str] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            for index in left:
+                text = f"Task {index}: use the calculator to compute 2+3, then answer."
+                data = body.replace('"x"', json.dumps(text))
+                async with session.post(url, data=data, headers=headers) as response:
+                    reply = await response.json()
+                answers.append(reply["choices"][0]["message"]["content"])
+
+        cpu, start = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    if len(answers) != tasks:
+        raise RuntimeError(f"bare client got {len(answers)} answers for {tasks} requests")
+    return {"wall_s": wall, "loop_cpu_s": cpu}
+
+
+def bare_run(server: LatencyServer, tasks: int, concurrency: int) -> dict[str, Any]:
+    """The bare client in a process of its own, as hydragent gets one."""
+    server.reset()
+    cpu = _child_cpu()
+    url = f"{server.base_url}/chat/completions"
+    script = Path(__file__).resolve()
+    command = [sys.executable, str(script), "--bare", url, str(tasks), str(concurrency)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=script.parent)
+    if done.returncode != 0:
+        raise RuntimeError(f"bare client failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["cpu_s"] = _child_cpu() - cpu
+    result["requests"] = server.stats()["requests"]
+    return result
+
+
+def measure(setting: dict[str, int], work: Path) -> dict[str, Any]:
+    tasks, concurrency, latency_ms = (
+        setting["tasks"],
+        setting["concurrency"],
+        setting["latency_ms"],
+    )
+    ideal = math.ceil(tasks / concurrency) * latency_ms / 1000
+    with LatencyServer(latency_ms=latency_ms, steps=1) as server:
+        bare = bare_run(server, tasks, concurrency)
+        ours = hydragent_run(server, tasks, concurrency, work)
+    for run in (bare, ours):
+        run["efficiency"] = ideal / run["wall_s"]
+        run["cpu_ms_per_request"] = 1000 * run["cpu_s"] / max(run["requests"], 1)
+    bare["loop_cpu_ms_per_request"] = 1000 * bare["loop_cpu_s"] / tasks
+    return {
+        "setting": setting,
+        "ideal_s": ideal,
+        "bare": bare,
+        "hydragent": ours,
+        "ratio": ours["efficiency"] / bare["efficiency"],
+        "cpu_ratio": ours["cpu_ms_per_request"] / bare["loop_cpu_ms_per_request"],
+    }
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--bare"]:
+        url, tasks, concurrency = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        print(json.dumps(asyncio.run(_bare_loop(url, tasks, concurrency))))
+        return
+    options = parser(NAME, __doc__ or "")
+    options.add_argument("--setting", type=int, default=None, help="only this setting (0, 1)")
+    args = options.parse_args()
+    settings = SIZES[args.size]
+    if args.setting is not None:
+        settings = settings[args.setting : args.setting + 1]
+    results: dict[str, Any] = {}
+    targets: list[Target] = []
+    rows = []
+    for setting in settings:
+        key = "N={tasks},C={concurrency},L={latency_ms}ms".format(**setting)
+        with tempfile.TemporaryDirectory() as work:
+            result = measure(setting, Path(work))
+        results[key] = result
+        bare, ours = result["bare"], result["hydragent"]
+        rows.append(
+            [
+                key,
+                bare["efficiency"],
+                ours["efficiency"],
+                result["ratio"],
+                ours["startup_s"],
+                ours["tail_s"],
+                bare["loop_cpu_ms_per_request"],
+                ours["cpu_ms_per_request"],
+            ]
+        )
+        targets.append(Target(f"hydragent / bare efficiency at {key}", result["ratio"], TARGET))
+        targets.append(
+            Target(
+                f"client CPU per request vs the bare loop's at {key}",
+                result["cpu_ratio"],
+                2.0,
+                higher_is_better=False,
+                note="hydragent: whole process (imports and start-up included)",
+            )
+        )
+    print_table(
+        "P1-scale: one hydragent run process vs a bare aiohttp client",
+        ["setting", "bare eff", "hydragent eff", "ratio", "start s", "tail s", "bare ms/req", "ours ms/req"],
+        rows,
+    )
+    write_record(NAME, args, {"sizes": settings}, results, targets)
+
+
+if __name__ == "__main__":
+    main()
