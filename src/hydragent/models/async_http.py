@@ -24,9 +24,9 @@ class SdkPoster:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self.httpx = importlib.import_module(type(client.timeout).__module__.split(".")[0])
         self.base_url = str(client.base_url).rstrip("/")
-        self.headers = {k: v for k, v in client.default_headers.items() if isinstance(v, str)}
+        sent = {**getattr(client, "auth_headers", {}), **client.default_headers}
+        self.headers = {k: v for k, v in sent.items() if isinstance(v, str)}  # Omit: left out
         self.query = {k: v for k, v in client.default_query.items() if isinstance(v, str)}
         self._session: tuple[asyncio.AbstractEventLoop, Any] | None = None
 
@@ -77,11 +77,14 @@ class SdkPoster:
         return json.loads(text)
 
     def _request(self, url: str) -> Any:
-        return self.httpx.Request("POST", url)
+        """An httpx request as the SDK's errors carry one, built by the client's own httpx."""
+        return self.client._client.build_request("POST", url)
 
     def _status_error(self, url: str, status: int, headers: Any, text: str) -> Exception:
-        response = self.httpx.Response(
-            status, headers=list(headers.items()), content=text.encode(), request=self._request(url)
+        request = self._request(url)
+        httpx = importlib.import_module(type(request).__module__.split(".")[0])
+        response = httpx.Response(
+            status, headers=list(headers.items()), content=text.encode(), request=request
         )
         return self.client._make_status_error_from_response(response)  # type: ignore[no-any-return]
 
