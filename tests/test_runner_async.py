@@ -16,9 +16,9 @@ from typing import Any
 
 import openai
 import pytest
+from benchmarks.latency_server import LatencyServer
 from tests.servers import Fault, LoopbackServer, Reply, openai_app, running
 
-from benchmarks.latency_server import LatencyServer
 from hydragent.agents.base import Agent, AgentResult
 from hydragent.agents.steps import Blocking, Generate, adrive, drive
 from hydragent.messages import ChatMessage, MessageRole, TokenUsage
