@@ -245,6 +245,14 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     judge = assembly.judge
     if judge is not None and not isinstance(judge, UsageMeter):
         judge = UsageMeter(judge)
+    from hydragent.limits.model import govern, open_governor  # limits: the one hook
+
+    governor = open_governor(resolved, output_dir, model)
+    if governor is not None:
+        model = govern(model, governor)
+        if judge is not None:
+            store = governor.store  # one budget for both
+            judge = govern(judge, open_governor(resolved, output_dir, judge, "judge", store))
     try:
         index = {s.id: i for i, s in enumerate(samples)}
         latest = latest_by_id(earlier.records, chash)
@@ -310,12 +318,18 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             },
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
+        if governor is not None:
+            summary["limits"] = governor.report()
         max_error_rate = float(runner.get("max_error_rate") or 0.0)
         summary["max_error_rate"] = max_error_rate
         summary["failed"] = _failed_share(summary["counts"]) > max_error_rate
         summary = redact(mask_secrets(summary), secrets)
         write_json_atomic(output_dir / SUMMARY_FILE, summary)
         print(results_table(summary))
+        if governor is not None:
+            from hydragent.limits.report import limits_line
+
+            print(limits_line(summary["limits"]))
         print(f"Run folder: {output_dir.resolve()}")
         counts = summary["counts"]
         report = error_report(summary["errors"], counts["error"], counts["total"])
@@ -326,9 +340,16 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                 f"cache=replay: {cached.misses} calls had no recorded reply in "
                 f"{cached.store.path}; run once with cache=on to record them"
             )
+        if governor is not None and governor.exhausted:
+            from hydragent.limits.report import budget_message
+
+            message = budget_message(summary["limits"], counts, output_dir, overrides)
+            raise RunFailed(message, summary, output_dir)
         _check_failures(summary, output_dir)
         return summary
     finally:
         model.cleanup()
+        if governor is not None:
+            governor.close()
         if judge is not None:
             judge.cleanup()

@@ -1,0 +1,60 @@
+"""What a job says about its limits: the console line, and the message of a run whose budget
+ran out (with the command that continues it)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from hydragent.limits.stores import auto_folder
+
+
+def limits_line(report: dict[str, Any]) -> str:
+    """`limits: 160 requests (58.3/min), 0 429s, 12.3 s waiting on limits, $0.012 of $1`."""
+    spent = f"${report['spent_usd']:.6g} spent"
+    if report.get("budget_usd") is not None:
+        spent += f" (store: ${report['store_spent_usd']:.6g} of ${report['budget_usd']:g})"
+    return (
+        f"limits [{report['key']}]: {report['requests']} requests "
+        f"({report['requests_per_minute'] or 0:g}/min), {report['rate_limited']} 429s, "
+        f"{report['waited_s']:g} s waiting on limits, {spent}"
+    )
+
+
+def _sweep_overrides(sweep_dir: Path) -> list[str] | None:
+    """The sweep's own overrides (`seed=0,1,2`), from the multirun.yaml Hydra wrote."""
+    file = sweep_dir / "multirun.yaml"
+    if not file.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    try:
+        task = OmegaConf.select(OmegaConf.load(file), "hydra.overrides.task")
+    except Exception:  # an unreadable file: the job's own overrides still continue it
+        return None
+    return [str(o) for o in task] if task is not None else None
+
+
+def budget_message(
+    report: dict[str, Any], counts: dict[str, int], output_dir: Path, overrides: list[str]
+) -> str:
+    """The run's exit message when the budget ran out: spend, budget, and the command that
+    continues (same folder, a larger budget; samples already ok are kept, config_hash
+    leaves `limits` out)."""
+    budget = float(report["budget_usd"])
+    larger = f"limits.budget_usd={max(budget * 2, budget + 1):g}"
+    root = auto_folder(output_dir)
+    kept = [o for o in overrides if not o.startswith(("limits.budget_usd=", "hydra."))]
+    if root != Path(output_dir):
+        sweep = _sweep_overrides(root) or kept
+        sweep = [o for o in sweep if not o.startswith(("limits.budget_usd=", "hydra."))]
+        command = ["hydragent", "run", "-m", *sweep, f"hydra.sweep.dir={root}", larger]
+    else:
+        command = ["hydragent", "run", *kept, f"hydra.run.dir={output_dir}", larger]
+    left = counts["error"] + counts["not_run"]
+    return (
+        f"budget exhausted: ${report['store_spent_usd']:.6g} spent of "
+        f"limits.budget_usd={budget:g}; {left} of {counts['total']} samples not run "
+        f"(cause: BudgetExhausted). Continue with: {shlex.join(command)}"
+    )
