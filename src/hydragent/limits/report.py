@@ -43,7 +43,7 @@ def budget_message(
     continues (same folder, a larger budget; samples already ok are kept, config_hash
     leaves `limits` out)."""
     budget = float(report["budget_usd"])
-    larger = f"limits.budget_usd={max(budget * 2, budget + 1):g}"
+    larger = f"limits.budget_usd={budget * 2 if budget else 1:g}"  # twice the budget
     root = auto_folder(output_dir)
     kept = [o for o in overrides if not o.startswith(("limits.budget_usd=", "hydra."))]
     if root != Path(output_dir):
