@@ -23,10 +23,22 @@ from hydragent.config import ConfigError, compose
 from hydragent.config.assemble import assemble
 from hydragent.limits import BudgetExhausted, Estimate, Governor
 from hydragent.limits.model import ratelimit_wait
-from hydragent.limits.sqlite_store import SqliteStore
+from hydragent.limits.stores import open_store
 from hydragent.runner.records import config_hash
+from limits_support import flush, redis_url  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
+STORES = ["sqlite", "redis"]
+
+
+@pytest.fixture(params=STORES)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One shared store of each kind: a SQLite file, and a Redis database (emptied)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'limits.sqlite'}"
+    url = request.getfixturevalue("redis_url")
+    flush(url)
+    return url
 
 
 def dollars(usage: dict) -> float:
@@ -98,8 +110,10 @@ def test_limits_never_enter_the_config_hash_so_a_larger_budget_resumes() -> None
 # --- the store: leases, slow-downs, reservations -----------------------------------------
 
 
-def test_a_crashed_holders_lease_expires_and_its_reservation_counts_as_spent(tmp_path: Path):
-    store = SqliteStore(tmp_path / "limits.sqlite")
+def test_a_crashed_holders_lease_expires_and_its_reservation_counts_as_spent(
+    tmp_path: Path, store_url: str
+) -> None:
+    store = open_store(store_url, tmp_path)
     assert store.take_slot("k", 1, ttl_s=0.2) is not None
     assert store.take_slot("k", 1, ttl_s=0.2) is None  # the one slot is held
     rid, _ = store.reserve(0.6, budget=1.0, ttl_s=0.2)
@@ -113,9 +127,8 @@ def test_a_crashed_holders_lease_expires_and_its_reservation_counts_as_spent(tmp
     assert store.spent() == pytest.approx(0.6)
 
 
-def test_a_429_seen_by_one_process_slows_every_sharer(tmp_path: Path) -> None:
-    path = tmp_path / "limits.sqlite"
-    first, second = SqliteStore(path), SqliteStore(path)  # two processes' connections
+def test_a_429_seen_by_one_process_slows_every_sharer(tmp_path: Path, store_url: str) -> None:
+    first, second = open_store(store_url, tmp_path), open_store(store_url, tmp_path)
     leases = [first.take_slot("k", 8, ttl_s=60) for _ in range(8)]
     assert second.take_slot("k", 8, ttl_s=60) is None
     first.slow_down("k", 0.5)
@@ -148,8 +161,8 @@ def test_rate_limit_headers_give_the_shared_pause() -> None:
 WORKER = """
 import json, sys, time
 from hydragent.limits import Governor, Estimate
-from hydragent.limits.sqlite_store import SqliteStore
-governor = Governor(SqliteStore(sys.argv[1]), "k", requests_per_minute=float(sys.argv[2]))
+from hydragent.limits.stores import open_store
+governor = Governor(open_store(sys.argv[1], "."), "k", requests_per_minute=float(sys.argv[2]))
 stamps = []
 for _ in range(int(sys.argv[3])):
     with governor.acquire(Estimate(10, 3, 5)):
@@ -158,13 +171,13 @@ print(json.dumps(stamps))
 """
 
 
-def test_processes_sharing_a_sqlite_store_never_exceed_the_request_rate(tmp_path: Path) -> None:
+def test_processes_sharing_a_store_never_exceed_the_request_rate(store_url: str) -> None:
     """4 processes x 10 calls at 600/min: the calls are spaced 0.1 s apart across all of
     them, so no second holds more than 10 (+1 at its edge)."""
     per_minute, calls, processes = 600.0, 10, 4
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(tmp_path / "l.sqlite"), str(per_minute), str(calls)],
+            [sys.executable, "-c", WORKER, store_url, str(per_minute), str(calls)],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -184,12 +197,12 @@ def test_processes_sharing_a_sqlite_store_never_exceed_the_request_rate(tmp_path
 
 
 def spend_concurrently(
-    store_path: Path, budget: float, threads: int, calls: int, seed: int
+    url: str, budget: float, threads: int, calls: int, seed: int
 ) -> tuple[float, int, int]:
     """`threads` workers each make up to `calls` calls of random size through one governor;
     each settles at a random share of its worst case, or fails (settled at the worst case).
     Returns (spent, calls made, calls refused by the budget)."""
-    store = SqliteStore(store_path)
+    store = open_store(url, Path("."))
     governor = Governor(store, "k", budget_usd=budget, price=dollars, max_concurrency=threads)
     made = refused = 0
     lock = threading.Lock()
@@ -241,20 +254,20 @@ def spend_concurrently(
 def test_spend_never_exceeds_the_budget_whatever_the_budget_and_concurrency(
     tmp_path: Path, budget: float, threads: int, seed: int
 ) -> None:
-    path = tmp_path / f"budget-{seed}-{threads}.sqlite"
-    spent, made, refused = spend_concurrently(path, budget, threads, calls=4, seed=seed)
+    url = f"sqlite:///{tmp_path / f'budget-{seed}-{threads}.sqlite'}"
+    spent, made, refused = spend_concurrently(url, budget, threads, calls=4, seed=seed)
     assert spent <= budget + 1e-12
     assert made + refused == threads * 4
     if refused:  # refused only when the largest call could not fit
         assert budget - spent < dollars({"input_tokens": 2000, "output_tokens": 500})
 
 
-def test_processes_sharing_one_budget_never_pass_it_together(tmp_path: Path) -> None:
+def test_processes_sharing_one_budget_never_pass_it_together(store_url: str) -> None:
     script = (
         "import sys, json; sys.path[:0] = [sys.argv[4]]; "
         "from test_limits import spend_concurrently; "
-        "print(json.dumps(spend_concurrently("
-        "__import__('pathlib').Path(sys.argv[1]), float(sys.argv[2]), 16, 20, int(sys.argv[3]))))"
+        "print(json.dumps(spend_concurrently(sys.argv[1], float(sys.argv[2]), 16, 20, "
+        "int(sys.argv[3]))))"
     )
     budget = 0.02
     workers = [
@@ -263,7 +276,7 @@ def test_processes_sharing_one_budget_never_pass_it_together(tmp_path: Path) -> 
                 sys.executable,
                 "-c",
                 script,
-                str(tmp_path / "b.sqlite"),
+                store_url,
                 str(budget),
                 str(seed),
                 str(REPO / "tests"),
@@ -274,6 +287,6 @@ def test_processes_sharing_one_budget_never_pass_it_together(tmp_path: Path) -> 
         for seed in range(4)
     ]
     results = [json.loads(w.communicate(timeout=240)[0]) for w in workers]
-    final = SqliteStore(tmp_path / "b.sqlite").spent()
+    final = open_store(store_url, Path(".")).spent()
     assert final <= budget + 1e-12
     assert any(refused for _, _, refused in results)  # the budget did run out
