@@ -64,10 +64,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.wait()
 
 
-def flush(url: str) -> None:
-    """An empty database for the next test."""
+@pytest.fixture
+def redis_db(redis_url: str) -> str:
+    """The test's Redis database, emptied first."""
     import redis
 
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(redis_url)
     client.flushdb()
     client.close()
+    return redis_url

@@ -25,10 +25,10 @@ from hydragent.limits import BudgetExhausted, Estimate, Governor
 from hydragent.limits.model import ratelimit_wait
 from hydragent.limits.stores import open_store
 from hydragent.runner.records import config_hash
-from limits_support import flush, redis_url  # noqa: F401 (a fixture)
 
 REPO = Path(__file__).resolve().parent.parent
 STORES = ["sqlite", "redis"]
+pytest_plugins = ["limits_support"]  # the redis_db fixture
 
 
 @pytest.fixture(params=STORES)
@@ -36,9 +36,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """One shared store of each kind: a SQLite file, and a Redis database (emptied)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'limits.sqlite'}"
-    url = request.getfixturevalue("redis_url")
-    flush(url)
-    return url
+    return str(request.getfixturevalue("redis_db"))
 
 
 def dollars(usage: dict) -> float:

@@ -92,8 +92,8 @@ class Governor:
         self.exhausted = False
         self._lock = threading.Lock()
         self.stats = {"requests": 0, "rate_limited": 0, "waited_s": 0.0, "spent_usd": 0.0}
-        self._first: float | None = None  # when the first call started
-        self._last = 0.0  # when the last one ended
+        self._first: float | None = None  # when the first call was admitted
+        self._last = 0.0  # when the last one was
 
     # --- entering a call -----------------------------------------------------------------
 
@@ -114,12 +114,11 @@ class Governor:
                 self.tokens.wait(estimate.tokens)
             self._count(requests=1, waited_s=time.monotonic() - began)
             with self._lock:
-                self._first = self._first or time.monotonic()
+                self._last = time.monotonic()
+                self._first = self._first or self._last
             yield lease
             ok = True
         finally:
-            with self._lock:
-                self._last = time.monotonic()
             if lease.reservation is not None and not lease.settled:
                 self.settle(lease, None)  # failed: the worst case, unless it was refused
             self.store.release_slot(lease.slot, self.key, self.max_concurrency, grow=ok)
@@ -204,16 +203,17 @@ class Governor:
 
     def report(self) -> dict[str, Any]:
         """What summary.json's `limits` holds for this job: `requests_per_minute` is the rate
-        achieved from the first call's start to the last one's end; `waited_s` is summed over
-        calls (several wait at once)."""
+        at which calls were admitted (the intervals between the first and the last); `waited_s`
+        is summed over calls (several wait at once)."""
         with self._lock:
             stats, first, last = dict(self.stats), self._first, self._last
         minutes = (last - first) / 60 if first is not None and last > first else 0.0
+        intervals = stats["requests"] - 1  # n admissions span n - 1 intervals
         return {
             "key": self.key,
             "store": self.store.url,
             "requests": int(stats["requests"]),
-            "requests_per_minute": round(stats["requests"] / minutes, 2) if minutes else None,
+            "requests_per_minute": round(intervals / minutes, 2) if minutes else None,
             "rate_limited": int(stats["rate_limited"]),
             "waited_s": round(stats["waited_s"], 3),
             "spent_usd": round(stats["spent_usd"], 8),
