@@ -139,3 +139,32 @@ def test_validate_reports_the_store_and_the_budget_problems_at_once(
     assert result.returncode == 2
     assert "pricing.input_per_mtok" in result.stderr
     assert ("limits.store" in result.stderr) == (store == "sqlite")
+
+
+def test_jobs_of_a_sweep_share_one_cache_and_the_same_request_is_made_once(
+    tmp_path: Path,
+) -> None:
+    """4 jobs that ask the same 20 questions at the same time (they differ only in a setting
+    that changes no reply), with cache=on: the server answers each question once."""
+    task = write_task(tmp_path / "task.jsonl", 20)
+    cache = tmp_path / "shared" / "responses.sqlite"
+    with LatencyServer(latency_ms=300, steps=1) as server:
+        result = hydragent(
+            "run",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=4",
+            *served(server, task),
+            "cache=on",
+            f"cache.path={cache}",
+            "runner.max_concurrency=4,5,6,7",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            cwd=tmp_path,
+        )
+        asked = server.requests
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert asked == 20
+    jobs = summaries(tmp_path / "sweep")
+    assert len(jobs) == 4 and all(job["counts"]["ok"] == 20 for job in jobs)
+    assert sum(job["cache"]["model_calls"] for job in jobs) == 20
+    assert sum(job["cache"]["hits"] for job in jobs) == 60
