@@ -82,7 +82,12 @@ def test_a_joblib_sweep_shares_one_rate_limit_and_sees_no_429(tmp_path: Path) ->
     assert len(jobs) == 4 and all(job["counts"]["ok"] == 40 for job in jobs)
     assert all(job["limits"]["rate_limited"] == 0 for job in jobs)
     assert (tmp_path / "sweep" / "limits.sqlite").is_file()  # auto: one store at the root
-    assert "429s" in result.stdout
+    assert "0 429s" in result.stdout
+    report = hydragent("report", str(tmp_path / "sweep"), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "limits over 4 jobs: 160 requests, 0 429s" in report.stdout
+    total = json.loads((tmp_path / "sweep" / "summary.json").read_text())["limits"]
+    assert total["requests"] == 160 and total["rate_limited"] == 0
 
 
 def test_a_budget_that_runs_out_stops_the_run_and_a_larger_budget_completes_the_rest(

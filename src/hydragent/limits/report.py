@@ -58,3 +58,35 @@ def budget_message(
         f"limits.budget_usd={budget:g}; {left} of {counts['total']} samples not run "
         f"(cause: BudgetExhausted). Continue with: {shlex.join(command)}"
     )
+
+
+def sweep_limits(reports: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The sweep's totals over its jobs' `limits` (None when no job had limits): requests,
+    429s and time waiting add up; the spend is each store's ledger, counted once per store."""
+    jobs = [r for r in reports if r]
+    if not jobs:
+        return None
+    stores: dict[str, float] = {}  # each store's ledger, as the job that ended last saw it
+    for report in jobs:
+        stores[report["store"]] = max(stores.get(report["store"], 0.0), report["store_spent_usd"])
+    budgets = {r["budget_usd"] for r in jobs if r.get("budget_usd") is not None}
+    return {
+        "jobs": len(jobs),
+        "requests": sum(r["requests"] for r in jobs),
+        "rate_limited": sum(r["rate_limited"] for r in jobs),
+        "waited_s": round(sum(r["waited_s"] for r in jobs), 3),
+        "spent_usd": round(sum(r["spent_usd"] for r in jobs), 8),
+        "store_spent_usd": round(sum(stores.values()), 8),
+        "budget_usd": max(budgets) if budgets else None,
+        "budget_exhausted": any(r.get("budget_exhausted") for r in jobs),
+    }
+
+
+def sweep_line(total: dict[str, Any]) -> str:
+    """The report's line for a sweep's limits."""
+    budget = f" of ${total['budget_usd']:g}" if total["budget_usd"] is not None else ""
+    return (
+        f"limits over {total['jobs']} jobs: {total['requests']} requests, "
+        f"{total['rate_limited']} 429s, {total['waited_s']:g} s waiting on limits, "
+        f"${total['spent_usd']:.6g} spent{budget}"
+    )
