@@ -288,3 +288,48 @@ def test_processes_sharing_one_budget_never_pass_it_together(store_url: str) -> 
     final = open_store(store_url, Path(".")).spent()
     assert final <= budget + 1e-12
     assert any(refused for _, _, refused in results)  # the budget did run out
+
+
+def test_every_429_is_seen_and_retried_by_the_governor_one_attempt_at_a_time(
+    tmp_path: Path,
+) -> None:
+    """No rate limit set, a server that allows 4/s: each 429 is seen as it arrives (and
+    shared through the store: see test_a_429_seen_by_one_process_slows_every_sharer), then
+    retried under the backend's own retry policy, each attempt admitted on its own."""
+    pytest.importorskip("openai")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from latency_server import LatencyServer
+
+    from hydragent.limits.model import LimitedModel
+    from hydragent.models.openai import OpenAIServerModel
+
+    url = f"sqlite:///{tmp_path / 'limits.sqlite'}"
+    with LatencyServer(latency_ms=5, steps=1, max_rps=4) as server:
+        models = []
+        for _ in range(2):  # two "processes": their own governor, one store
+            backend = OpenAIServerModel(
+                model_id="gpt-4o-mini",
+                api_base=server.base_url,
+                api_key="test",
+                retry={"attempts": 6, "initial_wait": 0.1},
+            )
+            governor = Governor(open_store(url, tmp_path), "k", max_concurrency=16)
+            models.append(LimitedModel(backend, governor))
+        assert all(m.inner.retry is None for m in models)  # the governor retries instead
+        replies: list[str] = []
+
+        def ask(model: LimitedModel) -> None:
+            replies.append(model.generate([{"role": "user", "content": "2+3?"}]).content)
+
+        threads = [threading.Thread(target=ask, args=(models[i % 2],)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        stats = server.stats()
+    assert replies == ["5"] * 16
+    seen = sum(m.governor.stats["rate_limited"] for m in models)
+    assert seen == stats["rate_limited"] > 0  # every 429 the server sent was seen
+    assert models[0].governor.stats["requests"] + models[1].governor.stats["requests"] == (
+        16 + seen
+    )  # each attempt took its own admission

@@ -34,11 +34,11 @@ class Estimate:
 
     prompt_tokens: int  # an upper bound (UTF-8 bytes of the prepared request)
     typical_prompt_tokens: int  # the usual size (a quarter of the bytes), for the token rate
-    max_tokens: int
+    max_tokens: int | None  # None: no output cap (a budget then refuses the call)
 
     @property
     def tokens(self) -> int:
-        return self.typical_prompt_tokens + self.max_tokens
+        return self.typical_prompt_tokens + (self.max_tokens or 0)
 
 
 @dataclass
@@ -137,6 +137,11 @@ class Governor:
         return slot
 
     def worst_case_usd(self, estimate: Estimate) -> float:
+        if estimate.max_tokens is None:  # validate refuses this config; a custom Model may not
+            raise RuntimeError(
+                f"limits.budget_usd={self.budget_usd:g}: the call has no output cap, so its "
+                "worst case is unknown; set generation.max_tokens"
+            )
         usage = {"input_tokens": estimate.prompt_tokens, "output_tokens": estimate.max_tokens}
         dollars = self.price(usage) if self.price else None
         if dollars is None:

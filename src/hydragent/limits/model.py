@@ -51,20 +51,16 @@ def output_cap(model: Any, req: ModelRequest) -> int | None:
 
 def estimate(model: Any, req: ModelRequest) -> Estimate:
     """The call's prompt bound (UTF-8 bytes of what is sent: a token is at least one byte)
-    plus a template overhead per message, and its output cap."""
+    plus a template overhead per message, and its output cap (None: uncapped)."""
     body = json.dumps(
         {"messages": req.messages, "tools": req.tool_schemas() or []},
         ensure_ascii=False,
         default=str,
     ).encode()
     bound = len(body) + MESSAGE_OVERHEAD * (len(req.messages) + 1)
-    cap = output_cap(model, req)
-    if cap is None:
-        raise BudgetExhausted(
-            "limits: the call has no output cap, so its worst case is unknown; set "
-            "generation.max_tokens"
-        )
-    return Estimate(prompt_tokens=bound, typical_prompt_tokens=len(body) // 4, max_tokens=cap)
+    return Estimate(
+        prompt_tokens=bound, typical_prompt_tokens=len(body) // 4, max_tokens=output_cap(model, req)
+    )
 
 
 def ratelimit_wait(error: BaseException) -> float | None:
