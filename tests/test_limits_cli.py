@@ -173,3 +173,37 @@ def test_jobs_of_a_sweep_share_one_cache_and_the_same_request_is_made_once(
     assert len(jobs) == 4 and all(job["counts"]["ok"] == 20 for job in jobs)
     assert sum(job["cache"]["model_calls"] for job in jobs) == 20
     assert sum(job["cache"]["hits"] for job in jobs) == 60
+
+
+def test_a_sweep_whose_budget_runs_out_prints_the_sweep_command_that_continues(
+    tmp_path: Path,
+) -> None:
+    """The budget is the sweep's: when it runs out the message gives the sweep's own command
+    (its launcher and its sweep overrides) and folder, and that command finishes every job."""
+    task = write_task(tmp_path / "task.jsonl", 6)
+    sweep = tmp_path / "sweep"
+    price = ["+pricing.input_per_mtok=1000", "+pricing.output_per_mtok=1000"]
+    with LatencyServer(latency_ms=5, steps=1) as server:
+        first = hydragent(
+            "run",
+            "-m",
+            "hydra/launcher=joblib",
+            *served(server, task),
+            *price,
+            "generation.max_tokens=10",
+            "limits.budget_usd=0.25",
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep}",
+            cwd=tmp_path,
+        )
+        assert first.returncode == 1, first.stderr[-3000:]
+        asked = server.requests
+        message = first.stderr.strip().splitlines()[-1]
+        command = shlex.split(message.split("Continue with: ", 1)[1])
+        assert command[:4] == ["hydragent", "run", "-m", "hydra/launcher=joblib"]
+        assert "seed=0,1" in command and f"hydra.sweep.dir={sweep}" in command
+        server.reset()
+        second = hydragent(*command[1:], cwd=tmp_path)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert server.requests == 12 - asked  # only what the first run left
+    assert all(job["counts"]["ok"] == 6 for job in summaries(sweep))

@@ -22,41 +22,60 @@ def limits_line(report: dict[str, Any]) -> str:
     )
 
 
-def _sweep_overrides(sweep_dir: Path) -> list[str] | None:
-    """The sweep's own overrides (`seed=0,1,2`), from the multirun.yaml Hydra wrote."""
+_REPLACED = ("hydra.run.dir=", "hydra.sweep.dir=", "hydra.mode=", "limits.budget_usd=")
+
+
+def _saved_overrides(sweep_dir: Path) -> list[str] | None:
+    """The sweep's own overrides (`hydra/launcher=joblib`, `seed=0,1,2`), from the
+    multirun.yaml Hydra wrote at its root."""
     file = sweep_dir / "multirun.yaml"
     if not file.is_file():
         return None
     from omegaconf import OmegaConf
 
     try:
-        task = OmegaConf.select(OmegaConf.load(file), "hydra.overrides.task")
+        saved = OmegaConf.select(OmegaConf.load(file), "hydra.overrides")
     except Exception:  # an unreadable file: the job's own overrides still continue it
         return None
-    return [str(o) for o in task] if task is not None else None
+    if saved is None:
+        return None
+    return [str(o) for o in [*(saved.get("hydra") or []), *(saved.get("task") or [])]]
+
+
+def _hydra_overrides() -> list[str]:
+    """This run's `hydra/...` and `hydra.*` overrides (a launcher, a callback setting)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return [str(o) for o in HydraConfig.get().overrides.hydra]
+    except (ImportError, ValueError):
+        return []
 
 
 def budget_message(
     report: dict[str, Any], counts: dict[str, int], output_dir: Path, overrides: list[str]
 ) -> str:
     """The run's exit message when the budget ran out: spend, budget, and the command that
-    continues (same folder, a larger budget; samples already ok are kept, config_hash
-    leaves `limits` out)."""
+    continues: the same overrides (a sweep's own, with its launcher), the same folder and
+    twice the budget. Samples already ok are kept: config_hash leaves `limits` out."""
+    from hydragent.secrets import mask_override
+
     budget = float(report["budget_usd"])
-    larger = f"limits.budget_usd={budget * 2 if budget else 1:g}"  # twice the budget
+    larger = f"limits.budget_usd={budget * 2 if budget else 1:g}"
     root = auto_folder(output_dir)
-    kept = [o for o in overrides if not o.startswith(("limits.budget_usd=", "hydra."))]
     if root != Path(output_dir):
-        sweep = _sweep_overrides(root) or kept
-        sweep = [o for o in sweep if not o.startswith(("limits.budget_usd=", "hydra."))]
-        command = ["hydragent", "run", "-m", *sweep, f"hydra.sweep.dir={root}", larger]
+        given = _saved_overrides(root) or overrides
+        head, folder = ["hydragent", "run", "-m"], f"hydra.sweep.dir={root}"
     else:
-        command = ["hydragent", "run", *kept, f"hydra.run.dir={output_dir}", larger]
+        given = [*_hydra_overrides(), *overrides]
+        head, folder = ["hydragent", "run"], f"hydra.run.dir={output_dir}"
+    kept = [mask_override(o) for o in given if not o.startswith(_REPLACED)]
     left = counts["error"] + counts["not_run"]
     return (
-        f"budget exhausted: ${report['store_spent_usd']:.6g} spent of "
-        f"limits.budget_usd={budget:g}; {left} of {counts['total']} samples not run "
-        f"(cause: BudgetExhausted). Continue with: {shlex.join(command)}"
+        f"budget exhausted: ${report['store_spent_usd']:.6g} spent (every job on "
+        f"{report['store']}) of limits.budget_usd={budget:g}; {left} of {counts['total']} "
+        f"samples not run (cause: BudgetExhausted). Continue with: "
+        f"{shlex.join([*head, *kept, folder, larger])}"
     )
 
 
