@@ -333,3 +333,21 @@ def test_every_429_is_seen_and_retried_by_the_governor_one_attempt_at_a_time(
     assert models[0].governor.stats["requests"] + models[1].governor.stats["requests"] == (
         16 + seen
     )  # each attempt took its own admission
+
+
+def test_a_store_that_cannot_serve_is_a_config_error_naming_limits_store(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    found = problems(
+        ["model=scripted", "limits.max_concurrency=2", f"limits.store=redis://127.0.0.1:{port}/0"]
+    )
+    assert any(p.startswith("limits.store=") and "no Redis answers" in p for p in found), found
+    (tmp_path / "notes.txt").write_text("not a database")
+    for path, why in ((tmp_path, "is a folder"), (tmp_path / "notes.txt", "not a SQLite file")):
+        found = problems(
+            ["model=scripted", "limits.max_concurrency=2", f"limits.store=sqlite:///{path}"]
+        )
+        assert any(p.startswith("limits.store=") and why in p for p in found), found

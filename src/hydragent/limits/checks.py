@@ -1,5 +1,6 @@
-"""Config rules for `limits` that need other nodes: a budget needs a price and an output cap
-for every model it pays for (the worst case of a call must be known before it starts)."""
+"""Config rules for `limits` beyond its schema: the extra must be installed, the store must
+answer, and a budget needs a price and an output cap for every model it pays for (the worst
+case of a call must be known before it starts)."""
 
 from __future__ import annotations
 
@@ -39,7 +40,44 @@ def limits_problems(plain: dict[str, Any], located: dict[str, Any]) -> list[str]
         return [
             f"{chosen[0]}: {', '.join(missing)} is not installed; pip install 'hydragent[limits]'"
         ]
-    return budget_problems(limits, plain, located)
+    store = str(limits.get("store") or "auto")
+    return store_problems(store) + budget_problems(limits, plain, located)
+
+
+def store_problems(url: str) -> list[str]:
+    """A store that cannot serve: a Redis that does not answer, a SQLite path that is a
+    folder or another kind of file. (A malformed URL is the schema's problem.)"""
+    from pathlib import Path
+
+    from hydragent.limits.stores import store_problem
+
+    if store_problem(url) or url == "auto":
+        return []
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///")).expanduser()
+        if path.is_dir():
+            return [f"limits.store={url!r}: {path} is a folder; name a file, or use auto"]
+        if path.is_file() and _head(path) not in (b"", b"SQLite format 3\x00"):
+            return [f"limits.store={url!r}: {path} is not a SQLite file; name another file"]
+        return []
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        return [
+            f"limits.store={url!r}: no Redis answers there ({error}); start redis-server "
+            "there, or use limits.store=auto (a SQLite file, one machine)"
+        ]
+    finally:
+        client.close()
+    return []
+
+
+def _head(path: Any) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(16)
 
 
 def budget_problems(
