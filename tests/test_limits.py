@@ -351,3 +351,23 @@ def test_a_store_that_cannot_serve_is_a_config_error_naming_limits_store(tmp_pat
             ["model=scripted", "limits.max_concurrency=2", f"limits.store=sqlite:///{path}"]
         )
         assert any(p.startswith("limits.store=") and why in p for p in found), found
+
+
+def test_tokens_per_minute_weighs_each_call_and_a_larger_reply_pays_back_the_excess(
+    store_url: str, tmp_path: Path
+) -> None:
+    """60,000 tokens a minute is 1,000 a second in a bucket of one minute's worth: a full
+    minute's worth passes at once, then each call waits for its own tokens, and a reply that
+    used more than its estimate waits for the difference after the call."""
+    governor = Governor(open_store(store_url, tmp_path), "k", tokens_per_minute=60_000)
+    began = time.monotonic()
+    with governor.acquire(Estimate(0, 50_000, 10_000)) as lease:
+        lease.settle({"input_tokens": 50_000, "output_tokens": 10_000})
+    assert time.monotonic() - began < 0.5  # the full bucket
+    began = time.monotonic()
+    with governor.acquire(Estimate(0, 1_000, 0)) as lease:
+        waited = time.monotonic() - began
+        lease.settle({"input_tokens": 2_500, "output_tokens": 0})  # 1,500 more than estimated
+    repaid = time.monotonic() - began - waited
+    assert 0.8 < waited < 2.0
+    assert 1.2 < repaid < 2.5
