@@ -371,3 +371,37 @@ def test_tokens_per_minute_weighs_each_call_and_a_larger_reply_pays_back_the_exc
     repaid = time.monotonic() - began - waited
     assert 0.8 < waited < 2.0
     assert 1.2 < repaid < 2.5
+
+
+class Refused(Exception):
+    """A client error carrying an HTTP status, as the SDKs raise them."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status_code = status
+
+
+@pytest.mark.parametrize(
+    ("failure", "billed"),
+    [(Refused(400), False), (Refused(429), False), (TimeoutError("read timed out"), True)],
+)
+def test_what_a_failed_call_costs_the_budget(tmp_path: Path, failure: Exception, billed: bool):
+    """A request the provider refused (4xx) costs nothing; a call that failed after it was
+    sent (a timeout) may have been billed, so its worst case is kept."""
+    from hydragent.limits.model import LimitedModel
+    from hydragent.models.scripted import ScriptedModel
+
+    class Failing(ScriptedModel):
+        def request(self, req):  # type: ignore[no-untyped-def]
+            raise failure
+
+    store = open_store(f"sqlite:///{tmp_path / 'l.sqlite'}", tmp_path)
+    model = LimitedModel(
+        Failing(responses=["x"]), Governor(store, "k", budget_usd=1.0, price=dollars)
+    )
+    with pytest.raises(type(failure)):
+        model.generate([{"role": "user", "content": "2+3?"}], max_tokens=10)
+    spent = store.spent()
+    assert (spent > 0) == billed
+    if billed:  # the worst case: the prompt's bytes bound and the 10-token cap
+        assert spent >= dollars({"input_tokens": 10, "output_tokens": 10})

@@ -52,8 +52,8 @@ class Lease:
     slot: str | None = None
     settled: bool = False
 
-    def settle(self, usage: dict[str, Any] | None) -> None:
-        self.governor.settle(self, usage)
+    def settle(self, usage: dict[str, Any] | None, billed: bool = True) -> None:
+        self.governor.settle(self, usage, billed)
 
 
 class Governor:
@@ -104,7 +104,7 @@ class Governor:
         lease = Lease(self, estimate)
         self._pause()
         lease.slot = self._slot()
-        ok = False
+        ok = started = False
         try:
             if self.budget_usd is not None:
                 lease.reservation, lease.reserved_usd = self._reserve(estimate)
@@ -116,11 +116,13 @@ class Governor:
             with self._lock:
                 self._last = time.monotonic()
                 self._first = self._first or self._last
+            started = True
             yield lease
             ok = True
         finally:
             if lease.reservation is not None and not lease.settled:
-                self.settle(lease, None)  # failed: the worst case, unless it was refused
+                # a call that failed may have been billed: its worst case; one never sent, 0
+                self.settle(lease, None, billed=started)
             self.store.release_slot(lease.slot, self.key, self.max_concurrency, grow=ok)
 
     def _pause(self) -> None:

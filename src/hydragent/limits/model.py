@@ -124,6 +124,8 @@ class LimitedModel(ModelWrapper):
                         wait = ratelimit_wait(error)
                         if wait is not None:
                             self.governor.refused(lease, wait)
+                        elif 400 <= (status_code_of(error) or 0) < 500:
+                            lease.settle(None, billed=False)  # a rejected request costs 0
                         raise
                     lease.settle(reply.token_usage.dict())
                     return reply
