@@ -19,7 +19,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hydragent.limits.stores import LimitStore
 
 POLL_S = 0.01  # first wait between tries for a lease or a reservation; doubles up to 0.2 s
 
@@ -61,7 +64,7 @@ class Governor:
 
     def __init__(
         self,
-        store: Any,
+        store: LimitStore,
         key: str,
         *,
         requests_per_minute: float | None = None,

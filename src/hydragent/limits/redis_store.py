@@ -90,7 +90,6 @@ local until_ = tonumber(redis.call('HGET', KEYS[1], 'pause_until') or '0')
 return tostring(math.max(0, until_ - now))
 """
 )
-_IN_FLIGHT = _NOW + "return redis.call('ZCOUNT', KEYS[1], now, '+inf')"
 
 
 class RedisStore:
@@ -112,7 +111,6 @@ class RedisStore:
                 "release": _RELEASE,
                 "slow": _SLOW,
                 "pause_left": _PAUSE_LEFT,
-                "in_flight": _IN_FLIGHT,
             }.items()
         }
 
@@ -145,9 +143,6 @@ class RedisStore:
 
     def pause_left(self, key: str) -> float:
         return float(self._run("pause_left", [f"gate:{key}"], []))
-
-    def in_flight(self, key: str) -> int:
-        return int(self._run("in_flight", [f"leases:{key}"], []))
 
     def rate_store(self, key: str) -> Any:
         from pyrate_limiter import RedisStateStore

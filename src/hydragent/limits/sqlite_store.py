@@ -145,14 +145,6 @@ class SqliteStore:
             row = self._db.execute("SELECT pause_until FROM gates WHERE key = ?", (key,)).fetchone()
         return max(0.0, (row[0] or 0.0) - time.time()) if row else 0.0
 
-    def in_flight(self, key: str) -> int:
-        with self._lock:
-            return int(
-                self._db.execute(
-                    "SELECT COUNT(*) FROM leases WHERE key = ? AND expires >= ?", (key, time.time())
-                ).fetchone()[0]
-            )
-
     # --- the rate limiter's state ---------------------------------------------------
 
     def rate_store(self, key: str) -> Any:

@@ -9,11 +9,39 @@ machines.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
 STORE_FORMS = "auto, sqlite:///PATH, redis://HOST:PORT/DB"
 STORE_FILE = "limits.sqlite"
+
+
+class LimitStore(Protocol):
+    """What the governor needs from a store; each operation is atomic across processes
+    (sqlite_store.SqliteStore: a `BEGIN IMMEDIATE` transaction; redis_store.RedisStore: a
+    Lua script)."""
+
+    url: str
+
+    def reserve(self, amount: float, budget: float, ttl_s: float) -> tuple[str | None, float]:
+        """A reservation id, or None and the dollars others still hold reserved."""
+
+    def settle(self, rid: str, reserved: float, actual: float) -> None: ...
+
+    def spent(self) -> float: ...
+
+    def take_slot(self, key: str, limit: int | None, ttl_s: float) -> str | None: ...
+
+    def release_slot(self, lease: str, key: str, ceiling: int | None, grow: bool) -> None: ...
+
+    def slow_down(self, key: str, seconds: float) -> None: ...
+
+    def pause_left(self, key: str) -> float: ...
+
+    def rate_store(self, key: str) -> Any:
+        """pyrate-limiter's StateStore for one rate of `key`."""
+
+    def close(self) -> None: ...
 
 
 def store_problem(url: str) -> str:
@@ -53,7 +81,7 @@ def auto_folder(output_dir: Path) -> Path:
     return Path(output_dir)
 
 
-def open_store(url: str, output_dir: Path) -> Any:
+def open_store(url: str, output_dir: Path) -> LimitStore:
     """The store `url` names, opened (`auto` resolved against `output_dir`)."""
     if url == "auto":
         from hydragent.limits.sqlite_store import SqliteStore
