@@ -331,6 +331,40 @@ def check_quickstart_recipe(command: str, tmp_path: Path, **_: Any) -> None:
     assert all(s["answer"] and 0 < s["token_usage"]["output_tokens"] <= 16 for s in samples)
 
 
+def check_sweep_limits(
+    command: str, tmp_path: Path, openai_server: AnsweringServer, **_: Any
+) -> None:
+    before = len(openai_server.requests)
+    cache = tmp_path / "cache"
+    env = clean_env(
+        OPENAI_BASE_URL=f"{openai_server.url}/v1",
+        OPENAI_API_KEY="sk-loopback",
+        HYDRAGENT_CACHE_DIR=str(cache),
+    )
+    done = shell(command, tmp_path / "work", env).ok()
+    [folder] = (done.cwd / "multirun").glob("*/*")
+    jobs = [json.loads(p.read_text()) for p in folder.glob("*/summary.json")]
+    assert len(jobs) == 4 and all(job["metrics"]["exact"]["mean"] == 1.0 for job in jobs)
+    assert all(job["limits"]["rate_limited"] == 0 for job in jobs)
+    assert max(job["limits"]["store_spent_usd"] for job in jobs) <= 2
+    assert (folder / "limits.sqlite").is_file() and (cache / "responses.sqlite").is_file()
+    assert len(openai_server.requests) - before == 24  # 4 seeds x 6 questions, once each
+
+
+def check_ray_redis(command: str, tmp_path: Path, openai_server: AnsweringServer, **_: Any):
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="pip install 'hydragent[ray]'")
+    from tests.limits_support import running_redis
+
+    env = clean_env(OPENAI_BASE_URL=f"{openai_server.url}/v1", OPENAI_API_KEY="sk-loopback")
+    with running_redis(tmp_path) as url:
+        command = command.replace("redis://127.0.0.1:6379/0", url)
+        done = shell(command, tmp_path / "work", env).ok()
+    [folder] = (done.cwd / "multirun").glob("*/*")
+    jobs = [json.loads(p.read_text()) for p in folder.glob("*/summary.json")]
+    assert len(jobs) == 2 and all(job["limits"]["store"] == url for job in jobs)
+    assert all(job["counts"]["ok"] == 6 for job in jobs)
+
+
 SLOW_MARKS = [pytest.mark.slow, pytest.mark.timeout(BUNDLED_MODEL_S + 60)]
 # command -> (its check, whether it runs the bundled model: the slow tier)
 CHECKS: dict[str, tuple[Callable[..., None], bool]] = {
@@ -360,6 +394,14 @@ CHECKS: dict[str, tuple[Callable[..., None], bool]] = {
     "hydragent recipes": (check_recipes_list, False),
     "hydragent run recipe=quickstart": (check_quickstart_recipe, True),
     "hydragent run recipe=tool_use model=scripted": (check_tool_calling, False),
+    "hydragent run -m hydra/launcher=joblib hydra.launcher.n_jobs=4 model=openai "
+    "model.model_id=gpt-4o-mini seed=0,1,2,3 limits.requests_per_minute=500 "
+    "limits.budget_usd=2 cache=on": (check_sweep_limits, False),
+    "hydragent run -m hydra/launcher=ray model=openai model.model_id=gpt-4o-mini seed=0,1 "
+    "limits.requests_per_minute=500 limits.store=redis://127.0.0.1:6379/0": (
+        check_ray_redis,
+        False,
+    ),
 }
 
 

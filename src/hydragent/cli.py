@@ -307,6 +307,8 @@ def report_error(
             where = error.output_dir.parent
             text = f"{len(jobs)} jobs of the sweep in {where} failed: {'; '.join(jobs)}"
             message = mask_text(f"{text}; causes above and in each job's hydragent.log", secrets)
+            if "Continue with: " in str(error):  # limits: the budget ran out for the sweep
+                message += "; " + mask_text(one_line(str(error)), secrets)
         return fail(f"run failed: {message}", 1)
     return fail(f"{type(error).__name__}: {message} (HYDRA_FULL_ERROR=1 shows the traceback)", 1)
 

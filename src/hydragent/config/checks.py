@@ -9,6 +9,7 @@ from hydragent.config.problems import one_line, shown, unknown_key
 from hydragent.config.schemas import (
     RANGES,
     CacheConfig,
+    LimitsConfig,
     RunnerConfig,
     TopLevel,
     check_node,
@@ -57,6 +58,7 @@ class StaticChecks:
         for group, schema in (
             ("runner", RunnerConfig),
             ("cache", CacheConfig),
+            ("limits", LimitsConfig),
             ("generation", GenerationConfig),
             ("retry", RetryPolicy),
         ):
@@ -65,6 +67,10 @@ class StaticChecks:
         self.add("sandbox", self.sandbox_schema_problems())
         self.add("grammar", self.grammar_problems())
         self.check_targets()
+        if not self.has_missing("limits"):
+            from hydragent.limits.checks import limits_problems
+
+            self.add("limits", limits_problems(plain, self.located))
         self.add("runner", self.caps_problems())
         self.problems = self.without_echoes(self.problems)
 

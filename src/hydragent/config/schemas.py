@@ -70,6 +70,35 @@ class CacheConfig(Node):
         return {True: "on", False: "off"}.get(mode, mode) if isinstance(mode, bool) else mode
 
 
+class LimitsConfig(Node):
+    """`limits`: rate, concurrency and dollar limits shared by every process on one store
+    (hydragent/limits, docs/architecture.md "Limits")."""
+
+    requests_per_minute: float | None = Field(None, gt=0, description="per limit key, shared")
+    tokens_per_minute: int | None = Field(None, ge=1, description="input + output, shared")
+    max_concurrency: int | None = Field(None, ge=1, description="calls in flight, shared")
+    budget_usd: float | None = Field(None, ge=0, description="dollars, every sharing job")
+    store: str = Field("auto", description="auto | sqlite:///PATH | redis://HOST:PORT/DB")
+    key: str | None = Field(None, description="which calls share a limit (endpoint|model)")
+    lease_ttl_s: float = Field(900, gt=0, description="a crashed holder's lease expires")
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, url: str) -> str:
+        from hydragent.limits.stores import STORE_FORMS, store_problem
+
+        problem = store_problem(url)
+        if problem:
+            raise ValueError(f"{problem}; valid forms: {STORE_FORMS}")
+        return url
+
+    @property
+    def active(self) -> bool:
+        """Whether any limit is set (else no store is opened at all)."""
+        limits = (self.requests_per_minute, self.tokens_per_minute, self.max_concurrency)
+        return any(v is not None for v in (*limits, self.budget_usd))
+
+
 class TopLevel(Node):
     """The composed config's own keys: one per group, the run's seed, the model's pricing (for
     a model LiteLLM's cost map does not know), Hydra's node."""
@@ -87,6 +116,7 @@ class TopLevel(Node):
     judge: Any = None
     runner: Any = None
     cache: Any = None
+    limits: Any = None
     sandbox: Any = None
     seed: int | None = 0
     pricing: Pricing | None = None

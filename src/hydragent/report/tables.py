@@ -36,6 +36,7 @@ def job_stats(job: Job) -> dict[str, Any]:
         "cost_known": len(costs),
         "latency_s": sum(latencies) / len(latencies) if latencies else None,
         "wall_time_s": job.summary.get("wall_time_s"),
+        "limits": job.summary.get("limits"),  # hydragent/limits: rate, 429s, waits, spend
     }
 
 

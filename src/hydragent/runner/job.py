@@ -264,7 +264,22 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     model, samples = assembly.model, assembly.samples
     for line in unsent_lines(assembly.unsent_generation, assembly.backend):
         log.warning("%s", line)
-    routed = route_parts(model, assembly.judge, resolved, assembly.backend)
+    from hydragent.limits.model import Limited, open_governor  # limits: the one hook
+
+    governor = open_governor(resolved, output_dir, model)
+    judge_governor = None
+    if governor is not None and assembly.judge is not None:  # one budget pays for both
+        judge_governor = open_governor(
+            resolved, output_dir, assembly.judge, "judge", governor.store
+        )
+    routed = route_parts(
+        model,
+        assembly.judge,
+        resolved,
+        assembly.backend,
+        Limited(model, governor) if governor is not None else None,
+        Limited(assembly.judge, judge_governor) if judge_governor is not None else None,
+    )
     judge, cache = routed.judge, routed.cache
     recording = stop.Recording()  # till the summary is written, a signal only asks
     try:
@@ -338,6 +353,8 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             interrupted=interrupted,
         )
+        if governor is not None:
+            summary["limits"] = governor.report()
         max_error_rate = float(runner.get("max_error_rate") or 0.0)
         summary["max_error_rate"] = max_error_rate
         summary["failed"] = _failed_share(summary["counts"]) > max_error_rate and not interrupted
@@ -345,6 +362,10 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         write_json_atomic(output_dir / SUMMARY_FILE, summary)
         recording.close()
         print(results_table(summary))
+        if governor is not None:
+            from hydragent.limits.report import limits_line
+
+            print(limits_line(summary["limits"]))
         print(f"Run folder: {output_dir.resolve()}")
         if interrupted:
             raise stop.Interrupted(stop.signum(), summary, output_dir.resolve())
@@ -357,11 +378,18 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                 f"cache=replay: {cache.misses} calls had no recorded reply in "
                 f"{cache.store.path}; run once with cache=on to record them"
             )
+        if governor is not None and governor.exhausted:
+            from hydragent.limits.report import budget_message
+
+            message = budget_message(summary["limits"], counts, output_dir, overrides)
+            raise RunFailed(message, summary, output_dir)
         _check_failures(summary, output_dir)
         return summary
     finally:
         recording.close()
         model.cleanup()
+        if governor is not None:
+            governor.close()
         if judge is not None:
             judge.cleanup()
         routed.close()
