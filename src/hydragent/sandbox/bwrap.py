@@ -1,0 +1,162 @@
+"""The bubblewrap command line: namespaces, a read-only view of the host, and never host root.
+
+bwrap runs behind a short setup stage (`unshare -m`, then `mount`, run by `sh` in a mount
+namespace of its own, so nothing of it reaches the host's mounts):
+
+- the host's `/dev` is bound read-only (device nodes keep working: writes to a character
+  device on a read-only mount still work, while utimensat, futimens, chown and setxattr on it
+  fail with EROFS), and the sandbox's `/dev` holds only null, zero, full, random and urandom
+  from there: the code cannot change a host device node's metadata, as any user or as root;
+- the work folder is a tmpfs mounted there with `size=work_mb` and `nr_inodes` capped (bwrap's
+  own `--tmpfs` has no inode cap);
+- a root runner drops to uid/gid 65534 with no supplementary groups (`setpriv`) before bwrap
+  builds its user namespace, so the code's host uid owns nothing; the folders that uid cannot
+  reach (an interpreter under /root, 0700) are bound into the stage first, by root.
+An unprivileged runner gets the same stage in a user namespace of its own (`unshare -r`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hydragent.sandbox.paths import (
+    INSIDE_CHILD_DIR,
+    INSIDE_WORKDIR,
+    MAX_WORK_ENTRIES,
+    SYSTEM_LIB_DIRS,
+    child_dir,
+    child_env,
+    python_dirs,
+    reachable_by_others,
+    site_dirs,
+)
+
+if TYPE_CHECKING:
+    from hydragent.sandbox.isolation import SandboxConfig
+
+SANDBOX_UID = 65534  # "nobody", inside the user namespace and, for a root runner, on the host
+DEVICES = ("null", "zero", "full", "random", "urandom")
+FIX = (
+    "install bubblewrap (apt-get install bubblewrap) and enable unprivileged user namespaces, "
+    "or choose sandbox=process knowingly (unsafe)"
+)
+
+
+class BwrapMissing(RuntimeError):
+    """A program the bwrap sandbox needs is not installed."""
+
+
+@functools.cache
+def tool(name: str) -> str:
+    found = shutil.which(name, path="/usr/bin:/bin:/usr/sbin:/sbin")
+    if found is None:
+        raise BwrapMissing(f"{name} is not installed")
+    return found
+
+
+@functools.cache
+def bwrap_features() -> frozenset[str]:
+    """Options this bubblewrap understands (older releases lack --disable-userns)."""
+    try:
+        text = subprocess.run([tool("bwrap"), "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired, BwrapMissing):
+        return frozenset()
+    return frozenset(o for o in ("--disable-userns",) if o in text.stdout + text.stderr)
+
+
+def stage_dir() -> str:
+    """An empty folder of this user's that each child's mount namespace covers with its own
+    small tmpfs (the host never sees what is mounted there)."""
+    folder = Path(tempfile.gettempdir()) / f"hydragent-stage-{os.geteuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o755)
+    info = folder.lstat()
+    if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.geteuid():
+        raise BwrapMissing(f"{folder} is not this user's folder")
+    return str(folder)
+
+
+def bwrap_command(config: SandboxConfig, host_workdir: str | None, bpf_fd: int) -> list[str]:
+    """The whole command: the setup stage, then bwrap, ending where the interpreter's
+    arguments go."""
+    root = os.geteuid() == 0
+    stage = shlex.quote(stage_dir())  # in the script; a temporary folder has no spaces
+    mount, mkdir = tool("mount"), tool("mkdir")
+    setup = [
+        f"{mount} -t tmpfs -o mode=0755,size=1m,nr_inodes=256 hydragent-stage {stage}",
+        f"{mkdir} {stage}/dev {stage}/work",
+        f"{mount} --bind /dev {stage}/dev",
+        f"{mount} -o remount,bind,ro {stage}/dev",
+    ]
+    owner = SANDBOX_UID if root else 0  # the runner itself, in its own user namespace
+    if host_workdir is None:
+        size = config.work_mb * 1024 * 1024
+        setup.append(
+            f"{mount} -t tmpfs -o mode=0700,uid={owner},gid={owner},size={size},"
+            f"nr_inodes={MAX_WORK_ENTRIES} hydragent-work {stage}/work"
+        )
+    else:
+        if root:  # the code's host uid must be able to write the folder it was given
+            os.chown(host_workdir, SANDBOX_UID, SANDBOX_UID)
+        setup.append(f"{mount} --bind {shlex.quote(host_workdir)} {stage}/work")
+    binds: list[tuple[str, str]] = []
+    for path in python_dirs() + (site_dirs() if config.site_packages else []):
+        binds.append((path, path))
+    binds.append((child_dir(), INSIDE_CHILD_DIR))
+    args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]
+    args += ["--cap-drop", "ALL", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+    args += ["--hostname", "sandbox"]
+    if "--disable-userns" in bwrap_features():
+        args.append("--disable-userns")
+    args.append("--clearenv")
+    for name, value in child_env(INSIDE_WORKDIR).items():
+        args += ["--setenv", name, value]
+    for path in SYSTEM_LIB_DIRS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    for index, (source, target) in enumerate(binds):
+        if root and not reachable_by_others(source):
+            setup += [
+                f"{mkdir} {stage}/{index}" if os.path.isdir(source) else f": > {stage}/{index}",
+                f"{mount} --bind {shlex.quote(source)} {stage}/{index}",
+            ]
+            source = f"{stage}/{index}"
+        args += ["--ro-bind", source, target]
+    # /proc read-only as a whole (a writable /proc/sys was reachable before); /dev a tmpfs of
+    # its own holding read-only binds of five host device nodes, then read-only itself
+    args += ["--proc", "/proc", "--remount-ro", "/proc", "--tmpfs", "/dev"]
+    for device in DEVICES:
+        args += ["--dev-bind", f"{stage}/dev/{device}", f"/dev/{device}"]
+    for index, name in enumerate(("stdin", "stdout", "stderr")):
+        args += ["--symlink", f"/proc/self/fd/{index}", f"/dev/{name}"]
+    args += ["--symlink", "/proc/self/fd", "/dev/fd", "--remount-ro", "/dev"]
+    args += ["--bind", f"{stage}/work", INSIDE_WORKDIR]
+    args += ["--chdir", INSIDE_WORKDIR, "--remount-ro", "/", "--seccomp", str(bpf_fd)]
+    drop = (
+        [
+            tool("setpriv"),
+            f"--reuid={SANDBOX_UID}",
+            f"--regid={SANDBOX_UID}",
+            "--clear-groups",
+            "--",
+        ]
+        if root
+        else []
+    )
+    script = "set -e; " + "; ".join(setup) + '; exec "$@"'
+    namespaces = ["-m"] if root else ["-r", "-m"]
+    return [
+        tool("unshare"), *namespaces, "--propagation", "private", "--",
+        tool("sh"), "-c", script, "sh", *drop, tool("bwrap"), *args,
+    ]  # fmt: skip
