@@ -34,6 +34,9 @@ def filter_bpf(kind: str = "bwrap") -> bytes:
     if kind == "bwrap":
         names |= set(syscalls.BWRAP_ONLY)
         conditional += syscalls.BWRAP_CONDITIONAL
+    both = names & {rule.name for rule in conditional}
+    if both:  # an unconditional allow would void the conditions (a set-user-ID file got made)
+        raise ValueError(f"syscalls.py allows {sorted(both)} both with and without conditions")
     for name in sorted(names):
         _allow(rules, name)
     for rule in conditional:

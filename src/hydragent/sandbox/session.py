@@ -47,6 +47,8 @@ REAP_WAIT_S = 0.2  # for bwrap to reap its init after a kill, before it is kille
 # Time spent in the parent's tools does not count against a step, up to this many times the
 # step's own timeout: a child calling slow tools in a loop still ends.
 TOOL_TIME_CEILING = 5
+#: an unprivileged runner's child may use this many steps' CPU budgets in all (see _cpu_ceiling)
+UNPRIVILEGED_CPU_STEPS = 100
 
 
 class PythonSession:
@@ -173,7 +175,7 @@ class PythonSession:
             "workdir": launch.workdir,
             "memory_mb": self.memory_mb,
             "max_file_mb": self.max_file_mb,
-            "cpu_limit_s": math.ceil(self.cpu_limit_s),
+            "cpu_ceiling_s": self._cpu_ceiling(),
             "authorized_imports": self.authorized_imports,
             "max_output_chars": self.max_output_chars,
             "tool_names": sorted(self.tools),
@@ -309,6 +311,13 @@ class PythonSession:
             limit = math.ceil(budget)
             with contextlib.suppress(OSError, ValueError):
                 resource.prlimit(self._inner_pid, resource.RLIMIT_CPU, (limit, limit))
+
+    def _cpu_ceiling(self) -> int:
+        """The child's first RLIMIT_CPU (hard equal to soft). A root runner raises it per
+        step; an unprivileged one cannot raise a hard limit, so its child gets a ceiling for
+        the whole session and the watcher holds each step to its budget."""
+        step = math.ceil(self.cpu_limit_s) + 1
+        return step if os.geteuid() == 0 else step * UNPRIVILEGED_CPU_STEPS
 
     def _inner_alive(self) -> bool:
         """Whether the interpreter still runs (its pidfd turns readable when it exits): under

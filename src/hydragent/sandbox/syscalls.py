@@ -56,7 +56,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # files: what may be opened, written or removed is landlock's and the mounts' business
     "file I/O": (
         "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
-        "preadv2", "pwritev2", "open", "openat", "close", "close_range", "lseek", "dup",
+        "preadv2", "pwritev2", "close", "close_range", "lseek", "dup",
         "dup2", "dup3", "pipe", "pipe2", "sendfile", "copy_file_range", "splice", "tee",
         "fsync", "fdatasync", "ftruncate", "truncate", "fallocate", "fadvise64", "readahead",
         "umask",
