@@ -93,7 +93,7 @@ def bwrap_command(config: SandboxConfig, host_workdir: str | None, bpf_fd: int) 
     setup = [
         f"{mount} -t tmpfs -o mode=0755,size=1m,nr_inodes=256 hydragent-stage {stage}",
         f"{mkdir} {stage}/dev {stage}/work",
-        f"{mount} --bind /dev {stage}/dev",
+        f"{mount} --rbind /dev {stage}/dev",  # rbind: a user namespace may not split /dev
         f"{mount} -o remount,bind,ro {stage}/dev",
     ]
     owner = SANDBOX_UID if root else 0  # the runner itself, in its own user namespace
