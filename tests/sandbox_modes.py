@@ -61,7 +61,9 @@ class Attacked:
     def run(self, code: str) -> Step:
         if self.session is not None:
             result = self.session.run(code)
-            return Step(result.ok, result.stdout, result.error, result.value, self.session._inner_pid)
+            return Step(
+                result.ok, result.stdout, result.error, result.value, self.session._inner_pid
+            )
         assert self.runner is not None and self.runner.stdin and self.runner.stdout
         self.runner.stdin.write(json.dumps(code) + "\n")
         self.runner.stdin.flush()
@@ -90,9 +92,16 @@ def attacked(mode: str, **options: Any) -> Iterator[Attacked]:
         return
     python = unprivileged_python()
     runner = subprocess.Popen(
-        [shutil.which("setpriv") or "setpriv", f"--reuid={UNPRIVILEGED_UID}"]
-        + [f"--regid={UNPRIVILEGED_UID}", "--clear-groups", python, "-c", DRIVER]
-        + [json.dumps(options)],
+        [
+            shutil.which("setpriv") or "setpriv",
+            f"--reuid={UNPRIVILEGED_UID}",
+            f"--regid={UNPRIVILEGED_UID}",
+            "--clear-groups",
+            python,
+            "-c",
+            DRIVER,
+            json.dumps(options),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -125,8 +134,15 @@ def unprivileged_python() -> str:
     version = f"{sys.version_info[0]}.{sys.version_info[1]}"
     for candidate in (os.path.realpath(sys.executable), f"/usr/bin/python{version}"):
         check = subprocess.run(
-            ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}"]
-            + ["--clear-groups", candidate, "-c", CAN_RUN],
+            [
+                "setpriv",
+                f"--reuid={UNPRIVILEGED_UID}",
+                f"--regid={UNPRIVILEGED_UID}",
+                "--clear-groups",
+                candidate,
+                "-c",
+                CAN_RUN,
+            ],
             env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", "PYTHONPATH": pythonpath()},
             capture_output=True,
             cwd="/",

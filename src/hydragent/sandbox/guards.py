@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 WATCH_S = 0.1  # how often the watcher measures the child
 KERNEL_ALLOWANCE_MB = 64  # kernel memory a child may hold beyond its own memory and work folder
+KILL_WAIT_S = 1.0
+REAP_WAIT_S = 0.2  # for bwrap to reap its init after a kill, before it is killed itself
 
 
 def cgroup_bases(controller: str) -> list[Path]:
@@ -124,3 +129,48 @@ def folder_too_big(folder: str, limit_bytes: int, max_entries: int) -> bool:
                 if used > limit_bytes or entries > max_entries:
                     return True
     return False
+
+
+def inner_pid(pid: int, bwrap: bool) -> int | None:
+    """The host pid of the interpreter (under bwrap, a grandchild: bwrap, its init, python),
+    so that `prlimit` and the watcher reach the process that runs the code."""
+    if not bwrap:
+        return pid
+    for _ in range(2):
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return None
+        if len(children) != 1:
+            return None
+        pid = int(children[0])
+    return pid
+
+
+def kill_tree(process: subprocess.Popen[bytes] | None, pidfd: int, init_pidfd: int) -> None:
+    """SIGKILL the interpreter (through its pidfd: no pid reuse), bwrap's init (the PID
+    namespace, and every process in it, dies with it) and the process group, then reap them
+    and close both pidfds."""
+    if pidfd >= 0:
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    if init_pidfd >= 0:
+        # the namespace's init first, so that bwrap reaps it and exits by itself: killed
+        # first, bwrap left it a zombie of the host's init for seconds after the run
+        with contextlib.suppress(OSError):
+            signal.pidfd_send_signal(init_pidfd, signal.SIGKILL)
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=REAP_WAIT_S)
+        os.close(init_pidfd)
+    if process is not None and process.returncode is None:  # once reaped, the pid is free
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    if process is not None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=KILL_WAIT_S)
+    if pidfd >= 0:
+        select.select([pidfd], [], [], KILL_WAIT_S)  # readable once the process is gone
+        os.close(pidfd)

@@ -7,11 +7,13 @@ ignores its pipes cannot stall the runner; a message that does not fit `StepRepl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
 import struct
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_ANSWER_CHARS = 100_000  # what the child keeps of a final answer; enforced here as well
+ROOM = 100  # past max_output_chars: the child's own truncation note fits
 
 
 class SandboxError(RuntimeError):
@@ -105,7 +108,7 @@ class Channel:
                 return False
         return True
 
-    def receive(self, deadline: float) -> dict[str, Any] | None | Literal[False]:
+    def receive(self, deadline: float) -> dict[str, Any] | Literal[False] | None:
         """One message; None when the deadline passes or the child closes the pipe; False for
         a forged header or body (the caller kills the child)."""
         header = self._read_exactly(4, deadline)
@@ -144,10 +147,8 @@ class Channel:
 
     def close(self) -> None:
         for fd in (self.request_fd, self.reply_fd):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def cap_answer(answer: Any) -> Any:
@@ -160,3 +161,30 @@ def cap_answer(answer: Any) -> Any:
     if len(text) <= MAX_ANSWER_CHARS:
         return answer
     return (answer if isinstance(answer, str) else text)[:MAX_ANSWER_CHARS]
+
+
+def cap_text(text: str, limit: int) -> str:
+    """The child caps its output, but code that writes its own reply to the pipe (a few MB)
+    would otherwise hand all of it to the model: cut it here too."""
+    if len(text) <= limit + ROOM:
+        return text
+    return text[:limit] + f"\n[output truncated: {len(text)} characters]"
+
+
+def call_tool(tools: Mapping[str, Callable[..., Any]], call: ToolCall) -> dict[str, Any]:
+    """Run a tool the child asked for, here in the parent; its error is an observation."""
+    tool = tools.get(call.name)
+    if tool is None:
+        return {"error": f"unknown tool {call.name!r}"}
+    try:
+        result = tool(*call.args, **call.kwargs)
+    except Exception as error:  # a tool error is an observation, not a crash
+        return {"error": f"tool {call.name!r} failed: {type(error).__name__}: {error}"}
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError, RecursionError):
+        try:
+            result = str(result)
+        except (ValueError, RecursionError) as error:  # e.g. an int past 4300 digits
+            return {"error": f"tool {call.name!r} returned what cannot be shown: {error}"}
+    return {"result": result}

@@ -11,7 +11,6 @@ spec it is given: choosing one is `choice.resolve`'s job.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import resource
@@ -33,17 +32,19 @@ from hydragent.sandbox.isolation import SandboxSpec
 from hydragent.sandbox.paths import MAX_WORK_ENTRIES
 from hydragent.sandbox.protocol import (
     MAX_MESSAGE_BYTES,
+    ROOM,
     Channel,
     SandboxError,
     SandboxResult,
     StepReply,
     ToolCall,
+    call_tool,
     cap_answer,
+    cap_text,
 )
 
 STARTUP_TIMEOUT_S = 30.0
 KILL_WAIT_S = 1.0
-REAP_WAIT_S = 0.2  # for bwrap to reap its init after a kill, before it is killed itself
 # Time spent in the parent's tools does not count against a step, up to this many times the
 # step's own timeout: a child calling slow tools in a loop still ends.
 TOOL_TIME_CEILING = 5
@@ -186,7 +187,7 @@ class PythonSession:
             detail = self._child_stderr()
             self._kill()
             raise SandboxError(f"the sandbox process failed to start: {detail or 'no output'}")
-        self._inner_pid = self._find_inner_pid()
+        self._inner_pid = guards.inner_pid(self._process.pid, self.sandbox.name == "bwrap")
         if self._inner_pid is not None and hasattr(os, "pidfd_open"):
             with contextlib.suppress(OSError):
                 self._inner_pidfd = os.pidfd_open(self._inner_pid)
@@ -202,23 +203,6 @@ class PythonSession:
                 self._init_pidfd = os.pidfd_open(int(init[0]))
         self._cpu_budget = math.inf
         threading.Thread(target=self._watch, args=(self._process,), daemon=True).start()
-
-    def _find_inner_pid(self) -> int | None:
-        """The host pid of the interpreter (under bwrap, a grandchild: bwrap, its init, python),
-        so that `prlimit` and the watcher reach the process that runs the code."""
-        assert self._process is not None
-        pid = self._process.pid
-        if self.sandbox.name != "bwrap":
-            return pid
-        for _ in range(2):
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                return None
-            if len(children) != 1:
-                return None
-            pid = int(children[0])
-        return pid
 
     def _receive(self, deadline: float) -> dict[str, Any] | None:
         assert self._channel is not None
@@ -252,7 +236,7 @@ class PythonSession:
                 return self._died(started)
             if message.get("type") == "tool_call":
                 tool_started = time.monotonic()
-                answer = self._call_tool(call)
+                answer = call_tool(self.tools, call)
                 # tools run here, not in the child: their time is not the step's
                 deadline = min(deadline + time.monotonic() - tool_started, ceiling)
                 if self._channel is None or not self._channel.send(answer, deadline):
@@ -260,44 +244,17 @@ class PythonSession:
                         return self._timed_out(started)
                     return self._died(started)
                 continue
+            limit = self.max_output_chars
             return SandboxResult(
                 ok=reply.error is None,
-                stdout=self._cap(reply.stdout),
-                error=None if reply.error is None else self._cap(reply.error),
-                value=None if reply.value is None else self._cap(reply.value),
+                stdout=cap_text(reply.stdout, limit),
+                error=None if reply.error is None else cap_text(reply.error, limit),
+                value=None if reply.value is None else cap_text(reply.value, limit),
                 final_answer=cap_answer(reply.final_answer),
                 is_final_answer=reply.is_final_answer,
-                output_truncated=reply.output_truncated or len(reply.stdout) > self._room,
+                output_truncated=reply.output_truncated or len(reply.stdout) > limit + ROOM,
                 duration_s=time.monotonic() - started,
             )
-
-    @property
-    def _room(self) -> int:
-        return self.max_output_chars + 100  # the child's own truncation note fits
-
-    def _cap(self, text: str) -> str:
-        """The child caps its output, but code that writes its own reply to the pipe (a few
-        MB) would otherwise hand all of it to the model: cut it here too."""
-        if len(text) <= self._room:
-            return text
-        return text[: self.max_output_chars] + f"\n[output truncated: {len(text)} characters]"
-
-    def _call_tool(self, call: ToolCall) -> dict[str, Any]:
-        tool = self.tools.get(call.name)
-        if tool is None:
-            return {"error": f"unknown tool {call.name!r}"}
-        try:
-            result = tool(*call.args, **call.kwargs)
-        except Exception as error:  # a tool error is an observation, not a crash
-            return {"error": f"tool {call.name!r} failed: {type(error).__name__}: {error}"}
-        try:
-            json.dumps(result)
-        except (TypeError, ValueError, RecursionError):
-            try:
-                result = str(result)
-            except (ValueError, RecursionError) as error:  # e.g. an int past 4300 digits
-                return {"error": f"tool {call.name!r} returned what cannot be shown: {error}"}
-        return {"result": result}
 
     def _arm_cpu_limit(self) -> None:
         """Give this step its own CPU budget on top of what the child already used. The
@@ -338,13 +295,16 @@ class PythonSession:
             why = ""
             if pid is not None and guards.cpu_used(pid) > self._cpu_budget + guards.WATCH_S:
                 why = f"the CPU time limit of {self.cpu_limit_s:g} s was exceeded"
-            elif self._own_workdir and self.workdir is not None:
-                if guards.folder_too_big(self.workdir, limit, MAX_WORK_ENTRIES):
-                    why = (
-                        f"the work folder grew past its cap of {self.sandbox.config.work_mb} "
-                        f"MB or {MAX_WORK_ENTRIES} files (sandbox.work_mb) and the code was "
-                        "killed; its files were removed"
-                    )
+            elif (
+                self._own_workdir
+                and self.workdir is not None
+                and guards.folder_too_big(self.workdir, limit, MAX_WORK_ENTRIES)
+            ):
+                why = (
+                    f"the work folder grew past its cap of {self.sandbox.config.work_mb} MB "
+                    f"or {MAX_WORK_ENTRIES} files (sandbox.work_mb) and the code was killed; "
+                    "its files were removed"
+                )
             if why and process.poll() is None:
                 self._why_killed = why
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -426,29 +386,7 @@ class PythonSession:
         pidfd, self._inner_pidfd = self._inner_pidfd, -1
         cgroups, self._cgroups = self._cgroups, []
         init_pidfd, self._init_pidfd = self._init_pidfd, -1
-        if pidfd >= 0:
-            with contextlib.suppress(OSError):
-                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        if init_pidfd >= 0:
-            # the namespace's init first, so that bwrap reaps it and exits by itself: killed
-            # first, bwrap left it a zombie of the host's init for seconds after the run
-            with contextlib.suppress(OSError):
-                signal.pidfd_send_signal(init_pidfd, signal.SIGKILL)
-            if process is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    process.wait(timeout=REAP_WAIT_S)
-            os.close(init_pidfd)
-        if process is not None and process.returncode is None:  # once reaped, the pid is free
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-        if process is not None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=KILL_WAIT_S)
-        if pidfd >= 0:
-            select.select([pidfd], [], [], KILL_WAIT_S)  # readable once the process is gone
-            os.close(pidfd)
+        guards.kill_tree(process, pidfd, init_pidfd)
         if self._channel is not None:
             self._channel.close()
             self._channel = None
