@@ -67,7 +67,7 @@ import json as _hydragent_json
 
 def _hydragent_encode(value):
     kind = type(value)
-    if kind.__module__ == "numpy" and hasattr(value, "item") and not hasattr(value, "shape"):
+    if kind.__module__ == "numpy" and getattr(value, "ndim", None) == 0:  # a scalar
         value, kind = value.item(), type(value.item())
     if value is None or kind is bool or kind is str:
         return value
