@@ -165,9 +165,21 @@ def recording_program(answer: str, sample: Sample) -> str:
 def replay_program(recording: str, sample: Sample) -> str:
     """The second run: the prompt's helpers and the tests, against the recorded values."""
     meta = sample.metadata
-    prompt, test = meta.get("prompt") or "", meta.get("test") or ""
+    test = meta.get("test") or ""
     replay = REPLAY.format(recording=recording, entry=meta["entry_point"])
-    return f"{prompt}\n{test}\n{PLAIN_VALUES}{replay}"
+    return f"{prompt_helpers(meta.get('prompt') or '')}\n{test}\n{PLAIN_VALUES}{replay}"
+
+
+def prompt_helpers(prompt: str) -> str:
+    """The prompt as a module of its own (its imports and helpers): a prompt that ends in the
+    bare function header gets an empty body; one that still does not compile is left out."""
+    for text in (prompt, prompt.rstrip() + "\n    pass\n"):
+        try:
+            compile(text, "<prompt>", "exec")  # compiled only, never run here
+        except (SyntaxError, ValueError):
+            continue
+        return text
+    return ""
 
 
 def recording_in(stdout: str) -> str | None:
