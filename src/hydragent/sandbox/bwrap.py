@@ -73,29 +73,38 @@ def bwrap_features() -> frozenset[str]:
 
 
 def stage_dir() -> str:
-    """An empty folder of this user's that each child's mount namespace covers with its own
-    small tmpfs (the host never sees what is mounted there)."""
+    """An empty folder of this user's, with the mount points the stage uses (`dev`, `work`,
+    one per staged bind): each child's mount namespace mounts on them; the host never sees
+    what is mounted there. Made once, so that a start runs no mkdir."""
     folder = Path(tempfile.gettempdir()) / f"hydragent-stage-{os.geteuid()}"
     with contextlib.suppress(FileExistsError):
         folder.mkdir(mode=0o755)
     info = folder.lstat()
     if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.geteuid():
         raise BwrapMissing(f"{folder} is not this user's folder")
+    for name in ("dev", "work"):
+        (folder / name).mkdir(mode=0o755, exist_ok=True)
     return str(folder)
+
+
+def mount_point(stage: str, name: str, directory: bool) -> str:
+    """A folder or an empty file in the stage to mount on."""
+    path = Path(stage) / (("d" if directory else "f") + name)
+    if directory:
+        path.mkdir(mode=0o755, exist_ok=True)
+    else:
+        path.touch(mode=0o644, exist_ok=True)
+    return str(path)
 
 
 def bwrap_command(config: SandboxConfig, host_workdir: str | None, bpf_fd: int) -> list[str]:
     """The whole command: the setup stage, then bwrap, ending where the interpreter's
     arguments go."""
     root = os.geteuid() == 0
-    stage = shlex.quote(stage_dir())  # in the script; a temporary folder has no spaces
-    mount, mkdir = tool("mount"), tool("mkdir")
-    setup = [
-        f"{mount} -t tmpfs -o mode=0755,size=1m,nr_inodes=256 hydragent-stage {stage}",
-        f"{mkdir} {stage}/dev {stage}/work",
-        f"{mount} --rbind /dev {stage}/dev",  # rbind: a user namespace may not split /dev
-        f"{mount} -o remount,bind,ro {stage}/dev",
-    ]
+    stage = stage_dir()  # a temporary folder's path: no spaces or quotes to escape
+    mount = tool("mount")
+    # the host's /dev read-only (rbind: a user namespace may not split it), in one command
+    setup = [f"{mount} --rbind -o ro /dev {stage}/dev"]
     owner = SANDBOX_UID if root else 0  # the runner itself, in its own user namespace
     if host_workdir is None:
         size = config.work_mb * 1024 * 1024
@@ -126,12 +135,10 @@ def bwrap_command(config: SandboxConfig, host_workdir: str | None, bpf_fd: int) 
             args += ["--ro-bind", path, path]
     args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
     for index, (source, target) in enumerate(binds):
-        if root and not reachable_by_others(source):
-            setup += [
-                f"{mkdir} {stage}/{index}" if os.path.isdir(source) else f": > {stage}/{index}",
-                f"{mount} --bind {shlex.quote(source)} {stage}/{index}",
-            ]
-            source = f"{stage}/{index}"
+        if root and not reachable_by_others(source):  # bound here by root, read by 65534
+            point = mount_point(stage, str(index), os.path.isdir(source))
+            setup.append(f"{mount} --bind {shlex.quote(source)} {point}")
+            source = point
         args += ["--ro-bind", source, target]
     # /proc read-only as a whole (a writable /proc/sys was reachable before); /dev a tmpfs of
     # its own holding read-only binds of five host device nodes, then read-only itself

@@ -72,7 +72,7 @@ def probe(kind: str) -> str | None:
         return f"{error} (install libseccomp2 and pyseccomp)"
     if kind == "bwrap":
         try:
-            for name in ("bwrap", "unshare", "mount", "sh", "mkdir"):
+            for name in ("bwrap", "unshare", "mount", "sh"):
                 tool(name)
         except BwrapMissing as error:
             return "bubblewrap is not installed" if "bwrap" in str(error) else str(error)
