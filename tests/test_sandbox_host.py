@@ -112,15 +112,34 @@ def test_a_root_runners_code_runs_as_an_unprivileged_host_user() -> None:
     supplementary groups, no capabilities (read from the host's /proc)."""
     if os.geteuid() != 0:
         pytest.skip("a root runner's property")
-    with attacked("bwrap-root") as session:
+    with attacked("bwrap-root", memory_mb=256) as session:
         step = session.run("1")
         assert step.inner is not None
         status = Path(f"/proc/{step.inner}/status").read_text()
+        assert session.session is not None
+        memory = [
+            c for c in session.session._cgroups if "memory" in str(c) or _has(c, "memory.max")
+        ]
+        for cgroup in memory:  # kernel memory the code causes is charged and capped here
+            limit = _read(cgroup, "memory.limit_in_bytes") or _read(cgroup, "memory.max")
+            assert limit == str((256 + 64 + 64) * 1024 * 1024)
+            assert str(step.inner) in _read(cgroup, "cgroup.procs")
     fields = dict(line.split(":", 1) for line in status.splitlines())
     assert fields["Uid"].split() == ["65534"] * 4
     assert fields["Gid"].split() == ["65534"] * 4
     assert fields["Groups"].strip() == ""
     assert int(fields["CapEff"], 16) == 0 and int(fields["CapPrm"], 16) == 0
+
+
+def _has(folder: Path, name: str) -> bool:
+    return (folder / name).exists()
+
+
+def _read(folder: Path, name: str) -> str:
+    try:
+        return (folder / name).read_text().strip()
+    except OSError:
+        return ""
 
 
 RAISE_LIMITS = """
