@@ -4,17 +4,18 @@ Started by `hydragent.sandbox.session` as `python -I [-S] _child.py REQ_FD RESP_
 bubblewrap (namespaces, seccomp) or alone. It never imports hydragent (so nothing of the runner
 leaks in) and locks itself down before the first line of untrusted code runs:
 
-1. rlimits (memory, file size, open files, threads, no core dumps) the kernel enforces;
+1. rlimits (memory, file size, open files, threads, CPU, no core dumps), every one with its
+   hard value equal to its soft one, so that the code can never raise them;
 2. landlock (when asked): files only under the granted trees, the work folder the only writable
    one; no TCP; no signals or abstract sockets outside its domain; then no_new_privs and the
-   seccomp filter the parent compiled (when bwrap has not loaded it already);
+   seccomp allow-list the parent compiled (when bwrap has not loaded it already);
 3. policy, not a boundary: an audit hook (`sys.addaudithook`) that refuses file access outside
    the working folder, sockets, subprocesses, signals, ctypes and introspection hooks, and a
    checked namespace (AST check against dunder introspection, builtins without
    eval/exec/compile, an import allow-list). It gives the model clear messages; layers 1 and 2
    (and the namespaces around the process) hold when it is bypassed.
 
-Wall-clock and CPU limits are enforced from outside by the parent.
+The wall-clock deadline and each step's CPU budget are enforced from outside by the parent.
 """
 
 from __future__ import annotations

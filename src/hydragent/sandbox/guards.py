@@ -42,10 +42,10 @@ def cgroup_bases(controller: str) -> list[Path]:
     return [b for b in bases if b.is_dir()]
 
 
-def confine(pid: int, max_threads: int, memory_mb: int) -> list[Path]:
-    """Put the child in a pids and a memory cgroup of its own, where this process may make
-    them. Called before the first step, while the child has one thread; each cap lives in the
-    first hierarchy that takes it. Returns the folders to remove at close."""
+def prepare(tag: int, max_threads: int, memory_mb: int) -> list[Path]:
+    """Make a pids and a memory cgroup for one child, with their limits, where this process
+    may (each cap in the first hierarchy that takes it). Made while the child starts, so that
+    a start does not wait for it; `attach` moves the child in before its first step."""
     made: list[Path] = []
     limits = {
         "pids": {"pids.max": str(max_threads)},
@@ -57,8 +57,8 @@ def confine(pid: int, max_threads: int, memory_mb: int) -> list[Path]:
     }
     for controller, files in limits.items():
         for base in cgroup_bases(controller):
-            shared = base / f"hydragent-sandbox-{os.getpid()}-{pid}"
-            folder = shared if shared in made else _new_cgroup(base, pid)  # v2: one for both
+            shared = base / f"hydragent-sandbox-{os.getpid()}-{tag}"
+            folder = shared if shared in made else _new_cgroup(base, tag)  # v2: one for both
             if folder is None:
                 continue
             written = False
@@ -67,11 +67,7 @@ def confine(pid: int, max_threads: int, memory_mb: int) -> list[Path]:
                     with contextlib.suppress(OSError):
                         (folder / name).write_text(value)
                         written = True
-            try:
-                if not written:
-                    raise OSError("no limit file")
-                (folder / "cgroup.procs").write_text(str(pid))
-            except OSError:
+            if not written:
                 if folder not in made:
                     remove_cgroup(folder)
                 continue
@@ -79,6 +75,22 @@ def confine(pid: int, max_threads: int, memory_mb: int) -> list[Path]:
                 made.append(folder)
             break
     return made
+
+
+def attach(folders: list[Path], pid: int) -> list[Path]:
+    """Move the interpreter (while it has one thread) into the prepared cgroups; those that
+    refuse it are removed. Returns the folders to remove at close."""
+    kept = []
+    for folder in folders:
+        try:
+            if pid <= 0:
+                raise OSError("no interpreter to attach")
+            (folder / "cgroup.procs").write_text(str(pid))
+        except OSError:
+            remove_cgroup(folder)
+            continue
+        kept.append(folder)
+    return kept
 
 
 def _new_cgroup(base: Path, pid: int) -> Path | None:

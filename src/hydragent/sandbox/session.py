@@ -150,10 +150,11 @@ class PythonSession:
                 os.write(bpf_w, filter_bpf(self.sandbox.name))  # a few KB: fits the pipe
             os.close(bpf_w)
             bpf_w = -1
+            gated = self.sandbox.name == "bwrap"  # its stage waits for the cgroups (bwrap.py)
             self._process = subprocess.Popen(
                 launch.argv,
                 pass_fds=(req_r, resp_w, bpf_r),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if gated else subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
                 cwd=launch.cwd,
@@ -170,6 +171,14 @@ class PythonSession:
             for fd in (req_r, resp_w, bpf_r, bpf_w):
                 if fd >= 0:
                     os.close(fd)
+        allowance = self.sandbox.config.work_mb + guards.KERNEL_ALLOWANCE_MB
+        threads = self.sandbox.config.max_threads + (2 if gated else 0)  # bwrap and its init
+        self._cgroups = guards.prepare(self._process.pid, threads, self.memory_mb + allowance)
+        if gated and self._process.stdin is not None:
+            self._cgroups = guards.attach(self._cgroups, self._process.pid)
+            with contextlib.suppress(OSError):
+                self._process.stdin.write(b"go\n")
+                self._process.stdin.close()
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         settings = {
             **launch.child,
@@ -191,11 +200,8 @@ class PythonSession:
         if self._inner_pid is not None and hasattr(os, "pidfd_open"):
             with contextlib.suppress(OSError):
                 self._inner_pidfd = os.pidfd_open(self._inner_pid)
-        if self._inner_pid is not None:
-            allowance = self.sandbox.config.work_mb + guards.KERNEL_ALLOWANCE_MB
-            self._cgroups = guards.confine(
-                self._inner_pid, self.sandbox.config.max_threads, self.memory_mb + allowance
-            )
+        if not gated:
+            self._cgroups = guards.attach(self._cgroups, self._inner_pid or 0)  # 0: removed
         if self.sandbox.name == "bwrap" and hasattr(os, "pidfd_open"):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 pid = self._process.pid
