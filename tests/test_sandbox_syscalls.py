@@ -205,3 +205,41 @@ def test_landlock_mode_leaks_exactly_the_documented_metadata_reads() -> None:
         for leak in LANDLOCK_LEAKS:
             assert leak in flat, f"{where} does not state: {leak}"
     assert os.path.exists(root / "conf/sandbox/landlock.yaml")
+
+
+LANDLOCK_METADATA = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+def errno_of(result):
+    return 0 if result >= 0 else ctypes.get_errno()
+buffer = ctypes.create_string_buffer(512)
+path = {visible!r}.encode()
+{{
+    "statfs": errno_of(libc.statfs(b"/", buffer)),
+    "getxattr": errno_of(libc.getxattr(path, b"user.x", buffer, 512)),
+    "listxattr": errno_of(libc.listxattr(path, buffer, 512)),
+    "utimensat": errno_of(libc.utimensat(-100, path, None, 0)),
+    "chmod": errno_of(libc.chmod(path, 0o644)),
+    "inotify_init1": errno_of(libc.inotify_init1(0)),
+}}
+"""
+
+
+def test_landlock_refuses_what_seccomp_can_of_host_metadata() -> None:
+    """Landlock does not cover metadata: without namespaces, seccomp refuses every call that
+    changes it, and the reads beyond stat and readlink (xattrs, file system statistics,
+    inotify's names); the host file is unchanged (read outside)."""
+    from sandbox_modes import visible_file
+
+    victim = visible_file("landlock")
+    before = os.stat(victim)
+    with attacked("landlock") as session:
+        step = session.run(LANDLOCK_METADATA.format(visible=victim))
+    got = ast.literal_eval(step.value or "{}")
+    assert got and {name: code for name, code in got.items() if code not in REFUSED} == {}
+    after = os.stat(victim)
+    assert (after.st_mtime_ns, after.st_ctime_ns, after.st_mode) == (
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+        before.st_mode,
+    )

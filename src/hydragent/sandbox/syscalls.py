@@ -64,7 +64,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # paths: reading metadata and changing the work folder's names (landlock cannot hide
     # stat and readlink of host paths without namespaces; docs/architecture.md says so)
     "paths": (
-        "stat", "lstat", "fstat", "newfstatat", "statx", "statfs", "fstatfs", "access",
+        "stat", "lstat", "fstat", "newfstatat", "statx", "fstatfs", "access",
         "faccessat", "faccessat2", "getdents64", "getcwd", "chdir", "fchdir", "readlink",
         "readlinkat", "mkdir", "mkdirat", "rmdir", "unlink", "unlinkat", "rename",
         "renameat", "renameat2", "link", "linkat", "symlink", "symlinkat",
@@ -97,10 +97,11 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 #: Only under bwrap, where every host file is on a read-only mount (EROFS) and the work folder
 #: is the code's own tmpfs: `execve` (bwrap loads the filter before it starts the interpreter;
 #: only the interpreter and its libraries are there to run), mode and time changes, and
-#: reading extended attributes. Under landlock alone they would reach the host's files.
+#: reading extended attributes or a file system's statistics by path. Under landlock alone
+#: they would reach the host's files.
 # fmt: off
 BWRAP_ONLY: tuple[str, ...] = (
-    "execve", "utime", "utimes", "futimesat", "utimensat", "getxattr", "lgetxattr",
+    "execve", "statfs", "utime", "utimes", "futimesat", "utimensat", "getxattr", "lgetxattr",
     "fgetxattr", "listxattr", "llistxattr", "flistxattr",
 )
 # fmt: on
