@@ -22,6 +22,7 @@ import functools
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -82,8 +83,10 @@ def stage_dir() -> str:
     info = folder.lstat()
     if not folder.is_dir() or folder.is_symlink() or info.st_uid != os.geteuid():
         raise BwrapMissing(f"{folder} is not this user's folder")
-    for name in ("dev", "work"):
-        (folder / name).mkdir(mode=0o755, exist_ok=True)
+    for path in (folder, folder / "dev", folder / "work"):
+        path.mkdir(mode=0o755, exist_ok=True)
+        if stat.S_IMODE(path.stat().st_mode) != 0o755:  # a umask of 077: uid 65534 reads it
+            path.chmod(0o755)
     return str(folder)
 
 
@@ -94,6 +97,8 @@ def mount_point(stage: str, name: str, directory: bool) -> str:
         path.mkdir(mode=0o755, exist_ok=True)
     else:
         path.touch(mode=0o644, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != (0o755 if directory else 0o644):
+        path.chmod(0o755 if directory else 0o644)
     return str(path)
 
 
