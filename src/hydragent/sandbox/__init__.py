@@ -4,7 +4,8 @@
 the unsafe process guard), failing closed with `SandboxUnavailable`. `run_python(code)` runs one
 snippet in a fresh child; `PythonSession(sandbox=spec)` keeps one child per sample so that
 variables persist across an agent's steps. See `isolation.py` for what each option enforces.
-Import order, top to bottom: choice -> session -> isolation/bwrap/protocol/guards -> paths.
+Imports go one way: choice -> session -> isolation -> bwrap -> paths; the session also uses
+protocol, guards and seccomp (-> syscalls). No module imports one above it.
 """
 
 from hydragent.sandbox.choice import SandboxUnavailable, as_spec, resolve, run_python

@@ -26,7 +26,6 @@ import stat
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hydragent.sandbox.paths import (
     INSIDE_CHILD_DIR,
@@ -39,9 +38,6 @@ from hydragent.sandbox.paths import (
     reachable_by_others,
     site_dirs,
 )
-
-if TYPE_CHECKING:
-    from hydragent.sandbox.isolation import SandboxConfig
 
 SANDBOX_UID = 65534  # "nobody", inside the user namespace and, for a root runner, on the host
 DEVICES = ("null", "zero", "full", "random", "urandom")
@@ -102,7 +98,9 @@ def mount_point(stage: str, name: str, directory: bool) -> str:
     return str(path)
 
 
-def bwrap_command(config: SandboxConfig, host_workdir: str | None, bpf_fd: int) -> list[str]:
+def bwrap_command(
+    work_mb: int, site_packages: bool, host_workdir: str | None, bpf_fd: int
+) -> list[str]:
     """The whole command: the setup stage, then bwrap, ending where the interpreter's
     arguments go."""
     root = os.geteuid() == 0
@@ -112,7 +110,7 @@ def bwrap_command(config: SandboxConfig, host_workdir: str | None, bpf_fd: int) 
     setup = [f"{mount} --rbind -o ro /dev {stage}/dev"]
     owner = SANDBOX_UID if root else 0  # the runner itself, in its own user namespace
     if host_workdir is None:
-        size = config.work_mb * 1024 * 1024
+        size = work_mb * 1024 * 1024
         setup.append(
             f"{mount} -t tmpfs -o mode=0700,uid={owner},gid={owner},size={size},"
             f"nr_inodes={MAX_WORK_ENTRIES} hydragent-work {stage}/work"
@@ -122,7 +120,7 @@ def bwrap_command(config: SandboxConfig, host_workdir: str | None, bpf_fd: int) 
             os.chown(host_workdir, SANDBOX_UID, SANDBOX_UID)
         setup.append(f"{mount} --bind {shlex.quote(host_workdir)} {stage}/work")
     binds: list[tuple[str, str]] = []
-    for path in python_dirs() + (site_dirs() if config.site_packages else []):
+    for path in python_dirs() + (site_dirs() if site_packages else []):
         binds.append((path, path))
     binds.append((child_dir(), INSIDE_CHILD_DIR))
     args = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session"]

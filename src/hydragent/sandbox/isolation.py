@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hydragent.sandbox.bwrap import bwrap_command
 from hydragent.sandbox.paths import (
     INSIDE_CHILD_DIR,
     INSIDE_WORKDIR,
@@ -130,9 +131,8 @@ class SandboxSpec:
                     ),
                 },
             )
-        from hydragent.sandbox.bwrap import bwrap_command
-
-        argv = [*bwrap_command(self.config, host_workdir, bpf_fd), python, "-I", "-S", "-B"]
+        stage = bwrap_command(self.config.work_mb, self.config.site_packages, host_workdir, bpf_fd)
+        argv = [*stage, python, "-I", "-S", "-B"]
         return Launch(
             argv=[*argv, "-c", start_child(INSIDE_CHILD_DIR), *fds],
             env={},

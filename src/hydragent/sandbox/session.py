@@ -45,11 +45,8 @@ from hydragent.sandbox.protocol import (
 
 STARTUP_TIMEOUT_S = 30.0
 KILL_WAIT_S = 1.0
-# Time spent in the parent's tools does not count against a step, up to this many times the
-# step's own timeout: a child calling slow tools in a loop still ends.
-TOOL_TIME_CEILING = 5
-#: an unprivileged runner's child may use this many steps' CPU budgets in all (see _cpu_ceiling)
-UNPRIVILEGED_CPU_STEPS = 100
+TOOL_TIME_CEILING = 5  # tools' time is not a step's, up to this many times its own timeout
+UNPRIVILEGED_CPU_STEPS = 100  # CPU budgets an unprivileged runner's child gets in all
 
 
 class PythonSession:
