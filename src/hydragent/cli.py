@@ -41,6 +41,8 @@ examples:
 
 model-written code (agent=code, tools=python, scorer=code_exec) runs under sandbox=auto:
 bubblewrap namespaces, seccomp and landlock. sandbox=process is UNSAFE (no kernel isolation).
+sandbox=landlock (no namespaces) leaves visible to the code: stat() of any host path
+(existence, size, owner, mode, times); readlink() of any host symlink (its target).
 """
 
 COMMANDS = ("run", "validate", "recipes", "report", "view", "cache")

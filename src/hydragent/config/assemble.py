@@ -362,11 +362,7 @@ def describe(assembly: Assembly) -> Mapping[str, Any]:
 
 def _sandbox_shown(spec: Any) -> str | None:
     """The sandbox as validate names it; the unsafe one says so."""
-    if spec is None:
-        return None
-    if getattr(spec, "unsafe", False):
-        return f"{spec.name} (UNSAFE: no kernel isolation, chosen explicitly)"
-    return spec.name
+    return None if spec is None else spec.summary  # landlock's names what the code can see
 
 
 def _key_path(group: str, key: str) -> str:

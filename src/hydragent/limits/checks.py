@@ -12,7 +12,7 @@ _CAPS = ("max_tokens", "max_completion_tokens", "max_new_tokens")
 def _priced(target: Any, node: dict[str, Any]) -> bool:
     """Whether LiteLLM's cost map prices this remote model (local models have no list price)."""
     from hydragent.cost import price
-    from hydragent.models.base import ApiModel
+    from hydragent.models.api import ApiModel
 
     model_id = node.get("model_id")
     if not (isinstance(target, type) and issubclass(target, ApiModel) and model_id):
