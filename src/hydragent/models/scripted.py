@@ -37,9 +37,10 @@ class ScriptedModel(Model):
     of its lines and shift every answer by one sample. Or they come from `responder` (a
     callable taking the prepared messages). `match` maps a substring of the last user message
     to a response, which suits concurrent runs where call order is not fixed; `fallback`
-    answers what neither `match` nor a response list covers. A response is a string, or a dict with `content` and optional
-    `tool_calls` (a list of `{name, arguments}`). A grammar is not enforced by sampling here:
-    a scripted response that violates it is an error, so recipes behave as on a real backend.
+    answers what neither `match` nor a response list covers. A response is a string, or a
+    dict with `content` and optional `tool_calls` (a list of `{name, arguments}`). A grammar
+    is not enforced by sampling here: a scripted response that violates it is an error, so
+    recipes behave as on a real backend.
     """
 
     supported_grammars: ClassVar[frozenset[str]] = frozenset(
