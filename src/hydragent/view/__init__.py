@@ -15,7 +15,10 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
+import posixpath
 import shutil
+import urllib.parse
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -166,17 +169,42 @@ def build_view(root: Path | str, embed_limit: int = EMBED_LIMIT, group_by: str =
     return out
 
 
+def servable(request_path: str) -> str | None:
+    """The URL path to serve for `request_path`, or None: only view.html and the plain files
+    directly inside view_files/. The path is percent-decoded and normalised *before* the
+    check (`/view_files/../0/.hydra/config.yaml`, `%2e%2e` and `//` all resolve first), and
+    the answer is built from the two allowed shapes, never from the request's own text."""
+    path = posixpath.normpath(urllib.parse.unquote(request_path.split("?", 1)[0].split("#")[0]))
+    if path in ("/", ".", "//", "/" + PAGE):
+        return "/" + PAGE
+    folder, name = posixpath.split(path)
+    if folder == "/" + FILES and name not in ("", ".", "..") and "\\" not in name:
+        return f"/{FILES}/{name}"
+    return None
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Serves view.html and view_files/ only: nothing else of the run folder."""
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path in ("/", ""):
-            self.path = "/" + PAGE
-        elif path != "/" + PAGE and not path.startswith(f"/{FILES}/"):
+        if self._allow():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:
+        if self._allow():
+            super().do_HEAD()
+
+    def _allow(self) -> bool:
+        path = servable(self.path)
+        if path is None:
             self.send_error(404, "only the viewer is served")
-            return
-        super().do_GET()
+            return False
+        self.path = path
+        return True
+
+    def list_directory(self, path: str | os.PathLike[str]) -> None:
+        self.send_error(404, "only the viewer is served")  # never a folder listing
+        return None
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the terminal shows the address only
