@@ -142,3 +142,26 @@ def test_whatever_the_path_only_viewer_files_come_back(
     allowed |= {f.read_bytes() for f in (root / "view_files").iterdir()}
     status, body = _get(port, "/" + "/".join(parts))
     assert status == 404 or (status == 200 and body in allowed)
+
+
+def test_pooling_over_seeds_uses_the_one_bounded_interval(tmp_path: Path) -> None:
+    """Issue 21: "pool over seed" showed 0.946 [0.87, 1.02] for a 0/1 metric (a t interval in
+    the page's JS). The pooled rows now come with `hydragent.stats.mean_ci`'s interval."""
+    from hydragent.stats import mean_ci
+
+    write_sweep(tmp_path, jobs=4, samples=30)
+    jobs = load_jobs(tmp_path)
+    index, _ = view_data(jobs, tmp_path)
+    rows = index["pooled"]["seed"]
+    assert sorted(len(r["members"]) for r in rows) == [2, 2]
+    for row in rows:
+        per_sample: dict[str, list[float]] = {}
+        for n in row["members"]:
+            for r in jobs[n].records:
+                if r["status"] == "ok" and "exact" in r["scores"]:
+                    per_sample.setdefault(r["id"], []).append(r["scores"]["exact"])
+        expected = mean_ci([sum(v) / len(v) for v in per_sample.values()])
+        assert row["metrics"]["exact"] == expected
+        assert 0.0 <= expected["ci_low"] <= expected["ci_high"] <= 1.0
+    page = build_view(tmp_path).read_text()
+    assert "T975" not in page and "D.pooled" in page  # no second CI formula in the page

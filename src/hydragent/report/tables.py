@@ -39,6 +39,33 @@ def job_stats(job: Job) -> dict[str, Any]:
     }
 
 
+def pooled_stats(jobs: list[Job], varying: list[str], key: str) -> list[dict[str, Any]]:
+    """Jobs that differ only in `key` (replicates, e.g. seeds) pooled into one row each.
+
+    Each sample's score is averaged over the replicates that scored it, and the samples are
+    the units of the interval (replicates of one sample are not independent); the interval is
+    `mean_ci`'s, as everywhere else, so a pooled 0/1 metric (now a fraction) stays in [0, 1].
+    """
+    rows: dict[str, list[Job]] = {}
+    for job in jobs:
+        label = " ".join(f"{k}={setting(job, k)}" for k in varying if k != key)
+        rows.setdefault(label, []).append(job)
+    pooled = []
+    for label, members in rows.items():
+        metrics = {}
+        for metric in sorted({m for job in members for m in job.metrics}):
+            per_sample: dict[str, list[float]] = {}
+            for job in members:
+                for r in job.records:
+                    value = r["scores"].get(metric) if r["status"] == "ok" else None
+                    if isinstance(value, int | float):
+                        per_sample.setdefault(r["id"], []).append(float(value))
+            averages = [sum(v) / len(v) for v in per_sample.values()]
+            metrics[metric] = mean_ci(averages, CONFIDENCE)
+        pooled.append({"label": label, "members": [j.number for j in members], "metrics": metrics})
+    return pooled
+
+
 def _score_table(jobs: list[Job], metrics: list[str]) -> tuple[Any, Any, dict[str, Any]]:
     """Every job's scores as arrays over one shared sample order (NaN: errored or unscored),
     which jobs hold each sample, and each sample's group: pairs then cost array operations."""

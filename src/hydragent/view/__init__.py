@@ -25,7 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from hydragent.report.load import Job, load_jobs, setting, varying_and_constant
-from hydragent.report.tables import CONFIDENCE, all_pairs, baseline_pairs, compare, job_stats
+from hydragent.report.tables import (
+    CONFIDENCE,
+    all_pairs,
+    baseline_pairs,
+    compare,
+    job_stats,
+    pooled_stats,
+)
 
 PAGE = "view.html"
 FILES = "view_files"
@@ -128,6 +135,8 @@ def view_data(jobs: list[Job], root: Path) -> tuple[dict[str, Any], list[str]]:
         "rows": [[_row(r, position) for r in job.records] for job in jobs],
         "pairs": comparisons,
         "all_pairs": len(jobs) <= ALL_PAIRS_UP_TO,
+        # "pool over <key>": each row's metrics computed here, by the one CI of hydragent.stats
+        "pooled": {key: pooled_stats(jobs, varying, key) for key in varying},
     }
     transcripts = [_script_json({r["id"]: _detail(r) for r in job.records}) for job in jobs]
     return index, transcripts

@@ -127,37 +127,11 @@ function vlist(columns, items, renderRow, onPick, rowClass) {
 
 // ---- jobs ------------------------------------------------------------------------------------
 const jobsState = { sort: null, dir: 1, filter: "", pool: "", selected: new Set() };
-const T975 = [12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-  2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052,
-  2.048, 2.045, 2.042];
-function meanCI(values) {
-  const n = values.length;
-  if (!n) return { mean: null, n: 0 };
-  const mean = values.reduce((a, b) => a + b, 0) / n;
-  if (n < 2) return { mean, n };
-  const sd = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1));
-  const half = (n - 1 <= 30 ? T975[n - 2] : 1.96) * sd / Math.sqrt(n);
-  return { mean, ci_low: mean - half, ci_high: mean + half, n };
-}
-// Replicates pooled: each sample's score is averaged over the replicates that scored it, and
-// the samples are the units of the interval (replicates of one sample are not independent).
+// Replicates pooled: the rows and their metrics' intervals come from Python (report.tables
+// pooled_stats, with hydragent.stats.mean_ci), so a pooled CI is the same method as a job's.
 function pooledRows(key) {
-  const groups = new Map();
-  for (const job of JOBS) {
-    const id = D.varying.filter((k) => k !== key).map((k) => `${k}=${job.settings[k]}`).join(" ");
-    if (!groups.has(id)) groups.set(id, []);
-    groups.get(id).push(job);
-  }
-  return [...groups.entries()].map(([label, members]) => {
-    const metrics = {};
-    for (const m of METRICS) {
-      const perSample = new Map();
-      for (const job of members) for (const r of D.rows[job.n]) {
-        if (!r.ok || !isNum(r.sc[m])) continue;
-        const acc = perSample.get(r.s) || [0, 0]; acc[0] += r.sc[m]; acc[1] += 1; perSample.set(r.s, acc);
-      }
-      metrics[m] = meanCI([...perSample.values()].map(([sum, k]) => sum / k));
-    }
+  return (D.pooled[key] || []).map(({ label, members: numbers, metrics }) => {
+    const members = numbers.map((n) => JOBS[n]);
     const sum = (f) => members.reduce((a, j) => a + (f(j) || 0), 0);
     const costs = members.map((j) => j.stats.cost_usd).filter(isNum);
     const lat = members.map((j) => j.stats.latency_s).filter(isNum);
