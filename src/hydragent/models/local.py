@@ -25,6 +25,7 @@ from hydragent.messages import (
 from hydragent.models.base import StopScanner, get_tool_json_schema, trim_at_stop
 from hydragent.models.chat_templates import (
     END_MARKERS,
+    OPENS_WITH_SPACE,
     TEMPLATES,
     TURN_STOPS,
     resolve_template,
@@ -128,7 +129,7 @@ def stops_for(template: str | None, stop_sequences: list[str] | None) -> list[st
 
 def answer_opens_with_space(template: str | None) -> bool:
     """The plain template ends with "Assistant:", so answers start with a space to drop."""
-    return template_name(template) == "plain"
+    return template_name(template) in OPENS_WITH_SPACE
 
 
 def render_prompt(
