@@ -22,7 +22,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def _scripted_sweep(tmp_path: Path) -> Path:
     """Two real jobs of the smoke task: one answers all six right, one only the first."""
     sweep = tmp_path / "sweep"
-    for number, answers in enumerate(["[Paris,'5',blue,'7',cold,Earth]", "[Paris,x,x,x,x,x]"]):
+    for number, answers in enumerate(["[Paris,Rome,blue,honey,cold,Earth]", "[Paris,x,x,x,x,x]"]):
         folder = sweep / str(number)
         (folder / ".hydra").mkdir(parents=True)
         (folder / ".hydra" / "overrides.yaml").write_text(
@@ -307,3 +307,17 @@ def test_a_second_report_reads_the_same_jobs_and_the_sweep_summary_holds_the_pai
     assert summary["kind"] == "sweep" and len(summary["jobs"]) == 2
     assert summary["comparisons"][0]["verdict"] == "B lower by 0.833"
     assert write_report(sweep).text == first
+
+
+def test_every_results_table_has_the_model_id_column_the_readme_groups_by(tmp_path: Path) -> None:
+    """Issue 21: `df.groupby("model.model_id")` raised KeyError unless model.model_id was an
+    override. Two separate runs of the default scripted model override nothing of it."""
+    pd = pytest.importorskip("pandas")
+    for seed in (0, 1):
+        run_job(compose_job(tmp_path, "model=scripted", f"seed={seed}"), tmp_path / f"s{seed}")
+    write_report(tmp_path)
+    df = pd.read_parquet(tmp_path / "results.parquet")
+    ok = df[df["status"] == "ok"]
+    means = ok.groupby("model.model_id")["score_exact"].agg(["mean", "count"])
+    assert means.to_dict("index") == {"scripted": {"mean": 1.0, "count": 12}}
+    assert set(df["task.name"]) == {"smoke"}

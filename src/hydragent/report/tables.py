@@ -132,7 +132,9 @@ def _text(value: Any) -> str | None:
 
 def results_frame(jobs: list[Job]) -> Any:
     """One row per sample per job, with each varying and constant setting as a column
-    (override keys as written, e.g. `model.responses`) and each metric as `score_<name>`."""
+    (override keys as written, e.g. `model.responses`) and each metric as `score_<name>`.
+    `model.model_id` and `task.name` are columns in every table, overridden or not, so
+    `df.groupby("model.model_id")` works on any folder (a recipe or a default run too)."""
     import pandas as pd
 
     varying, constant = varying_and_constant(jobs)
@@ -141,6 +143,8 @@ def results_frame(jobs: list[Job]) -> Any:
     rows = []
     for job in jobs:
         settings = {k: setting(job, k) for k in setting_keys}
+        settings.setdefault("model.model_id", job.info.get("model_id"))
+        settings.setdefault("task.name", job.info.get("task_name"))
         for r in job.records:
             usage = r["token_usage"]
             rows.append(
