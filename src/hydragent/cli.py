@@ -132,8 +132,23 @@ def _validate_task(cfg: Any) -> None:
     ]
     if facts["forwarded"]:
         notes.append(f"forwarded to every completion call: {', '.join(facts['forwarded'])}")
+    notes += _listener_notes(assembly.config)
     notes += facts["unsent"]
     sys.stdout.write(f"# config OK; {'; '.join(notes)}\n")
+
+
+def _listener_notes(config: dict[str, Any]) -> list[str]:
+    """Each local endpoint of the model (and judge): does something listen there?"""
+    from hydragent.config.endpoints import ENDPOINT_KEYS, listener_note
+
+    notes = []
+    for role in ("model", "judge"):
+        node = config.get(role)
+        for key in ENDPOINT_KEYS if isinstance(node, dict) else ():
+            note = listener_note(str(node[key])) if node.get(key) else None
+            if note:
+                notes.append(f"{role}.{key}: {note}")
+    return notes
 
 
 def run_hydra_app(command: str, args: list[str]) -> int:
