@@ -321,3 +321,21 @@ def test_every_results_table_has_the_model_id_column_the_readme_groups_by(tmp_pa
     means = ok.groupby("model.model_id")["score_exact"].agg(["mean", "count"])
     assert means.to_dict("index") == {"scripted": {"mean": 1.0, "count": 12}}
     assert set(df["task.name"]) == {"smoke"}
+
+
+def test_cost_png_with_no_prices_says_so_instead_of_a_negative_axis(tmp_path: Path) -> None:
+    """Issue 21: an empty panel with a "$-0.05" axis. Now a note, and no dollar ticks."""
+    pytest.importorskip("matplotlib")
+    from hydragent.report.plots import _pyplot, cost_panel
+
+    plt = _pyplot()
+    figure, (unpriced, partly) = plt.subplots(1, 2)
+    cost_panel(unpriced, [None, None], 9)
+    cost_panel(partly, [0.002, None], 9)
+    figure.canvas.draw()
+    assert [t.get_text().splitlines()[0] for t in unpriced.texts] == ["no prices known"]
+    assert list(unpriced.get_xticks()) == [] and not unpriced.patches
+    assert partly.get_xlim()[0] == 0 and len(partly.patches) == 2
+    assert any("price unknown" in t.get_text() for t in partly.texts)
+    assert all(not label.get_text().startswith("$-") for label in partly.get_xticklabels())
+    plt.close(figure)
