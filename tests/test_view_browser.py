@@ -280,3 +280,39 @@ def test_the_viewer_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     record = json.loads(out.read_text())
     assert record["samples"] == 30 and record["side_files"]["ms"]["filter status = error"] > 0
     assert "navigation start to job table drawn" in record["embedded"]["ms"]
+
+
+def test_a_tool_call_is_shown_once_and_an_errored_reply_is_kept(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Issue 21: tool calls appeared twice (the message's raw JSON, then formatted), and an
+    errored sample did not show what the model replied. Records as the runner writes them,
+    with the runner's `raw_reply` field on an errored one."""
+    from hydragent.runner import run_job
+    from test_runner_support import compose_job
+
+    run = tmp_path / "run"
+    overrides = ["model=scripted", "agent=tool_calling", "tools=calculator", "task=arithmetic",
+                 "scorer=numeric", "task.limit=2", "runner.max_concurrency=1"]  # fmt: skip
+    run_job(compose_job(tmp_path, *overrides), run)
+    path = run / "samples.jsonl"
+    records = [json.loads(line) for line in path.open()]
+    records[1].update(status="error", error="ValueError: reply violates grammar=json_object",
+                      error_type="ValueError", scores={}, raw_reply="The answer is {not json")  # fmt: skip
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    build_view(run)
+
+    first = records[0]["id"]
+    view = Viewer(browser, (run / "view.html").as_uri() + f"#/job/0/sample/{first}")
+    view.page.wait_for_selector("#transcript .msg")
+    transcript = view.page.locator("#transcript").inner_text()
+    assert "Calling tools" not in transcript and '"function"' not in transcript
+    calls = view.page.locator("#transcript .call").all_inner_texts()
+    assert [c.split()[1] for c in calls] == ["calculator", "final_answer"]
+    assert "1234 * 5678" in calls[0]
+
+    view.page.goto((run / "view.html").as_uri() + f"#/job/0/sample/{records[1]['id']}")
+    view.page.wait_for_selector("#sample-raw-reply")
+    assert view.page.locator("#sample-raw-reply").inner_text() == "The answer is {not json"
+    assert "violates grammar" in view.page.locator("#sample-error").inner_text()
+    view.close()

@@ -329,7 +329,7 @@ function renderMessage(m, i) {
   const parts = [h("div", {}, h("span", { class: "role", text: role }),
     h("span", { class: "meta", text: `#${i + 1}` + (m.step !== undefined ? ` · step ${m.step}` : "") + (m.name ? ` · ${m.name}` : "") + (m.tool_call_id ? ` · ${m.tool_call_id}` : "") + usage }))];
   if (m.reasoning_content) parts.push(h("details", { class: "reasoning" }, h("summary", { text: "reasoning" }), h("pre", { text: text(m.reasoning_content) })));
-  parts.push(renderContent(m.content));
+  parts.push(renderContent(withoutCalls(m)));
   for (const call of m.tool_calls || []) {
     const fn = call.function || call;
     parts.push(h("div", { class: "call" }, "→ ", h("code", { text: fn.name || "?" }), h("pre", { text: text(fn.arguments) })));
@@ -338,6 +338,18 @@ function renderMessage(m, i) {
   if (m.observation) parts.push(h("pre", { text: text(m.observation) }));
   if (m.error) parts.push(h("div", { class: "error-box", text: `error: ${text(m.error)}` }));
   return h("div", { class: `msg ${role}` + (m.error ? " has-error" : ""), "data-role": role }, parts);
+}
+// A tool-call message's text repeats its calls as JSON ("...\nCalling tools:\n[{...}]", or
+// the whole reply as one {"name", "arguments"} object): they are shown once, formatted below.
+function withoutCalls(m) {
+  if (!(m.tool_calls || []).length || typeof m.content !== "string") return m.content;
+  const at = m.content.indexOf("Calling tools:");
+  const before = (at >= 0 ? m.content.slice(0, at) : m.content).trim();
+  try {
+    const parsed = JSON.parse(before);
+    if (parsed && typeof parsed === "object" && ("name" in parsed || Array.isArray(parsed))) return null;
+  } catch (e) { /* text, not a call */ }
+  return before || null;
 }
 function usageText(u) {
   if (!u) return "–";
@@ -387,6 +399,9 @@ function renderSample(n, id) {
       h("h3", { text: "Input" }), h("pre", { id: "sample-input", text: text(S.input[pos]) }),
       h("h3", { text: "Target" }), h("pre", { text: text(S.target[pos]) }),
       h("h3", { text: "Answer" }), h("pre", { id: "sample-answer", class: d.answer === null || d.answer === undefined ? "note" : "", text: d.answer === null || d.answer === undefined ? (row.ok ? "(no answer)" : "(no answer: the sample errored)") : text(d.answer) }),
+      // An errored sample's reply as the model sent it (e.g. one that broke the grammar).
+      d.raw_reply !== undefined && d.raw_reply !== null ? h("h3", { text: "Raw reply (as the model sent it)" }) : null,
+      d.raw_reply !== undefined && d.raw_reply !== null ? h("pre", { id: "sample-raw-reply", text: text(d.raw_reply) }) : null,
       h("h3", { text: "This sample in every job" }), acrossJobs(pos, n),
       h("h3", { text: `Transcript (${messages.length} messages)` }),
       h("div", { id: "transcript" }, messages.length ? messages.map(renderMessage) : h("p", { class: "note", text: "no transcript recorded" })),
