@@ -297,8 +297,13 @@ def test_a_tool_call_is_shown_once_and_an_errored_reply_is_kept(
     run_job(compose_job(tmp_path, *overrides), run)
     path = run / "samples.jsonl"
     records = [json.loads(line) for line in path.open()]
-    records[1].update(status="error", error="ValueError: reply violates grammar=json_object",
-                      error_type="ValueError", scores={}, raw_reply="The answer is {not json")  # fmt: skip
+    records[1].update(
+        status="error",
+        error="ValueError: reply violates grammar=json_object",
+        error_type="ValueError",
+        scores={},
+        raw_reply="The answer is {not json",
+    )
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     build_view(run)
 
