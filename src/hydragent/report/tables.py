@@ -39,7 +39,12 @@ def job_stats(job: Job) -> dict[str, Any]:
     }
 
 
-def pooled_stats(jobs: list[Job], varying: list[str], key: str) -> list[dict[str, Any]]:
+def pooled_stats(
+    jobs: list[Job],
+    varying: list[str],
+    key: str,
+    values: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """Jobs that differ only in `key` (replicates, e.g. seeds) pooled into one row each.
 
     Each sample's score is averaged over the replicates that scored it, and the samples are
@@ -47,8 +52,9 @@ def pooled_stats(jobs: list[Job], varying: list[str], key: str) -> list[dict[str
     `mean_ci`'s, as everywhere else, so a pooled 0/1 metric (now a fraction) stays in [0, 1].
     """
     rows: dict[str, list[Job]] = {}
-    for job in jobs:
-        label = " ".join(f"{k}={setting(job, k)}" for k in varying if k != key)
+    for job in jobs:  # `values`: each job's settings as the viewer filled them in
+        value = values[job.number].get if values else lambda k, job=job: setting(job, k)
+        label = " ".join(f"{k}={value(k)}" for k in varying if k != key)
         rows.setdefault(label, []).append(job)
     pooled = []
     for label, members in rows.items():

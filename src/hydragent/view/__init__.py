@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from hydragent.report.load import Job, load_jobs, setting, varying_and_constant
+from hydragent.report.load import Job, load_jobs
 from hydragent.report.tables import (
     CONFIDENCE,
     all_pairs,
@@ -33,6 +33,7 @@ from hydragent.report.tables import (
     job_stats,
     pooled_stats,
 )
+from hydragent.view.settings import job_settings
 
 PAGE = "view.html"
 FILES = "view_files"
@@ -101,7 +102,8 @@ def _detail(record: dict[str, Any]) -> dict[str, Any]:
 
 def view_data(jobs: list[Job], root: Path) -> tuple[dict[str, Any], list[str]]:
     """The page's index and, per job, its transcripts as a JSON text."""
-    varying, constant = varying_and_constant(jobs)
+    described = job_settings(jobs)
+    varying, constant = described["varying"], described["constant"]
     samples, position = _sample_table(jobs)
     pairs = all_pairs(jobs) if len(jobs) <= ALL_PAIRS_UP_TO else baseline_pairs(jobs)
     try:
@@ -114,12 +116,14 @@ def view_data(jobs: list[Job], root: Path) -> tuple[dict[str, Any], list[str]]:
         "confidence": CONFIDENCE,
         "varying": varying,
         "constant": constant,
+        "usual": described["usual"],
         "metrics": sorted({m for job in jobs for m in job.metrics}),
         "jobs": [
             {
                 "n": job.number,
                 "name": job.name,
-                "settings": {k: setting(job, k) for k in varying},
+                "settings": described["settings"][job.number],
+                "apart": described["apart"][job.number],
                 "overrides": job.overrides,
                 "info": job.info,
                 "stats": job_stats(job),
@@ -136,7 +140,7 @@ def view_data(jobs: list[Job], root: Path) -> tuple[dict[str, Any], list[str]]:
         "pairs": comparisons,
         "all_pairs": len(jobs) <= ALL_PAIRS_UP_TO,
         # "pool over <key>": each row's metrics computed here, by the one CI of hydragent.stats
-        "pooled": {key: pooled_stats(jobs, varying, key) for key in varying},
+        "pooled": {key: pooled_stats(jobs, varying, key, described["settings"]) for key in varying},
     }
     transcripts = [_script_json({r["id"]: _detail(r) for r in job.records}) for job in jobs]
     return index, transcripts

@@ -49,9 +49,22 @@ function statusBadge(row) {
   return row.ok ? h("span", { class: "badge ok", text: "ok" })
     : h("span", { class: "badge error", title: row.c || "error", text: "error" });
 }
+// Many varying settings (a folder of separate runs): one "what sets it apart" column of
+// chips instead of a column per setting; a sweep over a few keys keeps its columns.
+const WIDE = D.varying.length > 4;
+function apartPairs(job) {
+  return D.jobs.length === 1 || WIDE ? job.apart : D.varying.map((k) => [k, job.settings[k] ?? "–"]);
+}
 function jobLabel(job) {
-  const parts = D.varying.map((k) => `${k}=${job.settings[k] ?? "–"}`);
-  return `#${job.n} ` + (parts.join(" ") || job.name);
+  const text = apartPairs(job).map(([k, v]) => `${k}=${v}`).join(" ");
+  return `#${job.n} ` + (text || (WIDE ? "the usual settings" : job.name));
+}
+function apartCell(job) {
+  const pairs = apartPairs(job);
+  return h("td", { class: "apart" },
+    h("div", { class: "chips" }, pairs.length ? pairs.map(([k, v]) => h("span", { class: "chip", title: k, text: `${k}=${v}` }))
+      : h("span", { class: "note", text: "the usual settings" })),
+    h("div", { class: "folder note", title: job.name, text: job.name }));
 }
 const go = (hash) => { location.hash = hash; };
 const sampleHash = (n, id) => `#/job/${n}/sample/${encodeURIComponent(id)}`;
@@ -151,10 +164,14 @@ function jobColumns(pool) {
   if (!pool) cols.push({ key: "sel", label: "", value: () => 0, nosort: true });
   cols.push(pool ? { key: "members", label: "jobs", value: (r) => r.members.length, num: true }
     : { key: "n", label: "#", value: (r) => r.n, num: true });
-  // A folder of sweeps: which sweep each job came from.
-  if (!pool && JOBS.length > 1 && JOBS.some((j) => !/^\d+$/.test(j.name))) cols.push({ key: "name", label: "folder", value: (r) => r.name, setting: true });
-  for (const k of D.varying) if (k !== pool) cols.push({ key: "set:" + k, label: k, value: (r) => r.settings[k], setting: true });
-  for (const m of METRICS) cols.push({ key: "m:" + m, label: `${m} (95% CI)`, value: (r) => r.stats.metrics[m]?.mean, metric: m, num: true });
+  if (WIDE && !pool) {
+    cols.push({ key: "apart", label: "what sets the job apart (folder below)", value: (r) => jobLabel(r), apart: true });
+  } else {
+    // A folder of sweeps: which sweep each job came from.
+    if (!pool && JOBS.length > 1 && JOBS.some((j) => !/^\d+$/.test(j.name))) cols.push({ key: "name", label: "folder", value: (r) => r.name, setting: true, folder: true });
+    for (const k of D.varying) if (k !== pool) cols.push({ key: "set:" + k, label: k, value: (r) => r.settings[k], setting: true });
+  }
+  for (const m of METRICS) cols.push({ key: "m:" + m, label: m, value: (r) => r.stats.metrics[m]?.mean, metric: m, num: true });
   cols.push(
     { key: "total", label: "samples", value: (r) => r.stats.counts.total, num: true },
     { key: "errors", label: "errors", value: (r) => r.stats.counts.error, num: true },
@@ -207,7 +224,9 @@ function renderJobs() {
         if (c.key === "members") {
           return h("td", { class: "num" }, r.members.map((j) => h("a", { href: `#/job/${j.n}`, onclick: (e) => e.stopPropagation(), text: `#${j.n} ` })));
         }
-        if (c.metric) return h("td", { class: "num" }, ci(r.stats.metrics[c.metric]), h("span", { class: "note", text: r.stats.metrics[c.metric]?.n !== undefined ? ` n=${r.stats.metrics[c.metric].n}` : "" }));
+        if (c.apart) return apartCell(r);
+        if (c.folder) return h("td", { class: "folder", title: r.name, text: r.name });
+        if (c.metric) return h("td", { class: "num metric" }, ci(r.stats.metrics[c.metric]), h("div", { class: "note", text: r.stats.metrics[c.metric]?.n !== undefined ? ` n=${r.stats.metrics[c.metric].n}` : "" }));
         if (c.key === "errors") {
           const e = r.stats.counts.error;
           return h("td", { class: "num " + (e ? "errors" : ""), title: r.stats.errors.map((x) => `${x.cause}: ${x.count}`).join("\n") },
@@ -228,8 +247,10 @@ function renderJobs() {
     h("h2", {}, `${JOBS.length} job${JOBS.length === 1 ? "" : "s"}`),
     h("div", { class: "chips", id: "constant" }, h("span", { class: "note", text: "same in every job:" }),
       constant.length ? constant.map(([k, v]) => h("span", { class: "chip", text: `${k}=${v}` })) : h("span", { class: "note", text: "–" })),
+    WIDE ? h("div", { class: "chips", id: "usual" }, h("span", { class: "note", text: "the usual settings (most jobs):" }),
+      Object.entries(D.usual).map(([k, v]) => h("span", { class: "chip", text: `${k}=${v}` }))) : null,
     h("div", { class: "toolbar" }, filter, poolSelect, compareButton, count),
-    h("p", { class: "note", text: "Scores: mean and 95% CI over scored samples. Errored samples are counted apart, never as wrong answers. Click a job for its samples." }),
+    h("p", { class: "note", text: "Scores: mean [95% CI] over scored samples (n below). Errored samples are counted apart, never as wrong answers. Click a job for its samples." }),
     table);
 }
 
