@@ -181,7 +181,7 @@ def check_local_openai_server(
     assert len(sent) == 6 and {r.path for r in sent} == {"/v1/chat/completions"}
     assert sent[0].headers["Authorization"] == "Bearer EMPTY"  # a local server needs no key
     assert {r.json["model"] for r in sent} == {"local"}
-    assert {r.json["max_tokens"] for r in sent} == {1024}  # generation's default bounds it
+    assert {r.json["max_tokens"] for r in sent} == {32}  # the smoke task's one-word cap
 
 
 def check_portable_generation(
@@ -224,7 +224,7 @@ def check_bedrock_roles(
     for body in (r.json for r in sent):
         assert "system" not in body  # system_as_user
         assert all(len(m["content"]) == 1 and "text" in m["content"][0] for m in body["messages"])
-        assert body["inferenceConfig"]["maxTokens"] == 1024
+        assert body["inferenceConfig"]["maxTokens"] == 32  # the smoke task's cap
 
 
 def check_tool_calling(command: str, tmp_path: Path, **_: Any) -> None:
