@@ -309,8 +309,8 @@ def check_validate(command: str, tmp_path: Path, **_: Any) -> None:
 
 def check_make(command: str, **_: Any) -> None:
     """`make demo` and `make test` as make would run them on a fresh clone (-n: print, do not
-    run; -B: as if nothing were installed yet; running
-    the test suite from inside itself would recurse)."""
+    run, since running the test suite from inside itself would recurse; -B: as if nothing
+    were installed yet)."""
     target = command.split()[1]
     done = subprocess.run(["make", "-n", "-B", target], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
