@@ -189,3 +189,33 @@ def test_validate_says_whether_something_listens_at_a_local_endpoint(tmp_path: P
     )  # fmt: skip
     assert remote.returncode == 0, remote.stderr
     assert "listens" not in remote.stdout  # a remote endpoint is never contacted
+
+
+def test_calls_retrying_side_by_side_stop_once_one_finds_nothing_answers() -> None:
+    """With samples in flight together, the first call to give up ends the others' retries:
+    they fail at their next attempt instead of each waiting through its own backoff."""
+    import threading
+
+    from hydragent.models.retry import EndpointUnreachable, RetryPolicy, call_with_retries
+
+    dead = f"http://127.0.0.1:{closed_port()}/v1"
+    slow_started, attempts = threading.Event(), []
+
+    def refused() -> str:
+        attempts.append(threading.current_thread().name)
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    def patient() -> None:  # long waits: without the shared verdict it retries for minutes
+        slow_started.set()
+        with pytest.raises(EndpointUnreachable):
+            call_with_retries(refused, RetryPolicy(attempts=50, initial_wait=0.05, jitter=0),
+                              endpoint=dead)  # fmt: skip
+
+    other = threading.Thread(target=patient, name="patient")
+    other.start()
+    slow_started.wait()
+    with pytest.raises(EndpointUnreachable):
+        call_with_retries(refused, RetryPolicy(attempts=2), sleep=lambda s: None, endpoint=dead)
+    other.join(timeout=10)
+    assert not other.is_alive()
+    assert attempts.count("patient") < 50

@@ -217,6 +217,9 @@ def call_with_retries(
         server = retry_after_seconds(error) if error else None
         return min(server, policy.max_retry_after) if server is not None else backoff
 
+    def gave_up() -> bool:  # another call to this endpoint found that nothing answers there
+        return bool(endpoint) and where in ENDPOINTS.dead and where not in ENDPOINTS.answered
+
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         wait_s = state.next_action.sleep if state.next_action else 0.0
@@ -236,7 +239,7 @@ def call_with_retries(
     retrying = Retrying(
         stop=stop_after_attempt(policy.attempts),
         wait=wait,
-        retry=retry_if_exception(is_retryable),
+        retry=retry_if_exception(lambda error: is_retryable(error) and not gave_up()),
         before_sleep=log_retry,
         sleep=sleep,
         reraise=True,
