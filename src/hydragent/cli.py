@@ -134,8 +134,23 @@ def _validate_task(cfg: Any) -> None:
     ]
     if facts["forwarded"]:
         notes.append(f"forwarded to every completion call: {', '.join(facts['forwarded'])}")
+    notes += _listener_notes(assembly.config)
     notes += facts["unsent"]
     sys.stdout.write(f"# config OK; {'; '.join(notes)}\n")
+
+
+def _listener_notes(config: dict[str, Any]) -> list[str]:
+    """Each local endpoint of the model (and judge): does something listen there?"""
+    from hydragent.config.endpoints import ENDPOINT_KEYS, listener_note
+
+    notes = []
+    for role in ("model", "judge"):
+        node = config.get(role)
+        for key in ENDPOINT_KEYS if isinstance(node, dict) else ():
+            note = listener_note(str(node[key])) if node.get(key) else None
+            if note:
+                notes.append(f"{role}.{key}: {note}")
+    return notes
 
 
 def run_hydra_app(command: str, args: list[str]) -> int:
@@ -171,6 +186,9 @@ def run_hydra_app(command: str, args: list[str]) -> int:
         at = 1 + max((i for i, a in enumerate(args) if "=" in a and a[0] != "-"), default=-1)
         args = [*args[:at], *ours, *args[at:]]
     task = _run_task if command == "run" else _validate_task
+    from hydragent import sweep_end
+
+    sweep_end.finished.clear()
     app = hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(task)
 
     shows_config = any(a.split("=", 1)[0] in CONSOLE_FLAGS for a in args)
@@ -216,6 +234,8 @@ def run_hydra_app(command: str, args: list[str]) -> int:
             sys.stdout.write(mask_text(captured.getvalue(), secrets))
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+    if command == "run" and sweep_end.finished:  # a sweep: end with its folder, not job n's
+        print(sweep_end.closing_lines(sweep_end.finished[-1]))
     return 0
 
 

@@ -76,7 +76,10 @@ class ApiModel(Model):
             if self.retry is None:
                 return fn(*args, **kwargs)
             return call_with_retries(
-                lambda: fn(*args, **kwargs), self.retry, describe=f"{type(self).__name__} call"
+                lambda: fn(*args, **kwargs),
+                self.retry,
+                describe=f"{type(self).__name__} call",
+                endpoint=getattr(self, "api_base", None),
             )
 
         return run

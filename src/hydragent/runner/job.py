@@ -101,6 +101,8 @@ class ResultSink:
         self.headline: str | None = None
         self.decoded_at_start = progress.decoded()
         self.decoded = 0
+        self.retries_at_start = progress.retries()  # API retries: a count, not a log line each
+        self.retries = 0
         self.drawn_at = 0.0
         self.writer = RecordWriter(path)
         self.bar = tqdm(
@@ -161,6 +163,8 @@ class ResultSink:
         shown["tokens"] = self.tokens
         if self.decoded:
             shown["decoded"] = self.decoded
+        if self.retries:
+            shown["retries"] = self.retries
         return shown
 
     def __call__(self, outcome: Outcome) -> None:
@@ -179,9 +183,11 @@ class ResultSink:
     def tick(self) -> None:
         """Show the tokens local engines decoded so far, redrawn at most twice a second."""
         decoded = progress.decoded() - self.decoded_at_start
+        retries = progress.retries() - self.retries_at_start
         now = time.monotonic()
-        if decoded != self.decoded and now - self.drawn_at >= REDRAW_S:
-            self.decoded, self.drawn_at = decoded, now
+        changed = (decoded, retries) != (self.decoded, self.retries)
+        if changed and now - self.drawn_at >= REDRAW_S:
+            self.decoded, self.retries, self.drawn_at = decoded, retries, now
             self.bar.set_postfix(self._postfix(), refresh=True)
 
     def close(self) -> None:
