@@ -143,7 +143,8 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     from hydragent.config import ConfigError, conf_dir, prepare_overrides
     from hydragent.config.launchers import missing_launcher_plugin
     from hydragent.config.overrides import check_command_line, explain
-    from hydragent.config.preflight import PreflightFailed, output_problem, preflight
+    from hydragent.config.preflight import output_problem, preflight
+    from hydragent.config.problems import PreflightFailed
     from hydragent.config.secrets_guard import mask_text, protect_secret_overrides
 
     started = datetime.now(timezone.utc).replace(microsecond=0)  # summaries' precision

@@ -23,20 +23,14 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from hydragent.config.problems import PreflightFailed
+
 #: which Hydra modes to check: "run" and "multirun" for `hydragent run`, only "multirun" for
 #: `hydragent validate -m` (a single validate assembles in its own task).
 _ACTIVE: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
     "hydragent_preflight", default=frozenset()
 )
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-
-
-class PreflightFailed(BaseException):
-    """Carries the config error out of a Hydra callback (see the module docstring)."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 @contextlib.contextmanager

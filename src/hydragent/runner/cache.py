@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
 
+from hydragent.config.store import default_cache_path
 from hydragent.messages import ChatMessage
 from hydragent.models.base import Model, ModelRequest, send_request
 from hydragent.runner.wrappers import ModelWrapper
@@ -26,15 +26,6 @@ CACHE_MODES = ("on", "off", "replay")
 
 class CacheMiss(RuntimeError):
     """`cache=replay` met a call that was never recorded."""
-
-
-def default_cache_path() -> Path:
-    """HYDRAGENT_CACHE_DIR, else $XDG_CACHE_HOME/hydragent, else ~/.cache/hydragent."""
-    folder = os.environ.get("HYDRAGENT_CACHE_DIR")
-    if not folder:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        folder = str(Path(base) / "hydragent")
-    return Path(folder).expanduser() / "responses.sqlite"
 
 
 def normalise_mode(mode: Any) -> str:

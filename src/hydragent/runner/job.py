@@ -238,6 +238,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     secrets = secret_values(resolved) + environment_secrets()
     logging_setup.install(secrets)
     assembly = assemble(cfg, dry_run=False)  # the one build path (config/assemble.py)
+    runner = assembly.runner  # typed: what validate accepted
     logging_setup.quiet_third_party(logging_setup.hydra_verbose())  # clients imported now
     model, cached, samples = assembly.model, assembly.cached, assembly.samples
     for line in unsent_lines(assembly.unsent_generation, assembly.backend):
