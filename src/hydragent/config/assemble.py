@@ -101,7 +101,7 @@ class _Assembler(StaticChecks):
             task_name = str(self.choices.get("task") or getattr(result.task, "name", "task"))
             self.problems += sample_problems(scorers, result.samples, task_name)
             self.problems += template_problems(result.agent, result.samples, task_name)
-        if self.dry_run and "cache" not in self.broken:
+        if "cache" not in self.broken:
             self.problems += cache_problems(self.plain.get("cache"))
         if self.problems:
             raise ConfigError(self.problems)
