@@ -118,7 +118,8 @@ def _validate_task(cfg: Any) -> None:
     (secrets masked), the backend, the sandbox and what is forwarded."""
     import yaml
 
-    from hydragent.config.assemble import assemble, describe
+    from hydragent.config.assemble import assemble
+    from hydragent.config.describe import describe
     from hydragent.config.preflight import checked_assembly
 
     # a single run's Assembly is the one the pre-flight check made; a sweep's job has its own

@@ -136,6 +136,9 @@ class _Assembler(StaticChecks):
             self.add(group, error.problems)
             return
         text = one_line(error) or type(error).__name__
+        first = re.split(r"[ :]", text, maxsplit=1)[0]
+        if first in self.plain_at(label):  # "template names {reference}...": name the key
+            text = f"{label}.{text}"
         self.add(group, [text if text.startswith(label) else f"{label}: {text}"])
 
     def build_task(self) -> tuple[Any, list[Any]]:
@@ -340,43 +343,6 @@ def _built(value: Any) -> Any:
     if isinstance(value, list):
         return [_built(item) for item in value]
     return value
-
-
-def describe(assembly: Assembly) -> Mapping[str, Any]:
-    """What `validate` reports beside the config: the backend and what its instance can do
-    (grammars, features, the helper groups that fit it), the sandbox, the samples and the
-    keys forwarded to every completion call."""
-    import dataclasses
-
-    from hydragent.config.rules import HELPER_BACKENDS, fits
-
-    caps = assembly.capabilities
-    features = []
-    if caps is not None and dataclasses.is_dataclass(caps):
-        features = [f.name for f in dataclasses.fields(caps) if getattr(caps, f.name) is True]
-    model = assembly.model
-    while hasattr(model, "inner"):  # past the cap and cache wrappers
-        model = model.inner
-    helpers = [g for g in (*HELPER_BACKENDS, "retry") if model and fits(g, type(model))]
-    return {
-        "backend": assembly.backend,
-        "grammars": sorted(caps.grammars) if caps is not None else [],
-        "features": features,
-        "helpers": helpers,
-        "sandbox": _sandbox_shown(assembly.sandbox),
-        "samples": len(assembly.samples),
-        "forwarded": assembly.forwarded,
-        "unsent": unsent_lines(assembly.unsent_generation, assembly.backend),
-    }
-
-
-def _sandbox_shown(spec: Any) -> str | None:
-    """The sandbox as validate names it; the unsafe one says so."""
-    if spec is None:
-        return None
-    if getattr(spec, "unsafe", False):
-        return f"{spec.name} (UNSAFE: no kernel isolation, chosen explicitly)"
-    return spec.name
 
 
 def _key_path(group: str, key: str) -> str:
