@@ -205,13 +205,15 @@ class _Assembler(StaticChecks):
             self.unsent_generation[group] = unsent
         if self.dry_run and hasattr(model, "environment_problems"):
             said = {p.split(":", 1)[0] for p in self.problems}  # e.g. the endpoint's key rule
+            # a check that fails itself is a problem too, never a traceback
+            found = self.attempt(group, group, model.environment_problems) or []
             self.add(
                 group,
                 [
                     f"{_key_path(group, key)}: {message}"
                     if key and key != "_target_"
                     else f"{group}: {message}"
-                    for key, message in _at(group, model.environment_problems())
+                    for key, message in _at(group, found)
                     if _key_path(group, key) not in said
                 ],
             )
