@@ -72,6 +72,8 @@ class _Assembler(StaticChecks):
 
     def assemble(self) -> Assembly:
         self.check_static()
+        if "cache" not in self.broken:  # static too: a real build refuses what a dry one does
+            self.add("cache", cache_problems(self.plain.get("cache")))
         if self.problems and not self.dry_run:
             raise ConfigError(self.problems)
         result = Assembly(
@@ -101,8 +103,6 @@ class _Assembler(StaticChecks):
             task_name = str(self.choices.get("task") or getattr(result.task, "name", "task"))
             self.problems += sample_problems(scorers, result.samples, task_name)
             self.problems += template_problems(result.agent, result.samples, task_name)
-        if "cache" not in self.broken:
-            self.problems += cache_problems(self.plain.get("cache"))
         if self.problems:
             raise ConfigError(self.problems)
         result.model, result.cached = self.wrap(model, "model", caps=True)

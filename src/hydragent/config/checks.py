@@ -3,11 +3,13 @@ built (see config/assemble.py, which builds on it, and docs/architecture.md)."""
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
 
 from hydragent.config.problems import one_line, shown, unknown_key
-from hydragent.config.resolve import link, resolve_plain
+from hydragent.config.resolve import anchored, link, resolve_plain
 from hydragent.config.schemas import (
     RANGES,
     CacheConfig,
@@ -47,6 +49,8 @@ class StaticChecks:
         self.cfg = cfg
         self.problems: list[str] = []
         self.missing: set[str] = set()
+        #: relative paths are relative to where hydragent was started, whatever chdir says
+        self.launch_dir: str = str(hydra.runtime.cwd) if hydra is not None else os.getcwd()
         self.plain: dict[str, Any] = resolve_plain(cfg, self.problems, missing=self.missing)
         self.raw: dict[str, Any] = OmegaConf.to_container(cfg, resolve=False)  # type: ignore[assignment]
         self.located: dict[str, Any] = {}
@@ -72,6 +76,9 @@ class StaticChecks:
         ):
             if not self.has_missing(group):
                 self.type(group, plain.get(group), schema)
+        cache = self.plain.get("cache")
+        if isinstance(cache, dict) and "cache" not in self.broken and cache.get("path"):
+            cache["path"] = str(Path(self.launch_dir, Path(cache["path"]).expanduser()))
         if self.plain.get("sandbox") is not None and not self.has_missing("sandbox"):
             from hydragent.sandbox import SandboxConfig
 
@@ -212,6 +219,7 @@ class StaticChecks:
         self.add(group, problems)
         if not problems:
             node.update(typed)  # in place: `node` is this path's dict inside `plain`
+            node.update(anchored(node, self.launch_dir))
         return target
 
     def grammar_problems(self) -> list[str]:

@@ -89,3 +89,34 @@ def link(node: Any, raw: Any, plain: dict[str, Any]) -> None:
             value = value.get(part) if isinstance(value, dict) else None
         if value is not None:
             node[key] = copy.deepcopy(value)
+
+
+#: `_target_` keys whose value names a file or folder (or, for the prompts, may name one)
+PATH_KEYS = frozenset(
+    {"path", "responses_file", "problem_file", "system_prompt", "prompt_template"}
+)
+
+
+def anchored(node: dict[str, Any], launch_dir: str) -> dict[str, str]:
+    """The node's relative file values, made absolute against `launch_dir` (where hydragent
+    was started): a key of PATH_KEYS whose value, read from there, names an existing file or
+    folder. Hydra's `hydra.job.chdir=true` then changes nothing: validate, the pre-flight and
+    the run's own build all read the same file. Other values (a dataset name, inline prompt
+    text, a file that is not there) stay as they are."""
+    from pathlib import Path
+
+    found = {}
+    for key in PATH_KEYS & set(node):
+        value = node[key]
+        if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+            continue
+        path = Path(value).expanduser()
+        if path.is_absolute() or "://" in value:
+            continue
+        try:
+            exists = (Path(launch_dir) / path).exists()
+        except OSError:  # a name too long for the file system names nothing
+            continue
+        if exists:
+            found[key] = str(Path(launch_dir) / path)
+    return found
