@@ -128,13 +128,6 @@ def coerce(
         return value, None
 
 
-def type_error(
-    param: inspect.Parameter, owner: dict[str, Any], value: Any, arbitrary: bool = False
-) -> str | None:
-    """Pydantic's complaint about `value` for `param`'s annotation (see `coerce`), or None."""
-    return coerce(param, owner, value, arbitrary)[1]
-
-
 def annotation_text(param: inspect.Parameter) -> str:
     annotation = param.annotation
     if isinstance(annotation, str):
