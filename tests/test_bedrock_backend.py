@@ -12,7 +12,7 @@ from tests.servers import Fault, LoopbackServer, Reply, bedrock_app, running
 
 from hydragent.messages import agglomerate_stream_deltas
 from hydragent.models import AmazonBedrockModel, AmazonBedrockServerModel, dry_build
-from hydragent.models.openai import IncompleteStreamError, MalformedResponseError
+from hydragent.models.errors import IncompleteStreamError, MalformedResponseError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -12,45 +12,48 @@ from hydragent.messages import ChatMessage
 from hydragent.models.base import Model, ModelRequest
 from hydragent.models.scripted import ScriptedModel
 from hydragent.runner import run_job
-from hydragent.runner.cache import CachedModel, CacheMiss, ResponseStore, cache_clear, cache_stats
+from hydragent.runner.cache import CacheMiss, ResponseCache, ResponseStore, cache_clear, cache_stats
+from hydragent.runner.request_path import route
 from test_runner_support import compose_job, run_cli
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-def cached(tmp_path: Path, mode: str = "on", **config) -> tuple[CachedModel, ScriptedModel]:
-    inner = ScriptedModel(match={"France": "Paris"}, responses=["other"])
+def cached(tmp_path: Path, mode: str = "on", **config) -> tuple[ScriptedModel, ResponseCache]:
+    """A scripted model whose requests go through the cache layer, and that layer."""
+    model = ScriptedModel(match={"France": "Paris"}, responses=["other"])
     store = ResponseStore(tmp_path / "cache.sqlite")
     model_config = {"_target_": "ScriptedModel", "model_id": "scripted", **config}
-    return CachedModel(inner, store, mode, model_config), inner
+    cache = ResponseCache(store, mode, model_config)
+    return route(model, [cache]), cache
 
 
 def test_a_repeated_call_is_answered_from_the_cache(tmp_path: Path) -> None:
-    model, inner = cached(tmp_path)
+    model, cache = cached(tmp_path)
     first = model.generate(QUESTION)
     second = model.generate(QUESTION)
     assert first.content == second.content == "Paris"
     assert second.token_usage == first.token_usage
-    assert len(inner.calls) == 1
-    assert (model.hits, model.misses) == (1, 1)
+    assert len(model.calls) == 1
+    assert (cache.hits, cache.misses) == (1, 1)
 
 
 def test_the_key_covers_params_grammar_tools_and_model_config(tmp_path: Path) -> None:
-    model, inner = cached(tmp_path)
+    model, _ = cached(tmp_path)
     model.generate(QUESTION)
     model.generate(QUESTION, stop_sequences=["\n"])
     model.generate(QUESTION, grammar=Grammar(type="regex", pattern="[A-Za-z]+"))
     model.generate(QUESTION, temperature=0.5)
-    assert len(inner.calls) == 4
-    other_config, other_inner = cached(tmp_path, temperature=0.9)
+    assert len(model.calls) == 4
+    other_config, _ = cached(tmp_path, temperature=0.9)
     other_config.generate(QUESTION)
-    assert len(other_inner.calls) == 1
+    assert len(other_config.calls) == 1
 
 
 def test_secrets_in_the_model_config_never_reach_the_cache_file(tmp_path: Path) -> None:
-    model, _ = cached(tmp_path, api_key="sk-cache-secret-123")
+    model, cache = cached(tmp_path, api_key="sk-cache-secret-123")
     model.generate(QUESTION)
-    model.store.close()
+    cache.store.close()
     for file in tmp_path.iterdir():
         assert b"sk-cache-secret-123" not in file.read_bytes()
 
@@ -58,20 +61,20 @@ def test_secrets_in_the_model_config_never_reach_the_cache_file(tmp_path: Path) 
 def test_a_different_secret_still_hits(tmp_path: Path) -> None:
     first, _ = cached(tmp_path, api_key="sk-one")
     first.generate(QUESTION)
-    second, inner = cached(tmp_path, api_key="sk-two")
+    second, _ = cached(tmp_path, api_key="sk-two")
     second.generate(QUESTION)
-    assert inner.calls == []
+    assert second.calls == []
 
 
 def test_replay_fails_clearly_on_a_miss(tmp_path: Path) -> None:
-    model, inner = cached(tmp_path, mode="replay")
+    model, _ = cached(tmp_path, mode="replay")
     with pytest.raises(CacheMiss, match=r"cache=replay: no recorded reply.*cache=on"):
         model.generate(QUESTION)
-    assert inner.calls == []
+    assert model.calls == []
 
 
 def test_threads_share_one_store(tmp_path: Path) -> None:
-    model, inner = cached(tmp_path)
+    model, cache = cached(tmp_path)
     questions = [[{"role": "user", "content": f"France question {i}"}] for i in range(24)]
 
     def ask(batch):
@@ -83,8 +86,8 @@ def test_threads_share_one_store(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(inner.calls) == 24
-    assert model.store.stats()[0] == 24
+    assert len(model.calls) == 24
+    assert cache.store.stats()[0] == 24
 
 
 def test_stats_and_clear(tmp_path: Path) -> None:
@@ -163,7 +166,7 @@ def test_the_cached_model_behaves_as_its_backend(tmp_path: Path) -> None:
         tool_name_key="tool",
         tool_arguments_key="args",
     )
-    model = CachedModel(inner, ResponseStore(tmp_path / "c.sqlite"), "on", {"m": 1})
+    model = route(inner, [ResponseCache(ResponseStore(tmp_path / "c.sqlite"), "on", {"m": 1})])
     assert model.supported_grammars == inner.supported_grammars
     assert model.model_id == "scripted"
     reply = model.parse_tool_calls(model.generate(QUESTION))
@@ -179,6 +182,42 @@ def test_a_cached_stream_keeps_the_reasoning(tmp_path: Path) -> None:
         def request(self, req: ModelRequest) -> ChatMessage:
             return ChatMessage(role="assistant", content="4", reasoning_content="2 plus 2")
 
-    model = CachedModel(Reasoner(model_id="r"), ResponseStore(tmp_path / "c.sqlite"), "on", {})
+    model = route(
+        Reasoner(model_id="r"), [ResponseCache(ResponseStore(tmp_path / "c.sqlite"), "on", {})]
+    )
     (delta,) = model.generate_stream(QUESTION)
     assert (delta.content, delta.reasoning_content) == ("4", "2 plus 2")
+
+
+def _damaged_cache(tmp_path: Path) -> Path:
+    """A real cache file whose second page was overwritten (a disk or copy gone wrong)."""
+    env = {"HYDRAGENT_CACHE_DIR": str(tmp_path)}
+    first = run_cli("run", "model=scripted", "task=smoke", "cache=on", cwd=tmp_path, env=env)
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "responses.sqlite"
+    data = bytearray(path.read_bytes())
+    data[4096:8192] = b"A" * 4096
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_cache_file_is_named_with_the_fix_by_every_command(tmp_path: Path) -> None:
+    path = _damaged_cache(tmp_path)
+    env = {"HYDRAGENT_CACHE_DIR": str(tmp_path)}
+    for action in ("stats", "clear"):
+        result = run_cli("cache", action, cwd=tmp_path, env=env)
+        assert result.returncode == 1
+        (line,) = result.stderr.strip().splitlines()  # one line, no traceback
+        assert f"cache file {path} cannot be read (database disk image is malformed)" in line
+        assert f"rm {path}" in line and "cache=off" in line
+    run = run_cli("run", "model=scripted", "task=smoke", "cache=on", cwd=tmp_path, env=env)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert f"CacheUnreadable: cache file {path} cannot be read" in run.stdout + run.stderr
+
+
+def test_a_file_that_is_not_a_cache_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "notes.sqlite"
+    path.write_text("my notes, not a database\n")
+    result = run_cli("cache", "stats", str(path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"cache file {path} cannot be read (file is not a database)" in result.stderr

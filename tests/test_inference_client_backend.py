@@ -9,7 +9,7 @@ import pytest
 from tests.servers import Fault, LoopbackServer, Reply, openai_app, running
 
 from hydragent.models import HfApiModel, InferenceClientModel
-from hydragent.models.openai import MalformedResponseError
+from hydragent.models.errors import MalformedResponseError
 
 pytestmark = pytest.mark.timeout(60)
 FAST_RETRY = {"attempts": 3, "initial_wait": 0.01, "jitter": 0.0}

@@ -18,17 +18,18 @@ from hydragent.messages import (
     ChatMessageToolCallFunction,
     ChatMessageToolCallStreamDelta,
     MessageRole,
-    ReasoningSplitter,
     TokenUsage,
     agglomerate_stream_deltas,
+)
+from hydragent.messages.images import (
     bedrock_image_block,
     image_bytes,
     image_data_url,
     load_pil_image,
     openai_image_part,
-    prepare_messages,
-    split_reasoning,
 )
+from hydragent.messages.prepare import prepare_messages
+from hydragent.messages.reasoning import ReasoningSplitter, split_reasoning
 
 PNG_BYTES = b"\x89PNG\r\n\x1a\nfake-image-bytes"
 ALL_TO_USER = {role: "user" for role in MessageRole.roles()}

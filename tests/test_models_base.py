@@ -13,18 +13,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hydragent.config import compose
 from hydragent.messages import ChatMessage, ChatMessageToolCall, ChatMessageToolCallFunction
 from hydragent.models import base, retry
-from hydragent.models.base import (
-    REMOVE_PARAMETER,
-    ApiModel,
-    Model,
-    RateLimiter,
-    RetryPolicy,
+from hydragent.models.api import ApiModel
+from hydragent.models.base import REMOVE_PARAMETER, Model
+from hydragent.models.retry import RateLimiter, RetryPolicy, call_with_retries
+from hydragent.models.spec import Applied, Field, apply_generation
+from hydragent.models.text import (
     StopScanner,
-    call_with_retries,
     get_tool_json_schema,
     supports_stop_parameter,
     trim_at_stop,
@@ -473,14 +473,13 @@ def test_generate_builds_one_normalised_request_for_the_backend() -> None:
     assert model.settings(req) == {"top_p": 0.5, "temperature": 0.1}
 
 
-def test_the_runners_wrappers_act_on_the_request_cap_cache_and_meter(tmp_path: Any) -> None:
-    from hydragent.runner.build import CappedModel
-    from hydragent.runner.cache import CachedModel, ResponseStore
-    from hydragent.runner.wrappers import UsageMeter
+def test_the_runners_layers_act_on_the_request_cap_cache_and_meter(tmp_path: Any) -> None:
+    from hydragent.runner.cache import ResponseCache, ResponseStore
+    from hydragent.runner.request_path import Cap, Meter, route
 
     inner = EchoModel()
     store = ResponseStore(tmp_path / "cache.sqlite")
-    model = UsageMeter(CachedModel(CappedModel(inner, 1), store, "on", {"model": "echo"}))
+    model = route(inner, [Meter(), ResponseCache(store, "on", {"model": "echo"}), Cap(1)])
     questions = [[{"role": "user", "content": f"q{i}"}] for i in range(4)]
     threads = [threading.Thread(target=model.generate, args=(q,)) for q in questions]
     for thread in threads:
@@ -490,13 +489,13 @@ def test_the_runners_wrappers_act_on_the_request_cap_cache_and_meter(tmp_path: A
     assert inner.most_busy == 1  # the cap holds under the cache
     assert model.generate(questions[0]).content in {"1", "2", "3", "4"}
     assert len(inner.requests) == 4  # the fifth call was a cache hit
-    assert model.capabilities == inner.capabilities
+    assert model is inner  # the same object: nothing to forward
     store.close()
 
 
-def test_a_subclass_that_customises_generate_is_called_through_it_by_wrappers() -> None:
+def test_a_subclass_that_customises_generate_is_called_through_it_by_the_request_path() -> None:
     from hydragent.models.scripted import ScriptedModel
-    from hydragent.runner.build import CappedModel
+    from hydragent.runner.request_path import Cap, route
 
     class Logged(ScriptedModel):
         seen: list[Any] = []
@@ -505,7 +504,7 @@ def test_a_subclass_that_customises_generate_is_called_through_it_by_wrappers() 
             Logged.seen.append(messages)
             return super().generate(messages, *args, **kwargs)
 
-    wrapped = CappedModel(Logged(responses=["ok"]), 1)
+    wrapped = route(Logged(responses=["ok"]), [Cap(1)])
     assert wrapped.generate([{"role": "user", "content": "hi"}]).content == "ok"
     assert len(Logged.seen) == 1
 
@@ -548,3 +547,65 @@ def test_each_backend_names_the_generation_settings_it_never_sends(
     with models.dry_build():
         model = getattr(models, backend)(generation=SETTINGS, **options)
     assert model.unsent_generation() == unsent
+
+
+# --- the generation mapping: precedence as a property --------------------------------------
+
+MAPPING = {
+    "max_tokens": "max_tokens",
+    "temperature": "options.temperature",
+    "top_k": Field("extra.top_k"),
+    "reasoning_tokens": Field("thinking", lambda v: {"budget": v}),
+    "stop": Applied("cut locally"),
+    "seed": None,
+}
+KEYS = ["max_tokens", "temperature", "top_k", "reasoning_tokens", "stop", "seed", "other"]
+
+
+@given(
+    settings=st.dictionaries(
+        st.sampled_from([*KEYS, "options", "extra", "thinking"]), st.integers()
+    ),
+    nested=st.dictionaries(st.sampled_from(["temperature", "x"]), st.integers()),
+    generation=st.dictionaries(st.sampled_from(KEYS[:-1]), st.integers(min_value=1)),
+)
+def test_the_generation_node_fills_only_what_the_call_and_model_left_unset(
+    settings: dict, nested: dict, generation: dict
+) -> None:
+    """Whatever a call or model already set (by portable or native name) is kept; every other
+    mapped setting lands at its declared place; Applied and unmapped settings add nothing."""
+    if nested:
+        settings["options"] = dict(nested)
+    before = {k: (dict(v) if isinstance(v, dict) else v) for k, v in settings.items()}
+    body = apply_generation(dict(settings), generation, MAPPING)
+    for key, value in before.items():
+        if isinstance(value, dict):
+            assert {k: body[key][k] for k in value} == value
+        else:
+            assert body[key] == value
+    for key, value in generation.items():
+        native = MAPPING[key]
+        if native is None or isinstance(native, Applied) or key in before:
+            continue
+        field = native if isinstance(native, Field) else Field(native)
+        *parents, leaf = field.path.split(".")
+        given, placed = _walk(before, parents), _walk(body, parents)
+        if not isinstance(given, dict):  # a parent the user set to a non-dict: theirs stands
+            assert placed == given
+        elif leaf in given:
+            assert placed[leaf] == given[leaf]
+        else:
+            assert placed[leaf] == (field.convert(value) if field.convert else value)
+    added = set(body) - set(before)
+    assert added <= {"max_tokens", "options", "extra", "thinking"}
+
+
+def _walk(body: dict, parents: list[str]) -> object:
+    """The dict at `parents` in `body` ({} where absent), or the non-dict value found on the
+    way."""
+    node: object = body
+    for parent in parents:
+        node = node.get(parent, {}) if isinstance(node, dict) else node
+        if not isinstance(node, dict):
+            return node
+    return node

@@ -15,7 +15,7 @@ from tests.servers import Fault, LoopbackServer, Reply, openai_app, running
 
 from hydragent.messages import MessageRole, agglomerate_stream_deltas
 from hydragent.models import OpenAIModel, OpenAIServerModel, dry_build
-from hydragent.models.openai import IncompleteStreamError, MalformedResponseError
+from hydragent.models.errors import IncompleteStreamError, MalformedResponseError
 from hydragent.models.vllm_server import VLLMServerModel
 
 pytestmark = pytest.mark.timeout(60)

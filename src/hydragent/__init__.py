@@ -17,7 +17,9 @@ from hydragent.messages import (
     MessageRole,
     TokenUsage,
 )
-from hydragent.models.base import REMOVE_PARAMETER, ApiModel, Model
+from hydragent.models.api import ApiModel
+from hydragent.models.base import Model
+from hydragent.models.compat import REMOVE_PARAMETER
 
 __version__ = "0.1.0"
 

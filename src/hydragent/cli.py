@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 USAGE = """\
 usage: hydragent COMMAND [ARGS]
@@ -165,6 +165,7 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     from hydragent.config.secrets_guard import mask_text, protect_secret_overrides
 
     started = datetime.now(timezone.utc).replace(microsecond=0)  # summaries' precision
+    given = list(args)  # as typed: the resume command after a stop repeats them
     args, secrets = protect_secret_overrides(args)
     args = prepare_overrides(args)
     missing_plugin = missing_launcher_plugin(args)
@@ -190,8 +191,13 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     sys.argv = [f"hydragent {command}", *args]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, to choose the exit code
     captured = io.StringIO()
+    from hydragent.runner import stop
+
     try:
         with contextlib.ExitStack() as streams:
+            if command == "run":  # SIGINT/SIGTERM: a clean stop (runner/stop.py)
+                stop.command_started()
+                streams.enter_context(stop.handling())
             streams.enter_context(contextlib.redirect_stderr(_DropHydraJobBanner(sys.stderr)))
             if shows_config:
                 streams.enter_context(contextlib.redirect_stdout(captured))
@@ -200,6 +206,10 @@ def run_hydra_app(command: str, args: list[str]) -> int:
             app()
     except PreflightFailed as failed:
         return report_error(explain(failed.error, args), user_wants_traceback, secrets)
+    except stop.Interrupted as stopped:
+        return report_stop(stopped, given, started)
+    except KeyboardInterrupt:  # before the handlers were in place, or in `validate`
+        return fail("stopped (SIGINT)", 130)
     except SystemExit as exit_:  # argparse usage errors (2), --help (0), Hydra's own exits
         if isinstance(exit_.code, str):
             return fail(mask_text(exit_.code, secrets), 1)
@@ -217,6 +227,27 @@ def run_hydra_app(command: str, args: list[str]) -> int:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def report_stop(stopped: Any, given: list[str], started: datetime) -> NoReturn:
+    """After SIGINT/SIGTERM: every child process gone, then what was done and the exact
+    command that resumes. No traceback."""
+    import logging
+
+    from hydragent.runner import stop
+
+    stop.reap()
+    for line in stop.stop_lines(stopped, given, started):
+        fail(line, stopped.exit_code)
+    if {"-m", "--multirun"} & set(given):  # a launcher cleans up its pools at exit
+        sys.exit(int(stopped.exit_code))
+    # A single run exits now: an abandoned sample's thread (a local engine mid-generation,
+    # whose executor the interpreter would join at exit) must not hold the stop for
+    # seconds. Every record and the summary are on disk; the logs are flushed here.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(int(stopped.exit_code))
 
 
 def is_config_error(error: BaseException) -> bool:
@@ -342,7 +373,10 @@ def cache_command(args: list[str]) -> int:
 
     path = Path(args[1]) if len(args) == 2 else None
     action = cache.cache_stats if args[0] == "stats" else cache.cache_clear
-    print(action(path))
+    try:
+        print(action(path))
+    except cache.CacheUnreadable as error:  # names the file and the fix
+        return fail(str(error), 1)
     return 0
 
 

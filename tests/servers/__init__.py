@@ -6,6 +6,16 @@ it receives, replies from a script, and can inject faults (see `Fault`).
 
 from tests.servers.base import Fault, LoopbackServer, Recorded, Reply, running
 from tests.servers.bedrock import bedrock_app
+from tests.servers.ollama import ollama_app
 from tests.servers.openai import openai_app
 
-__all__ = ["Fault", "LoopbackServer", "Recorded", "Reply", "bedrock_app", "openai_app", "running"]
+__all__ = [
+    "Fault",
+    "LoopbackServer",
+    "Recorded",
+    "Reply",
+    "bedrock_app",
+    "ollama_app",
+    "openai_app",
+    "running",
+]

@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from hydragent.grammar import Grammar
 from hydragent.messages import ChatMessage, TokenUsage
-from hydragent.models.base import Model, describe_error
+from hydragent.models.base import Model
+from hydragent.models.retry import describe_error
 
 
 @dataclass
@@ -50,7 +51,10 @@ def failed(
     """The result of a sample whose model call failed: the transcript so far is kept, with
     the error as its last entry, so a failed sample shows what was sent."""
     cause = describe_error(error)
-    messages.append({"role": "assistant", "content": None, "step": step, "error": cause})
+    entry: dict[str, Any] = {"role": "assistant", "content": None, "step": step, "error": cause}
+    if getattr(error, "raw_reply", None) is not None:  # what the model sent, e.g. off-grammar
+        entry["raw_reply"] = error.raw_reply  # type: ignore[attr-defined]
+    messages.append(entry)
     return AgentResult(
         answer=None, messages=messages, token_usage=usage, status="error", error=cause, steps=step
     )

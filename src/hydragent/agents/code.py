@@ -11,7 +11,8 @@ from hydragent.agents.memory import fill, load_prompt, reply_entry
 from hydragent.agents.tool_calling import _as_text, describe_tools
 from hydragent.grammar import Grammar
 from hydragent.messages import TokenUsage, content_to_text
-from hydragent.models.base import Model, parse_json_blob
+from hydragent.models.base import Model
+from hydragent.models.text import parse_json_blob
 from hydragent.sandbox import PythonSession, SandboxSpec, as_spec
 from hydragent.tools import Tool, build_tools
 

@@ -1,8 +1,9 @@
 """One assembly path: what `validate` accepts, `run` runs (DESIGN.md §2, §5).
 
-`assemble(cfg, dry_run)` turns a composed config into what a job needs: the model (seeded,
-capped, cached), the judge, the agent with its tools, the scorers, the task and its samples,
-the grammar and the sandbox. Both commands call it:
+`assemble(cfg, dry_run)` turns a composed config into what a job needs: the model (seeded),
+the judge, the agent with its tools, the scorers, the task and its samples, the grammar and
+the sandbox. They are handed over unwrapped: the runner puts its request path (stop, cache,
+cap, judge meter) around them (runner/build.py). Both commands call it:
 
 - `hydragent validate` and the pre-flight of `hydragent run` (before Hydra creates any folder)
   call it with `dry_run=True`: models are built inside `dry_build()` (no weights, no network,
@@ -25,8 +26,8 @@ from typing import Any, TypeVar
 from hydragent.config.checks import StaticChecks
 from hydragent.config.problems import ConfigError, one_line
 from hydragent.config.rules import takes
-from hydragent.config.schemas import CacheConfig, RunnerConfig
-from hydragent.config.store import cache_problems, store_path
+from hydragent.config.schemas import RunnerConfig
+from hydragent.config.store import cache_problems
 from hydragent.secrets import mask_secrets
 
 T = TypeVar("T")
@@ -34,11 +35,10 @@ T = TypeVar("T")
 
 @dataclass
 class Assembly:
-    """What a job runs with. In a dry run the model is the dry-built instance (not cached)."""
+    """What a job runs with: the built parts, unwrapped (the runner wraps their requests)."""
 
     model: Any
-    cached: Any = None  # the CachedModel wrapper, when cache=on|replay (real builds only)
-    judge: Any = None  # the judge behind a UsageMeter, so each sample's judge tokens count
+    judge: Any = None
     agent: Any = None
     tools: list[Any] = field(default_factory=list)
     scorers: list[Any] = field(default_factory=list)
@@ -48,6 +48,7 @@ class Assembly:
     sandbox: Any = None  # hydragent.sandbox.SandboxSpec where model-written code runs
     capabilities: Any = None  # the backend instance's Capabilities
     config: dict[str, Any] = field(default_factory=dict)  # resolved, typed, secrets masked
+    settings: dict[str, Any] = field(default_factory=dict)  # resolved, typed: what runs
     runner: dict[str, Any] = field(default_factory=dict)  # the typed `runner` node, defaults in
     forwarded: list[str] = field(default_factory=list)  # model keys sent with every call
     backend: str = ""  # conf/model option name (or class name for a user's backend)
@@ -105,8 +106,9 @@ class _Assembler(StaticChecks):
             self.problems += template_problems(result.agent, result.samples, task_name)
         if self.problems:
             raise ConfigError(self.problems)
-        result.model, result.cached = self.wrap(model, "model", caps=True)
+        result.model = model
         result.judge = judge
+        result.settings = self.plain
         result.runner = RunnerConfig.model_validate(self.plain.get("runner") or {}).model_dump()
         result.unsent_generation = self.unsent_generation
         return result
@@ -217,10 +219,6 @@ class _Assembler(StaticChecks):
                     if _key_path(group, key) not in said
                 ],
             )
-        if group == "judge":  # metered: each sample's judge tokens are counted apart
-            from hydragent.runner.wrappers import UsageMeter
-
-            return UsageMeter(self.wrap(model, group, caps=False)[0])
         return model
 
     def seed(self) -> int | None:
@@ -229,31 +227,6 @@ class _Assembler(StaticChecks):
         if isinstance(generation, dict) and "seed" in generation:
             return generation["seed"]
         return self.plain.get("seed")
-
-    def wrap(self, model: Any, group: str, caps: bool) -> tuple[Any, Any]:
-        """Cap calls per backend, then cache replies (real runs only: a dry run writes nothing).
-        The cache key holds the node, the generation settings and the seed, so that replicates
-        (`seed=0,1`) and other sampling settings never replay each other's replies."""
-        if model is None:
-            return None, None
-        limits = (self.plain.get("runner") or {}).get("backend_concurrency") or {}
-        limit = limits.get(self.backend_name(type(model))) or limits.get(type(model).__name__)
-        if caps and limit:
-            from hydragent.runner.build import CappedModel
-
-            model = CappedModel(model, int(limit))
-        cache = CacheConfig.model_validate(self.plain.get("cache") or {})
-        if self.dry_run or cache.mode == "off":
-            return model, None
-        from hydragent.runner.cache import CachedModel, ResponseStore
-
-        identity = dict(self.plain[group])
-        identity.setdefault("generation", self.plain.get("generation"))
-        if self.seed() is not None:
-            identity.setdefault("seed", int(self.seed()))  # type: ignore[arg-type]
-        store = ResponseStore(store_path(cache.path))
-        cached = CachedModel(model, store, cache.mode, identity)
-        return cached, cached
 
     def needs_sandbox(self) -> bool:
         paths = ["agent", *(f"scorer.{n}" for n in self.scorer_nodes())]

@@ -139,7 +139,6 @@ class StaticChecks:
             tools_problems,
         )
         from hydragent.models import ApiModel
-        from hydragent.models.litellm_router import LiteLLMRouterModel
 
         plain = self.plain
         for group in ("model", "judge"):
@@ -153,11 +152,11 @@ class StaticChecks:
                 problem = endpoint_problem(group, node) or credential_problem(group, node, raw)
                 self.add(group, [problem] if problem else [])
                 # a misplaced router= fills client_kwargs: its own rule says so, once
-                if not self.choices.get("router") or issubclass(target, LiteLLMRouterModel):
+                if not self.choices.get("router") or fits("router", target):
                     self.add(
                         group, client_kwargs_problems(group, node, target)
                     )  # router=: its rule
-            if isinstance(target, type) and issubclass(target, LiteLLMRouterModel):
+            if isinstance(target, type) and fits("router", target):
                 self.add(group, router_problems(group, node))
         agent = self.check_one("agent", plain.get("agent"), "completion")
         self.check_one("task", plain.get("task"), "any")

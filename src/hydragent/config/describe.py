@@ -14,16 +14,14 @@ def describe(assembly: Assembly) -> Mapping[str, Any]:
     keys forwarded to every completion call."""
     import dataclasses
 
-    from hydragent.config.rules import HELPER_BACKENDS, fits
+    from hydragent.models.registry import fits, helper_groups
 
     caps = assembly.capabilities
     features = []
     if caps is not None and dataclasses.is_dataclass(caps):
         features = [f.name for f in dataclasses.fields(caps) if getattr(caps, f.name) is True]
     model = assembly.model
-    while hasattr(model, "inner"):  # past the cap and cache wrappers
-        model = model.inner
-    helpers = [g for g in (*HELPER_BACKENDS, "retry") if model and fits(g, type(model))]
+    helpers = [g for g in helper_groups() if model and fits(g, type(model))]
     return {
         "backend": assembly.backend,
         "grammars": sorted(caps.grammars) if caps is not None else [],

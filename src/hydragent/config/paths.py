@@ -76,3 +76,16 @@ def list_recipes() -> list[Recipe]:
     if folder is None:
         return []
     return [read_recipe(path) for path in sorted(folder.glob("*.yaml"))]
+
+
+def default_cache_path() -> Path:
+    """The response cache's file: HYDRAGENT_CACHE_DIR, else $XDG_CACHE_HOME/hydragent, else
+    ~/.cache/hydragent. Here, not in the runner, so that validate's cache check and the runner
+    agree without config/ importing the runner."""
+    import os
+
+    folder = os.environ.get("HYDRAGENT_CACHE_DIR")
+    if not folder:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        folder = str(Path(base) / "hydragent")
+    return Path(folder).expanduser() / "responses.sqlite"

@@ -14,55 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hydragent.config.problems import shown
 from hydragent.config.schemas import check_node
+from hydragent.models.registry import backends, backends_for, fits
 
 # --- helper groups fit some backends (DESIGN.md §3) --------------------------------------
-
-#: helper group -> the backends (conf/model names) it applies to; None: every model.
-#: `retry` is computed: every backend whose class is an ApiModel.
-HELPER_BACKENDS: dict[str, tuple[str, ...] | None] = {
-    "router": ("litellm_router",),
-    "chat_template": ("transformers", "mlx", "vllm"),
-    "roles": None,
-    "messages": None,
-}
-
-
-def backend_classes() -> dict[str, type]:
-    """conf/model name -> class, for the backends whose module imports here."""
-    from hydragent.models import BACKENDS, backend_class
-
-    classes = {}
-    for name in BACKENDS:
-        try:
-            classes[name] = backend_class(name)
-        except ImportError:
-            continue
-    return classes
-
-
-def backends_for(group: str) -> tuple[str, ...] | None:
-    """The backends a helper group fits (None: every model)."""
-    if group == "retry":
-        from hydragent.models import ApiModel
-
-        return tuple(n for n, c in backend_classes().items() if issubclass(c, ApiModel))
-    return HELPER_BACKENDS[group]
-
-
-def fits(group: str, model_cls: type) -> bool:
-    """Whether a helper group applies to a backend class (or a user's subclass of one)."""
-    backends = backends_for(group)
-    if backends is None:
-        return True
-    classes = backend_classes()
-    return any(issubclass(model_cls, classes[name]) for name in backends if name in classes)
+# Each backend declares the helper groups it takes (models/spec.py); the registry answers.
 
 
 def helper_problems(
     chosen: Mapping[str, str], model_cls: type, model_choice: str | None
 ) -> list[str]:
-    """`router=least_busy` with `model=openai` and the like: each chosen helper group (group ->
-    the setting as the user wrote it) must fit the selected backend."""
+    """`router=least_busy` with a backend that takes no router, and the like: each chosen
+    helper group (group -> the setting as the user wrote it) must fit the selected backend."""
     backend = f"model={model_choice}" if model_choice else model_cls.__name__
     return [
         f"{setting} does not apply to {backend}: {group} fits only "
@@ -95,7 +57,7 @@ class Deployment(BaseModel):
 
 
 class RouterNode(BaseModel):
-    """What `router=<strategy>` sets on a litellm_router model."""
+    """What `router=<strategy>` sets on a model that takes a router."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -133,15 +95,6 @@ def router_problems(path: str, node: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-#: backend class -> the client its `client_kwargs` are passed to (a subclass inherits it).
-CLIENTS = {
-    "AzureOpenAIServerModel": ("openai", "AzureOpenAI"),
-    "OpenAIServerModel": ("openai", "OpenAI"),
-    "InferenceClientModel": ("huggingface_hub", "InferenceClient"),
-    "LiteLLMRouterModel": ("litellm", "Router"),
-}
-
-
 def client_kwargs_problems(path: str, node: Mapping[str, Any], target: type) -> list[str]:
     """`model.client_kwargs.timout=5` is a key the client does not take, and `timeout=abc` a
     value its annotation refuses: every sample failed on the client's error. Checked when the
@@ -152,12 +105,13 @@ def client_kwargs_problems(path: str, node: Mapping[str, Any], target: type) -> 
 
     from hydragent.config.problems import shown, unknown_key
     from hydragent.config.targets import annotation_text, coerce
+    from hydragent.models.registry import client_of
 
     given = node.get("client_kwargs")
-    names = [c.__name__ for c in target.__mro__ if c.__name__ in CLIENTS]
-    if not isinstance(given, Mapping) or not given or not names:
+    client_path = client_of(target)
+    if not isinstance(given, Mapping) or not given or client_path is None:
         return []
-    module, name = CLIENTS[names[0]]
+    module, name = client_path
     try:
         client = getattr(importlib.import_module(module), name)
         parameters = inspect.signature(client.__init__).parameters
@@ -232,7 +186,7 @@ def judge_problems(scorers: Mapping[str, Any], judge: Any) -> list[str]:
         return []
     return [
         f"scorer.{name} grades with a judge model, but no judge is selected: add "
-        f"judge=<backend> (e.g. judge=openai, or judge=scripted offline)"
+        f"judge=<backend> ({', '.join(backends())})"
         for name, cls in scorers.items()
         if takes(cls, "judge")
     ]
@@ -248,7 +202,7 @@ def grammar_problems(grammar: Any, capabilities: Any, model: Any) -> list[str]:
     if able is None:
         able = getattr(model, "supported_grammars", None)
     if able is None or grammar.type in able:
-        misfit = getattr(model, "grammar_misfit", None)  # a scripted model's fixed replies
+        misfit = getattr(model, "grammar_misfit", None)  # a model with fixed replies
         reason = misfit(grammar) if grammar.active and callable(misfit) else None
         if reason:
             return [
@@ -259,7 +213,7 @@ def grammar_problems(grammar: Any, capabilities: Any, model: Any) -> list[str]:
         return []
     if hasattr(model, "grammar_error"):  # the instance says why (e.g. its provider)
         return [str(model.grammar_error(grammar))]
-    from hydragent.models import grammar_support_error
+    from hydragent.models.registry import grammar_support_error
 
     return [grammar_support_error(type(model), grammar)]
 

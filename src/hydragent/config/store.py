@@ -1,22 +1,13 @@
-"""Where the response cache lives, and whether `cache=on|replay` can use it: config knowledge
-that validate checks and the runner's cache (runner/cache.py) opens, so it lives here."""
+"""Whether `cache=on|replay` can use its response store: checked by validate and, with the
+same verdict, by the run's own build (the file is config/paths.py's `default_cache_path`)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from hydragent.config.paths import default_cache_path
 from hydragent.config.schemas import CacheConfig
-
-
-def default_cache_path() -> Path:
-    """HYDRAGENT_CACHE_DIR, else $XDG_CACHE_HOME/hydragent, else ~/.cache/hydragent."""
-    folder = os.environ.get("HYDRAGENT_CACHE_DIR")
-    if not folder:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        folder = str(Path(base) / "hydragent")
-    return Path(folder).expanduser() / "responses.sqlite"
 
 
 def store_path(path: str | None) -> Path:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from hydragent.models.openai import OpenAIServerModel, extra_problem
+from hydragent.models.chat_completions import chat_generation
+from hydragent.models.errors import extra_problems
+from hydragent.models.openai import OpenAIServerModel
+from hydragent.models.spec import BackendSpec, declare
 
 
 class AzureOpenAIServerModel(OpenAIServerModel):
@@ -48,7 +51,7 @@ class AzureOpenAIServerModel(OpenAIServerModel):
         ]
 
     def environment_problems(self) -> list[tuple[str, str]]:
-        problems = extra_problem("openai", type(self).__name__, self.extra)
+        problems = extra_problems(self)
         return problems + ([] if self._client is not None else self._missing_settings())
 
     def create_client(self) -> Any:
@@ -68,3 +71,20 @@ class AzureOpenAIServerModel(OpenAIServerModel):
 
 
 AzureOpenAIModel = AzureOpenAIServerModel
+
+BACKEND = declare(
+    BackendSpec(
+        key="azure_openai",
+        model=AzureOpenAIServerModel,
+        extra="openai",
+        modules=("openai",),
+        generation=chat_generation,
+        grammars=frozenset({"json_object", "json_schema"}),
+        native_tools=True,
+        streaming=True,
+        images=True,
+        reasoning=True,
+        helpers=frozenset({"retry"}),
+        client="openai:AzureOpenAI",
+    )
+)

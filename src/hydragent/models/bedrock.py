@@ -10,40 +10,47 @@ tool whose input schema is the grammar's schema; the tool input is returned as J
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 from typing import Any, ClassVar
 
-from hydragent.grammar import Grammar
+from hydragent.generation import GenerationConfig
 from hydragent.messages import (
     ChatMessage,
     ChatMessageStreamDelta,
-    ChatMessageToolCall,
-    ChatMessageToolCallFunction,
-    ChatMessageToolCallStreamDelta,
     MessageRole,
-    TokenUsage,
 )
-from hydragent.models.base import (
-    TOOL_ROLE_CONVERSIONS,
-    ApiModel,
-    ModelRequest,
+from hydragent.models.api import ApiModel
+from hydragent.models.base import TOOL_ROLE_CONVERSIONS, ModelRequest
+from hydragent.models.errors import extra_problems, missing_extra
+from hydragent.models.spec import (
+    Applied,
+    BackendSpec,
+    Field,
     apply_generation,
-    get_tool_json_schema,
+    declare,
+    thinking_block,
 )
-from hydragent.models.openai import (
-    IncompleteStreamError,
-    MalformedResponseError,
-    extra_problem,
-    missing_extra,
+from hydragent.models.wire.converse import (
+    chat_message,
+    converse_messages,
+    stream_deltas,
+    tool_config,
 )
 
 ALL_TO_USER = {role.value: MessageRole.USER.value for role in MessageRole}
-#: call kwargs and generation settings with an inferenceConfig home: OpenAI -> Converse names.
+#: call kwargs with an inferenceConfig home: OpenAI -> Converse names.
 INFERENCE_KEYS = {"max_tokens": "maxTokens", "temperature": "temperature", "top_p": "topP"}
+#: the generation node in a Converse request (Converse has no seed, top_k or penalties).
+CONVERSE_GENERATION = {
+    **dict.fromkeys(GenerationConfig.model_fields),
+    **{key: f"inferenceConfig.{name}" for key, name in INFERENCE_KEYS.items()},
+    "stop": Applied("inferenceConfig.stopSequences, with the call's stop sequences"),
+    "reasoning_tokens": Field("additionalModelRequestFields.thinking", thinking_block),
+}
 #: request keys that exist in OpenAI-style APIs but not in Converse.
 FOREIGN_KEYS = ("tools", "tool_choice", "response_format", "stop", "model", "messages")
+REGION_FIX = "set AWS_DEFAULT_REGION (boto3 reads it), or model.client_kwargs.region_name"
+CREDENTIALS_FIX = "set AWS credentials: AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
 
 
 class AmazonBedrockServerModel(ApiModel):
@@ -54,12 +61,8 @@ class AmazonBedrockServerModel(ApiModel):
     boto3's own retries are off, so the `retry` policy is the only one.
     """
 
-    supported_grammars: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
     default_role_conversions: ClassVar[dict[str, str] | None] = ALL_TO_USER
     wire_roles: ClassVar[dict[str, str] | None] = dict(TOOL_ROLE_CONVERSIONS)
-    native_tools: ClassVar[bool] = True
-    takes_images: ClassVar[bool] = True
-    returns_reasoning: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -80,7 +83,7 @@ class AmazonBedrockServerModel(ApiModel):
         self.build_client()
 
     def environment_problems(self) -> list[tuple[str, str]]:
-        problems = extra_problem("boto3", type(self).__name__, "bedrock")
+        problems = extra_problems(self)
         if problems or self._client is not None:
             return problems
         # boto3 signs every request, a local endpoint_url's too: it needs a region and keys
@@ -125,16 +128,13 @@ class AmazonBedrockServerModel(ApiModel):
             import boto3
             from botocore.config import Config
         except ImportError as error:
-            raise missing_extra(type(self).__name__, "bedrock") from error
+            raise missing_extra(self) from error
         options = dict(self.client_kwargs)
         given = options.pop("config", None)
         config = Config(retries={"total_max_attempts": 1})
         if given is not None:
             config = config.merge(given if isinstance(given, Config) else Config(**dict(given)))
         return boto3.client("bedrock-runtime", config=config, **options)
-
-    def sent_generation(self) -> frozenset[str]:
-        return frozenset({*INFERENCE_KEYS, "stop", "reasoning_tokens"})
 
     def wire_request(self, req: ModelRequest) -> dict[str, Any]:
         """The Converse request: OpenAI-style settings moved to their Converse homes, the
@@ -153,218 +153,51 @@ class AmazonBedrockServerModel(ApiModel):
         for key, converse_key in INFERENCE_KEYS.items():
             if key in request:
                 inference[converse_key] = request.pop(key)
-        apply_generation(inference, req.generation, INFERENCE_KEYS)
         if req.stop_sequences:
             inference["stopSequences"] = list(req.stop_sequences)
-        budget = req.generation.get("reasoning_tokens")
-        if budget:
-            extra = dict(request.get("additionalModelRequestFields") or {})
-            extra.setdefault("thinking", {"type": "enabled", "budget_tokens": budget})
-            request["additionalModelRequestFields"] = extra
+        if inference:
+            request["inferenceConfig"] = inference
+        apply_generation(request, req.generation, CONVERSE_GENERATION)
         request.update(modelId=self.model_id, messages=turns)
         if system:
             request["system"] = system
-        if inference:
-            request["inferenceConfig"] = inference
-        tool_config = _tool_config(req.tools, tool_choice, req.grammar)
-        if tool_config:
-            request["toolConfig"] = tool_config
+        tools = tool_config(req.tools, tool_choice, req.grammar)
+        if tools:
+            request["toolConfig"] = tools
         return request
 
     def request(self, req: ModelRequest) -> ChatMessage:
         request = self.wire_request(req)
         response = self.call_api(self.client.converse, **request)
-        return _chat_message(response, req.grammar)
+        return chat_message(response, req.grammar)
 
     def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta]:
         """ConverseStream events as deltas; only opening the stream is retried."""
         request = self.wire_request(req)
         response = self.call_api(self.client.converse_stream, **request)
-        yield from _stream_deltas(response.get("stream") or [], as_content=req.grammar is not None)
-
-
-def _stream_deltas(
-    events: Iterable[dict[str, Any]], as_content: bool
-) -> Generator[ChatMessageStreamDelta]:
-    """Text deltas, tool-use fragments (or, under a grammar, the forced tool's JSON as text),
-    then usage; a stream that ends before `messageStop` is an error."""
-    stopped = False
-    for event in events:
-        if "contentBlockStart" in event:
-            start = event["contentBlockStart"]
-            tool_use = (start.get("start") or {}).get("toolUse")
-            if tool_use and not as_content:
-                function = ChatMessageToolCallFunction(name=tool_use["name"], arguments="")
-                call = ChatMessageToolCallStreamDelta(
-                    index=start.get("contentBlockIndex"),
-                    id=tool_use.get("toolUseId"),
-                    type="function",
-                    function=function,
-                )
-                yield ChatMessageStreamDelta(tool_calls=[call])
-        elif "contentBlockDelta" in event:
-            block = event["contentBlockDelta"]
-            delta = block.get("delta") or {}
-            if "text" in delta:
-                yield ChatMessageStreamDelta(content=delta["text"])
-            elif "reasoningContent" in delta:
-                text = delta["reasoningContent"].get("text")
-                if text:
-                    yield ChatMessageStreamDelta(reasoning_content=text)
-            elif "toolUse" in delta and as_content:
-                yield ChatMessageStreamDelta(content=delta["toolUse"].get("input", ""))
-            elif "toolUse" in delta:
-                function = ChatMessageToolCallFunction(
-                    name="", arguments=delta["toolUse"].get("input", "")
-                )
-                call = ChatMessageToolCallStreamDelta(
-                    index=block.get("contentBlockIndex"), function=function
-                )
-                yield ChatMessageStreamDelta(tool_calls=[call])
-        elif "messageStop" in event:
-            stopped = True
-        elif "metadata" in event:
-            usage = _token_usage(event["metadata"].get("usage"))
-            yield ChatMessageStreamDelta(content="", token_usage=usage)
-    if not stopped:
-        raise IncompleteStreamError(
-            "the Bedrock stream ended before messageStop: truncated response"
-        )
-
-
-def converse_messages(
-    prepared: list[dict[str, Any]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """System blocks and alternating user/assistant turns of content blocks."""
-    system: list[dict[str, Any]] = []
-    turns: list[dict[str, Any]] = []
-    for entry in prepared:
-        role = entry["role"]
-        blocks = [_block(part) for part in entry["content"]]
-        for call in entry.get("tool_calls") or []:
-            blocks.append({"text": f"Calling tool {call.function.name}: {call.function.arguments}"})
-        if role == MessageRole.SYSTEM.value:
-            system.extend(block for block in blocks if "text" in block)
-            continue
-        role = "assistant" if role == MessageRole.ASSISTANT.value else "user"
-        if turns and turns[-1]["role"] == role:  # Converse requires strict alternation
-            _append_blocks(turns[-1]["content"], blocks)
-        elif blocks:
-            turns.append({"role": role, "content": blocks})
-    return system, turns
-
-
-#: leading bytes -> Converse image format.
-IMAGE_MAGIC = {b"\x89PNG": "png", b"\xff\xd8\xff": "jpeg", b"GIF8": "gif", b"RIFF": "webp"}
-
-
-def _block(part: dict[str, Any]) -> dict[str, Any]:
-    if part.get("type") == "image":
-        return _image_block(part["image"])
-    return {"text": part.get("text", "")}
-
-
-def _image_block(image: str) -> dict[str, Any]:
-    """A Converse image block (raw bytes and their format) from a base64 image part."""
-    if image.startswith(("http://", "https://")):
-        raise ValueError(
-            "AmazonBedrockServerModel takes image bytes, not URLs: pass the image itself "
-            "(a PIL image, a path or bytes) in the message"
-        )
-    data = base64.b64decode(image)
-    kind = next((kind for magic, kind in IMAGE_MAGIC.items() if data.startswith(magic)), None)
-    if kind is None:
-        raise ValueError("AmazonBedrockServerModel takes PNG, JPEG, GIF or WebP images")
-    return {"image": {"format": kind, "source": {"bytes": data}}}
-
-
-def _append_blocks(target: list[dict[str, Any]], blocks: list[dict[str, Any]]) -> None:
-    for block in blocks:
-        if target and "text" in block and "text" in target[-1]:
-            target[-1] = {"text": f"{target[-1]['text']}\n{block['text']}"}
-        else:
-            target.append(block)
-
-
-def _tool_config(
-    tools: list[Any] | None, tool_choice: Any, grammar: Grammar | None
-) -> dict[str, Any] | None:
-    if grammar is not None:
-        schema = grammar.schema if grammar.type == "json_schema" else {"type": "object"}
-        spec = {
-            "name": grammar.name,
-            "description": "Give the answer as this tool's input.",
-            "inputSchema": {"json": schema},
-        }
-        return {"tools": [{"toolSpec": spec}], "toolChoice": {"tool": {"name": grammar.name}}}
-    if not tools:
-        return None
-    specs = []
-    for tool in tools:
-        function = get_tool_json_schema(tool)["function"]
-        specs.append(
-            {
-                "toolSpec": {
-                    "name": function["name"],
-                    "description": function.get("description") or function["name"],
-                    "inputSchema": {"json": function.get("parameters") or {"type": "object"}},
-                }
-            }
-        )
-    return {"tools": specs, "toolChoice": _tool_choice(tool_choice)}
-
-
-def _tool_choice(choice: Any) -> dict[str, Any]:
-    """OpenAI-style tool_choice in Converse form; tools are required by default."""
-    if choice in (None, "required", "any"):
-        return {"any": {}}
-    if choice == "auto":
-        return {"auto": {}}
-    name = choice if isinstance(choice, str) else (choice.get("function") or choice).get("name")
-    return {"tool": {"name": name}}
-
-
-def _chat_message(response: dict[str, Any], grammar: Grammar | None) -> ChatMessage:
-    message = (response.get("output") or {}).get("message")
-    if message is None:
-        raise MalformedResponseError(
-            f"the Bedrock response has no output message (keys: {', '.join(response) or 'none'})"
-        )
-    blocks = message.get("content") or []
-    texts = [block["text"] for block in blocks if "text" in block]
-    thoughts = [
-        (block["reasoningContent"].get("reasoningText") or {}).get("text") or ""
-        for block in blocks
-        if "reasoningContent" in block
-    ]
-    calls = [
-        ChatMessageToolCall(
-            id=str(use.get("toolUseId", "")),
-            function=ChatMessageToolCallFunction(name=use["name"], arguments=use.get("input", {})),
-        )
-        for use in (block["toolUse"] for block in blocks if "toolUse" in block)
-    ]
-    content: str | None = "\n".join(texts) if texts else (None if calls else "")
-    if grammar is not None and calls:  # the forced tool's input is the structured answer
-        content, calls = json.dumps(calls[0].function.arguments), []
-    return ChatMessage(
-        role=MessageRole.ASSISTANT,
-        content=content,
-        tool_calls=calls or None,
-        raw=response,
-        token_usage=_token_usage(response.get("usage")),
-        reasoning_content="".join(thoughts) or None,
-    )
-
-
-def _token_usage(usage: dict[str, Any] | None) -> TokenUsage:
-    """Converse usage; prompt-cache reads are `cachedTokens`' Bedrock spelling."""
-    usage = usage or {}
-    return TokenUsage(
-        input_tokens=int(usage.get("inputTokens") or 0),
-        output_tokens=int(usage.get("outputTokens") or 0),
-        cached_tokens=int(usage.get("cacheReadInputTokens") or 0),
-    )
+        yield from stream_deltas(response.get("stream") or [], as_content=req.grammar is not None)
 
 
 AmazonBedrockModel = AmazonBedrockServerModel
+
+BACKEND = declare(
+    BackendSpec(
+        key="bedrock",
+        model=AmazonBedrockServerModel,
+        extra="bedrock",
+        modules=("boto3", "botocore"),
+        generation=CONVERSE_GENERATION,
+        grammars=frozenset({"json_object", "json_schema"}),
+        native_tools=True,
+        streaming=True,
+        images=True,
+        reasoning=True,
+        helpers=frozenset({"retry"}),
+        fixes={
+            "noregionerror": REGION_FIX,
+            "must specify a region": REGION_FIX,
+            "nocredentialserror": CREDENTIALS_FIX,
+            "unable to locate credentials": CREDENTIALS_FIX,
+        },
+    )
+)

@@ -10,11 +10,12 @@ import contextlib
 import contextvars
 import os
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 from hydragent.grammar import Grammar
-from hydragent.models.base import ModelRequest
-from hydragent.models.openai import ChatCompletionsModel, extra_problem, missing_extra
+from hydragent.models.chat_completions import ChatCompletionsModel, chat_generation
+from hydragent.models.errors import extra_problems, missing_extra
+from hydragent.models.spec import BackendSpec, Field, GenerationMap, declare
 
 #: providers whose chat completions enforce `response_format` (a base_url server is trusted).
 STRUCTURED_OUTPUT_PROVIDERS = ("cerebras", "fireworks-ai")
@@ -26,8 +27,6 @@ class InferenceClientModel(ChatCompletionsModel):
     Grammars are a per-instance capability: only the providers in STRUCTURED_OUTPUT_PROVIDERS
     (or a server given by `base_url`) enforce them, so `provider="auto"` has none.
     """
-
-    supported_grammars: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
 
     def __init__(
         self,
@@ -63,7 +62,7 @@ class InferenceClientModel(ChatCompletionsModel):
         try:
             from huggingface_hub import InferenceClient
         except ImportError as error:
-            raise missing_extra(type(self).__name__, "hf") from error
+            raise missing_extra(self) from error
         target = (
             {"base_url": self.base_url}
             if self.base_url
@@ -80,7 +79,7 @@ class InferenceClientModel(ChatCompletionsModel):
         )
 
     def environment_problems(self) -> list[tuple[str, str]]:
-        problems = extra_problem("huggingface_hub", type(self).__name__, "hf")
+        problems = extra_problems(self)
         if self._client is None and not (self.base_url or self.token or _hf_token()):
             problems.append(
                 (
@@ -106,18 +105,6 @@ class InferenceClientModel(ChatCompletionsModel):
     def request_model_id(self) -> str | None:
         """A provider client is bound to its model; a base_url client takes it per request."""
         return self.model_id if self.base_url else None
-
-    def sent_generation(self) -> frozenset[str]:
-        return super().sent_generation() | {"reasoning_effort"}
-
-    def wire_request(self, req: ModelRequest) -> dict[str, Any]:
-        """The body; `reasoning_effort`, which `chat_completion` has no parameter for, goes in
-        `extra_body` (the HF router and vLLM/TGI servers read it for reasoning models)."""
-        body = super().wire_request(req)
-        effort = req.generation.get("reasoning_effort")
-        if effort is not None:
-            body["extra_body"] = {"reasoning_effort": effort, **(body.get("extra_body") or {})}
-        return body
 
     def send(self, body: dict[str, Any]) -> Any:
         if not self.base_url:
@@ -161,3 +148,27 @@ def _hf_token() -> str | None:
 
 
 HfApiModel = InferenceClientModel
+
+
+def hf_generation(model: InferenceClientModel) -> GenerationMap:
+    """OpenAI's names; `reasoning_effort`, which `chat_completion` has no parameter for, goes
+    in `extra_body` (the HF router and vLLM/TGI servers read it for reasoning models)."""
+    return {**chat_generation(model), "reasoning_effort": Field("extra_body.reasoning_effort")}
+
+
+BACKEND = declare(
+    BackendSpec(
+        key="inference_client",
+        model=InferenceClientModel,
+        extra="hf",
+        modules=("huggingface_hub",),
+        generation=hf_generation,
+        grammars=frozenset({"json_object", "json_schema"}),
+        native_tools=True,
+        streaming=True,
+        images=True,
+        reasoning=True,
+        helpers=frozenset({"retry"}),
+        client="huggingface_hub:InferenceClient",
+    )
+)

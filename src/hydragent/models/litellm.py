@@ -10,16 +10,16 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from typing import Any, ClassVar
+from typing import Any
 
-from hydragent.models.base import ModelRequest
-from hydragent.models.openai import (
+from hydragent.models.chat_completions import (
     CHAT_GENERATION_NAMES,
     REASONING_GENERATION_NAMES,
     ChatCompletionsModel,
-    extra_problem,
-    missing_extra,
+    chat_generation,
 )
+from hydragent.models.errors import extra_problems, missing_extra
+from hydragent.models.spec import BackendSpec, Field, GenerationMap, declare, thinking_block
 
 #: smolagents' fallback when no model_id is given.
 DEFAULT_MODEL_ID = "anthropic/claude-3-5-sonnet-20240620"
@@ -37,7 +37,7 @@ def import_litellm() -> Any:
     try:
         import litellm
     except ImportError as error:
-        raise missing_extra("LiteLLMModel", "litellm") from error
+        raise missing_extra(LiteLLMModel) from error
     litellm.suppress_debug_info = True  # no "Give Feedback" banner on every failure
     return litellm
 
@@ -91,8 +91,6 @@ class LiteLLMModel(ChatCompletionsModel):
     """`litellm.completion` with `api_base`/`api_key`; flattening defaults on for
     `ollama/`, `groq/` and `cerebras/` ids."""
 
-    supported_grammars: ClassVar[frozenset[str]] = frozenset({"json_object", "json_schema"})
-
     def __init__(
         self,
         model_id: str | None = None,
@@ -126,7 +124,7 @@ class LiteLLMModel(ChatCompletionsModel):
         return import_litellm()
 
     def environment_problems(self) -> list[tuple[str, str]]:
-        problems = extra_problem("litellm", type(self).__name__, "litellm")
+        problems = extra_problems(self)
         if problems:
             return problems
         if "custom_llm_provider" not in self.kwargs:
@@ -165,27 +163,6 @@ class LiteLLMModel(ChatCompletionsModel):
         except ImportError:
             return None
 
-    def generation_names(self) -> dict[str, str | None]:
-        """OpenAI's names (litellm translates `reasoning_effort` for each provider), less the
-        ones litellm would refuse for these models: those are not sent, and validate says so."""
-        names = {**super().generation_names(), "reasoning_effort": "reasoning_effort"}
-        supported = self.supported_params
-        if supported is None:
-            return names
-        return {key: native if native in supported else None for key, native in names.items()}
-
-    def sent_generation(self) -> frozenset[str]:
-        return super().sent_generation() | {"reasoning_tokens"}  # as litellm's `thinking`
-
-    def wire_request(self, req: ModelRequest) -> dict[str, Any]:
-        """The body; a thinking budget becomes litellm's `thinking` (Anthropic, Bedrock,
-        Gemini), which litellm translates for each provider."""
-        body = super().wire_request(req)
-        budget = req.generation.get("reasoning_tokens")
-        if budget and "thinking" not in body:
-            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-        return body
-
     def answering_models(self) -> list[str]:
         """The litellm model ids that may answer a call."""
         return [str(self.model_id)]
@@ -208,3 +185,44 @@ class LiteLLMModel(ChatCompletionsModel):
             "num_retries": 0,
             "max_retries": 0,
         }
+
+
+def litellm_generation(model: LiteLLMModel) -> GenerationMap:
+    """OpenAI's names (litellm translates `reasoning_effort` for each provider) and a thinking
+    budget as litellm's `thinking` (Anthropic, Bedrock, Gemini), less the names litellm would
+    refuse for these models: those are not sent, and validate says so."""
+    names: dict[str, Any] = {
+        **chat_generation(model),
+        "reasoning_effort": "reasoning_effort",
+        "reasoning_tokens": Field("thinking", thinking_block),
+    }
+    supported = model.supported_params
+    if supported is None:
+        return names
+    return {key: _if_supported(key, native, supported) for key, native in names.items()}
+
+
+def _if_supported(key: str, native: Any, supported: frozenset[str]) -> Any:
+    """`native`, or None where litellm refuses its body field for these models (a `thinking`
+    budget for an openai/ model failed every call with UnsupportedParamsError)."""
+    if key == "stop" or native is None:
+        return native
+    field = native.path if isinstance(native, Field) else native
+    return native if field.split(".")[0] in supported else None
+
+
+BACKEND = declare(
+    BackendSpec(
+        key="litellm",
+        model=LiteLLMModel,
+        extra="litellm",
+        modules=("litellm",),
+        generation=litellm_generation,
+        grammars=frozenset({"json_object", "json_schema"}),
+        native_tools=True,
+        streaming=True,
+        images=True,
+        reasoning=True,
+        helpers=frozenset({"retry"}),
+    )
+)

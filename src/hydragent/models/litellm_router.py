@@ -12,13 +12,15 @@ from __future__ import annotations
 import fnmatch
 from typing import Any
 
+from hydragent.models.errors import extra_problems
 from hydragent.models.litellm import (
     LiteLLMModel,
     import_litellm,
+    litellm_generation,
     missing_credentials,
     unknown_providers,
 )
-from hydragent.models.openai import extra_problem
+from hydragent.models.spec import BackendSpec, declare
 
 #: LiteLLM strategies that pick a deployment only on the Router's async path: its sync
 #: `completion` answers "No deployments available" every time (LiteLLM: "cost-based routing
@@ -82,7 +84,7 @@ class LiteLLMRouterModel(LiteLLMModel):
         return models
 
     def environment_problems(self) -> list[tuple[str, str]]:
-        problems = extra_problem("litellm", type(self).__name__, "litellm")
+        problems = extra_problems(self)
         if not self.model_list:
             return [
                 *problems,
@@ -152,3 +154,31 @@ def _deployment_name(entry: dict[str, Any]) -> str:
         return str(label)
     api_base = params.get("api_base")
     return f"{params.get('model')} @ {api_base}" if api_base else str(params.get("model"))
+
+
+BACKEND = declare(
+    BackendSpec(
+        key="litellm_router",
+        model=LiteLLMRouterModel,
+        extra="litellm",
+        modules=("litellm",),
+        generation=litellm_generation,
+        grammars=frozenset({"json_object", "json_schema"}),
+        native_tools=True,
+        streaming=True,
+        images=True,
+        reasoning=True,
+        helpers=frozenset({"retry", "router"}),
+        client="litellm:Router",
+        fixes={
+            "no deployments available": (
+                "no router deployment could answer: check each model.model_list entry's key, "
+                "api_base and model, or widen router cooldowns"
+            ),
+            "no healthy deployment": (
+                "no router deployment could answer: check each model.model_list entry's key, "
+                "api_base and model, or widen router cooldowns"
+            ),
+        },
+    )
+)

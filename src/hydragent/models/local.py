@@ -5,24 +5,25 @@ generation node, stops on end-of-turn tokens and stop strings, splits `<think>` 
 from the answer, and counts tokens itself; keeping that here means the backend modules only
 differ in how they run the model. Messages arrive prepared by `Model.build_request` (roles
 converted once: the tool roles become assistant/user through `wire_roles`).
+
+`local_prompt` is the one preparation of a call for all three; its token-limit rule is one:
+a call's or the model's `max_new_tokens`, else its `max_tokens`, else the model's own limit
+(constructor), else `generation.max_tokens`, else the engine's default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from hydragent.messages import (
-    THINK_OPEN,
-    ChatMessageStreamDelta,
-    ReasoningSplitter,
-    content_to_text,
-    split_reasoning,
-)
-from hydragent.models.base import StopScanner, get_tool_json_schema, trim_at_stop
+from hydragent.generation import GenerationConfig
+from hydragent.messages import ChatMessage, ChatMessageStreamDelta, content_to_text
+from hydragent.messages.reasoning import THINK_OPEN, ReasoningSplitter, split_reasoning
+from hydragent.models.base import Model, ModelRequest
 from hydragent.models.chat_templates import (
     END_MARKERS,
     TEMPLATES,
@@ -30,8 +31,108 @@ from hydragent.models.chat_templates import (
     resolve_template,
     template_name,
 )
+from hydragent.models.spec import Applied, GenerationMap, Native, apply_generation
+from hydragent.models.text import StopScanner, get_tool_json_schema, trim_at_stop
 
 logger = logging.getLogger("hydragent.models")
+
+#: how a local engine applies what is not a sampler keyword.
+LIMIT = Applied("the engine's token limit (see local_prompt)")
+STOPS = Applied("stop strings and end-of-turn tokens, cut locally")
+THINKING = Applied("the chat template's enable_thinking / reasoning_effort")
+
+
+def local_generation(**sampler: Native) -> GenerationMap:
+    """A local engine's generation mapping: its sampler's `names` (portable -> keyword), the
+    limit, stops and reasoning it applies itself, and nothing else."""
+    names: dict[str, Native] = dict.fromkeys(GenerationConfig.model_fields)
+    names.update(max_tokens=LIMIT, stop=STOPS, reasoning_effort=THINKING, reasoning_tokens=THINKING)
+    names.update(sampler)
+    return names
+
+
+@dataclasses.dataclass
+class LocalPrompt:
+    """One call, ready for a local engine: the rendered prompt's ids, the engine keywords
+    (generation node applied), the token limit, and how to read the reply."""
+
+    ids: list[int]
+    settings: dict[str, Any]
+    max_tokens: int | None
+    stops: list[str]
+    thinking: bool  # the prompt opened a <think> block
+    lstrip: bool  # the plain template: answers open with a space to drop
+
+
+def local_settings(
+    model: Model, req: ModelRequest, own_limit: int | None, default_limit: int | None
+) -> tuple[dict[str, Any], int | None, dict[str, Any]]:
+    """(engine keywords, token limit, the call's chat_template_kwargs) of a call; see the
+    module's docstring for the token-limit rule."""
+    settings = model.settings(req)
+    template_kwargs = settings.pop("chat_template_kwargs", None) or {}
+    limits = (
+        settings.pop("max_new_tokens", None),
+        settings.pop("max_tokens", None),
+        own_limit,
+        req.generation.get("max_tokens"),
+        default_limit,
+    )
+    apply_generation(settings, req.generation, model.generation_names() or {})
+    return settings, next((v for v in limits if v is not None), None), template_kwargs
+
+
+def template_kwargs_for(
+    model: Any, req: ModelRequest, source: str, call_kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The chat-template variables: reasoning settings, then the model's own
+    `apply_chat_template_kwargs`, then the call's (which win)."""
+    return {
+        **thinking_kwargs(req.generation, source, type(model).__name__),
+        **model.apply_chat_template_kwargs,
+        **call_kwargs,
+    }
+
+
+def local_prompt(
+    model: Any,
+    req: ModelRequest,
+    tokenizer: Any,
+    template: str | None,
+    own_limit: int | None = None,
+    default_limit: int | None = None,
+) -> LocalPrompt:
+    """The one preparation of a text call for a local engine (Transformers, MLX, vLLM)."""
+    settings, limit, call_kwargs = local_settings(model, req, own_limit, default_limit)
+    source = template_source(tokenizer, template)
+    prompt = render_prompt(
+        tokenizer,
+        template_messages(req.messages, type(model).__name__),
+        template,
+        req.tools,
+        template_kwargs_for(model, req, source, call_kwargs),
+    )
+    return LocalPrompt(
+        ids=encode_prompt(tokenizer, prompt),
+        settings=settings,
+        max_tokens=limit,
+        stops=stops_for(template, req.stop_sequences),
+        thinking=opens_thinking(prompt),
+        lstrip=answer_opens_with_space(template),
+    )
+
+
+def read_tool_calls(model: Model, message: ChatMessage, req: ModelRequest) -> ChatMessage:
+    """With tools offered, the tool call a local model wrote as JSON text, read into
+    `tool_calls`. A reply with no readable call stays text: the agent's own
+    `parse_tool_calls` then shows the model why, and it can try again, as it does with the API
+    backends' replies (a local reply is never a failed sample for its wording)."""
+    if not req.tools:
+        return message
+    try:
+        return model.parse_tool_calls(message)
+    except ValueError:
+        return message
 
 
 def template_messages(messages: list[dict[str, Any]], backend: str) -> list[dict[str, Any]]:
@@ -111,12 +212,6 @@ def thinking_kwargs(generation: Mapping[str, Any], template: str, backend: str) 
             backend,
         )
     return kwargs
-
-
-def locally_sent(names: Iterable[str]) -> frozenset[str]:
-    """A local engine's generation settings: its sampler's `names`, plus what each local
-    engine applies itself (max_tokens, stop, and reasoning through the chat template)."""
-    return frozenset({*names, "max_tokens", "stop", "reasoning_effort", "reasoning_tokens"})
 
 
 def stops_for(template: str | None, stop_sequences: list[str] | None) -> list[str]:
@@ -230,20 +325,6 @@ def cut_at_stop_tokens(tokens: Iterable[int], stops: Iterable[int]) -> tuple[lis
             return kept, True
         kept.append(token)
     return kept, False
-
-
-def missing_extra(backend: str, extra: str, *modules: str) -> list[tuple[str, str]]:
-    """An environment problem naming the extra when one of `modules` is not installed."""
-    absent = [name for name in modules if importlib.util.find_spec(name) is None]
-    if not absent:
-        return []
-    return [
-        (
-            "_target_",
-            f"{backend} needs the '{extra}' extra ({absent[0]} is missing): "
-            f"pip install 'hydragent[{extra}]'",
-        )
-    ]
 
 
 def missing_model_path(

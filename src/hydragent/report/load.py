@@ -9,6 +9,7 @@ drops the scores of errored samples, so an error is never averaged in as a wrong
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections import Counter
@@ -18,15 +19,13 @@ from typing import Any
 
 import yaml
 
+from hydragent.record import RECORD_FIELDS, SAMPLES_FILE, SUMMARY_FILE, encode_record
 from hydragent.stats import group_of
 
-# The runner's file names (runner/records.py). Not imported from there: reading results
-# must not pull in the runner (Hydra, the models) nor depend on its internals.
-SAMPLES_FILE = "samples.jsonl"
-SUMMARY_FILE = "summary.json"
+log = logging.getLogger(__name__)
 SWEEP_SUMMARY = "sweep"  # summary.json's `kind` in a folder of jobs, written by report
 # What every job has apart from its overrides; named so they never clash with an override
-# key such as `model=openai` (a config group choice, not the model id).
+# key such as `model=<backend>` (a config group choice, not the model id).
 INFO_FIELDS = ("model_id", "task_name", "backend")
 
 
@@ -134,7 +133,7 @@ def _number(value: Any) -> float | None:
 def normalise(record: dict[str, Any], position: int, group_by: str = "group") -> dict[str, Any]:
     """A record with every field the report and viewer read, from any writer version;
     `group` holds the field named by `group_by` (the samples' clusters for paired stats)."""
-    out = dict(record)
+    out = {name: None for name in RECORD_FIELDS} | dict(record)
     out["group"] = group_of(record, group_by)
     out["id"] = str(record["id"])
     if not isinstance(out.get("index"), int):
@@ -164,11 +163,13 @@ def _price_missing(records: list[dict[str, Any]]) -> None:
 
 def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The file's records and how many lines could not be read (a line torn by a kill,
-    or an undecodable one the runner preserved): those are counted, never fatal."""
+    or an undecodable one the runner preserved): those are counted, never fatal. Each record
+    is cleaned as the runner writes them (hydragent.record): a NaN or a lone surrogate an
+    older file holds reads as null or U+FFFD, flagged, so the tables and the page agree."""
     if not path.exists():
         return [], 0
     records, unreadable = [], 0
-    with path.open(errors="replace") as handle:
+    with path.open(encoding="utf-8", errors="replace") as handle:
         for line in handle:
             if not line.strip():
                 continue
@@ -178,15 +179,39 @@ def read_records(path: Path) -> tuple[list[dict[str, Any]], int]:
                 unreadable += 1
                 continue
             if isinstance(record, dict) and "id" in record:
-                records.append(record)
+                records.append(encode_record(record)[0])
             else:
                 unreadable += 1
     return records, unreadable
 
 
+def read_summary(folder: Path) -> dict[str, Any]:
+    """The job's summary.json, or {} when it has none yet (a job still running) or it cannot
+    be read (cut short by a full disk, edited by hand): then a warning names the file and
+    the report and viewer rebuild the job's figures from samples.jsonl."""
+    path = folder / SUMMARY_FILE
+    if not path.exists():
+        return {}
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError
+        reason = f"{type(error).__name__}: {error}"
+    else:
+        if isinstance(summary, dict):
+            return summary
+        reason = f"it holds a JSON {type(summary).__name__}, not an object"
+    log.warning(
+        "%s cannot be read (%s); it looks truncated or damaged: the figures are rebuilt from "
+        "%s (rerun into the folder, or delete the file, to write a new one)",
+        path,
+        reason,
+        folder / SAMPLES_FILE,
+    )
+    return {}
+
+
 def load_job(root: Path, folder: Path, number: int, group_by: str = "group") -> Job:
-    summary_path = folder / SUMMARY_FILE
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary = read_summary(folder)
     raw, unreadable = read_records(folder / SAMPLES_FILE)
     # A resumed job may hold an id twice (kept line, then rerun): the last line wins.
     latest: dict[str, dict[str, Any]] = {}
@@ -197,7 +222,7 @@ def load_job(root: Path, folder: Path, number: int, group_by: str = "group") -> 
     overrides_list = summary.get("overrides")
     if overrides_list is None:
         overrides_list = _yaml(folder / ".hydra" / "overrides.yaml") or (
-            records[0].get("overrides", []) if records else []
+            (records[0].get("overrides") or []) if records else []
         )
     config = _yaml(folder / ".hydra" / "config.yaml") or {}
     model_node = config.get("model") if isinstance(config.get("model"), dict) else {}

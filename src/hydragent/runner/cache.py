@@ -1,24 +1,26 @@
 """The response cache (`cache=on|off|replay`): a sqlite file shared by every job.
 
-It wraps a model's `request`, so every agent benefits. The key covers what decides a reply:
+It is a layer of the model's request path (runner/request_path.py), so every agent benefits.
+The key covers what decides a reply:
 the resolved model config without secrets and the normalised request (prepared messages, stop
 sequences, generation settings, tools and grammar). `replay` never calls the model, so an
-offline rerun is reproducible.
+offline rerun is reproducible. A damaged file is named with its fix (`CacheUnreadable`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hydragent.config.store import default_cache_path
+from hydragent.config.paths import default_cache_path
 from hydragent.messages import ChatMessage
-from hydragent.models.base import Model, ModelRequest, send_request
-from hydragent.runner.wrappers import ModelWrapper
+from hydragent.models.base import ModelRequest
 from hydragent.secrets import mask_secrets
 
 CACHE_MODES = ("on", "off", "replay")
@@ -26,6 +28,30 @@ CACHE_MODES = ("on", "off", "replay")
 
 class CacheMiss(RuntimeError):
     """`cache=replay` met a call that was never recorded."""
+
+
+class CacheUnreadable(RuntimeError):
+    """The cache file is damaged or not a hydragent cache: named, with the fix."""
+
+    def __init__(self, path: Path, error: BaseException) -> None:
+        super().__init__(
+            f"cache file {path} cannot be read ({error}): it is damaged or is not a hydragent "
+            f"cache; delete it (rm {path}) to start an empty one, or set cache.path to another "
+            "file, or run with cache=off"
+        )
+        self.path = path
+
+
+@contextlib.contextmanager
+def _named(path: Path) -> Iterator[None]:
+    """sqlite's errors about the file itself ("file is not a database", "database disk image
+    is malformed") become one CacheUnreadable that names the file and the fix."""
+    try:
+        yield
+    except sqlite3.DatabaseError as error:
+        if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+            raise
+        raise CacheUnreadable(path, error) from None
 
 
 def normalise_mode(mode: Any) -> str:
@@ -43,8 +69,9 @@ class ResponseStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
-        with self._lock:
+        with _named(path):
+            self._db = sqlite3.connect(str(path), timeout=60, check_same_thread=False)
+        with self._lock, _named(path):
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS responses "
@@ -54,12 +81,12 @@ class ResponseStore:
             self._db.commit()
 
     def get(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
+        with self._lock, _named(self.path):
             row = self._db.execute("SELECT reply FROM responses WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def put(self, key: str, model: str, reply: dict[str, Any]) -> None:
-        with self._lock:
+        with self._lock, _named(self.path):
             self._db.execute(
                 "INSERT OR REPLACE INTO responses (key, model, reply) VALUES (?, ?, ?)",
                 (key, model, json.dumps(reply, default=str)),
@@ -67,7 +94,7 @@ class ResponseStore:
             self._db.commit()
 
     def stats(self) -> tuple[int, dict[str, int]]:
-        with self._lock:
+        with self._lock, _named(self.path):
             rows = self._db.execute(
                 "SELECT model, COUNT(*) FROM responses GROUP BY model ORDER BY model"
             ).fetchall()
@@ -75,7 +102,7 @@ class ResponseStore:
         return sum(per_model.values()), per_model
 
     def clear(self) -> int:
-        with self._lock:
+        with self._lock, _named(self.path):
             count = self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
             self._db.execute("DELETE FROM responses")
             self._db.commit()
@@ -102,22 +129,25 @@ def cache_key(model_config: dict[str, Any], req: ModelRequest) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class CachedModel(ModelWrapper):
-    """Wraps a model: answers from the store when it can, records new replies (mode `on`),
-    or raises CacheMiss (mode `replay`). Counts hits and real calls for summary.json."""
+class ResponseCache:
+    """A request-path layer (runner/request_path.py): answers from the store when it can,
+    records new replies (mode `on`), or raises CacheMiss (mode `replay`). Counts hits and
+    real calls for summary.json."""
 
     def __init__(
-        self, inner: Model, store: ResponseStore, mode: str, model_config: dict[str, Any]
+        self, store: ResponseStore, mode: str, model_config: dict[str, Any], model_id: str = ""
     ) -> None:
-        super().__init__(inner)
         self.store = store
         self.mode = normalise_mode(mode)
         self.model_config = model_config
+        self.model_id = model_id or str(model_config.get("model_id") or "")
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()
 
-    def request(self, req: ModelRequest) -> ChatMessage:
+    def __call__(
+        self, req: ModelRequest, send: Callable[[ModelRequest], ChatMessage]
+    ) -> ChatMessage:
         key = cache_key(self.model_config, req)
         cached = self.store.get(key)
         if cached is not None:
@@ -131,13 +161,14 @@ class CachedModel(ModelWrapper):
                 f"cache=replay: no recorded reply for this call to {self.model_id!r} in "
                 f"{self.store.path}; run once with cache=on to record it"
             )
-        reply = send_request(self.inner, req)
-        self.store.put(key, str(self.model_id), reply.dict())
+        reply = send(req)
+        self.store.put(key, self.model_id, reply.dict())
         return reply
 
-    def cleanup(self) -> None:
-        self.inner.cleanup()
-        self.store.close()
+    @property
+    def model_calls(self) -> int:
+        """Calls that reached the backend: none in replay."""
+        return 0 if self.mode == "replay" else self.misses
 
 
 def cache_stats(path: str | Path | None = None) -> str:

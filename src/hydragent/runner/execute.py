@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import queue
 import re
 import threading
@@ -16,7 +17,7 @@ from hydragent.agents.base import AgentResult
 from hydragent.grammar import Grammar
 from hydragent.messages import TokenUsage
 from hydragent.models.base import Model
-from hydragent.runner.wrappers import UsageMeter
+from hydragent.runner.request_path import LastReply, Meter
 from hydragent.scorers.base import Scorer
 from hydragent.secrets import mask_secrets
 from hydragent.tasks.base import Sample
@@ -38,6 +39,11 @@ class Outcome:
     judge_token_usage: TokenUsage = field(default_factory=TokenUsage)
     latency_s: float = 0.0
     deployment: str | None = None
+    raw_reply: str | None = None
+
+
+class InvalidScore(ValueError):
+    """A scorer returned a value that is not a finite number (NaN, inf, text)."""
 
 
 _LEADING_TYPE = re.compile(r"\s*([A-Za-z_][\w.]*?(?:Error|Exception|Exhausted|Timeout|Exceeded))\b")
@@ -57,6 +63,35 @@ def _reported_type(error: str | None) -> str:
     return match.group(1).rsplit(".", 1)[-1] if match else "AgentError"
 
 
+def checked_scores(scorer: Scorer, scores: dict[str, Any]) -> dict[str, float]:
+    """A scorer's scores, each a finite number; NaN, inf or a non-number makes the sample an
+    error naming the scorer (docs/architecture.md, "Guarantees": every value written reads
+    back, and a NaN averaged into a metric would make it NaN)."""
+    for metric, value in scores.items():
+        if isinstance(value, bool):
+            continue
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidScore(
+                f"scorer {type(scorer).__name__} returned {value!r} for metric {metric!r}: a "
+                "score must be a finite number; fix the scorer (the sample counts as an error)"
+            )
+    return scores
+
+
+def _raw_reply(messages: list[Any]) -> str | None:
+    """The model's last reply in a transcript: its text, or the raw text an error kept."""
+    for message in reversed(messages):
+        if isinstance(message, list):  # several attempts: the first one's transcript
+            return _raw_reply(message)
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            continue
+        for key in ("raw_reply", "content"):
+            if message.get(key) is not None:
+                value = message[key]
+                return value if isinstance(value, str) else str(value)
+    return None
+
+
 def work_on(
     sample: Sample,
     agent: Any,
@@ -64,12 +99,18 @@ def work_on(
     grammar: Grammar | None,
     scorers: list[Scorer],
     attempts: int,
-    judge: UsageMeter | None = None,
+    judge: Meter | None = None,
+    replies: LastReply | None = None,
 ) -> Outcome:
     """Run the agent (`attempts` times) and score; any failure becomes an error outcome.
-    The tokens `judge` spent grading this sample are kept apart from the agent's."""
+    The tokens `judge` spent grading this sample are kept apart from the agent's; an errored
+    sample keeps the model's raw reply (from its transcript, else the last one `replies` saw
+    on this thread, else the one its error carries)."""
     started = time.perf_counter()
+    if replies is not None:
+        replies.take()  # a reply of this thread's previous sample is not this one's
     outcome = Outcome(sample=sample, started_at=_now())
+    error_seen: Exception | None = None
     try:
         results: list[AgentResult] = [
             agent.run(sample.input, model, grammar=grammar, sample=sample.as_dict())
@@ -88,17 +129,25 @@ def work_on(
         else:
             answers = [r.answer for r in results]
             for scorer in scorers:
-                outcome.scores.update(scorer.score_attempts(answers, sample))
+                outcome.scores.update(
+                    checked_scores(scorer, scorer.score_attempts(answers, sample))
+                )
     except Exception as error:
+        error_seen = error
         outcome.status, outcome.error = "error", _describe(error)
         outcome.error_type = type(error).__name__
         tail = traceback.extract_tb(error.__traceback__)[-1:]
-        if tail:
+        if tail and not isinstance(error, InvalidScore):
             outcome.error += f" (at {tail[0].filename.rsplit('/', 1)[-1]}:{tail[0].lineno})"
     if judge is not None:
         outcome.judge_token_usage = judge.take()
     if outcome.status == "error":
         outcome.scores = {}  # an error is not a score of 0: it is counted apart
+        outcome.raw_reply = (
+            _raw_reply(outcome.messages)
+            or (replies.take() if replies is not None else None)
+            or getattr(error_seen, "raw_reply", None)
+        )
     outcome.latency_s = time.perf_counter() - started
     outcome.messages = mask_secrets(outcome.messages)
     return outcome
@@ -112,6 +161,7 @@ def run_all(
     sample_timeout_s: float | None,
     timeout_s: float | None,
     tick: Callable[[], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Sample]:
     """Run `work` on each sample in daemon threads, at most `max_concurrency` at once, and call
     `finish` on this thread as each ends (so one thread writes the results file). A sample past
@@ -122,7 +172,10 @@ def run_all(
     thread per sample made this thread wait on every start, and at 64 samples in flight that
     wait, not the servers, set the pace (benchmarks/p1_runner.py). An abandoned worker is
     replaced, so the concurrency stays at `max_concurrency`. `tick` runs on this thread every
-    50 ms (the progress bar's token count)."""
+    50 ms (the progress bar's token count).
+
+    When `stop` is set (SIGINT/SIGTERM, runner/stop.py), no sample starts, the ones running
+    are abandoned unrecorded, and every sample without a result is returned as unrun."""
     todo: queue.SimpleQueue[Sample] = queue.SimpleQueue()
     for sample in samples:
         todo.put(sample)
@@ -135,7 +188,7 @@ def run_all(
     def worker() -> None:
         while True:
             with lock:
-                if stopped.is_set() or todo.empty():
+                if stopped.is_set() or todo.empty() or (stop is not None and stop.is_set()):
                     return
                 sample = todo.get()
                 running[sample.id] = (sample, time.monotonic())
@@ -164,11 +217,21 @@ def run_all(
             outcomes.append(done.get())
         if tick is not None:
             tick()
+        halted = stop is not None and stop.is_set()
         for outcome in outcomes:
+            if halted and outcome.error_type == "RunStoppedError":
+                continue  # cut short by the stop, not a result: it stays unrun
             with lock:
                 was_running = running.pop(outcome.sample.id, None) is not None
             if was_running:
                 finish(outcome)
+        if halted:
+            with lock:
+                stopped.set()
+                cut = [sample for sample, _ in running.values()]
+                abandoned.update(running)
+                running.clear()
+            return cut + _drain(todo)
         now = time.monotonic()
         if timeout_s is not None and now - started_at >= timeout_s:
             stopped.set()
@@ -198,7 +261,11 @@ def run_all(
             )
             if not stopped.is_set():
                 start_worker()
-    not_run: list[Sample] = []
+    return _drain(todo)
+
+
+def _drain(todo: queue.SimpleQueue[Sample]) -> list[Sample]:
+    left: list[Sample] = []
     while not todo.empty():
-        not_run.append(todo.get())
-    return not_run
+        left.append(todo.get())
+    return left

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -11,35 +12,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from hydragent.record import GARBLED_FILE, SAMPLES_FILE, SUMMARY_FILE, dumps, encode_record
 from hydragent.secrets import has_credential_shape, is_secret_key, redact_text
 
-SAMPLES_FILE = "samples.jsonl"
-SUMMARY_FILE = "summary.json"
-RECORD_FIELDS = (
-    "id",
-    "index",
-    "input",
-    "target",
-    "group",
-    "answer",
-    "scores",
-    "status",
-    "error",
-    "error_type",
-    "messages",
-    "token_usage",
-    "judge_token_usage",
-    "cost_usd",
-    "latency_s",
-    "model",
-    "deployment",
-    "sandbox",
-    "job_id",
-    "overrides",
-    "config_hash",
-    "started_at",
-)
-GARBLED_FILE = "samples.garbled.jsonl"
+__all__ = ["GARBLED_FILE", "SAMPLES_FILE", "SUMMARY_FILE"]  # the names live in hydragent.record
+
 # Keys that change how a run goes, never what a sample's result is.
 RESULT_NEUTRAL = {
     "runner": (
@@ -76,16 +53,16 @@ def redact(value: Any, secrets: list[str]) -> Any:
 
 
 def record_line(record: dict[str, Any], secrets: list[str]) -> tuple[dict[str, Any], str]:
-    """The record as one JSON line, redacted. The line is searched for each secret in its
-    JSON-escaped form first, which is exact (JSON escapes character by character), so the
-    record is walked only when a secret is really in it: walking every record took a third
-    of the result writer's time at 64 samples in flight (benchmarks/p1_runner.py). A
-    credential a server echoed (a Bearer token, an sk- key) is masked even when unknown."""
-    line = json.dumps(record, default=str)
+    """The record as one strict-JSON line (hydragent.record.encode_record), redacted. The
+    line is searched for each secret in its JSON-escaped form first, which is exact (JSON
+    escapes character by character), so the record is walked only when a secret is really in
+    it: walking every record took a third of the result writer's time at 64 samples in flight
+    (benchmarks/p1_runner.py). A credential a server echoed (a Bearer token, an sk- key) is
+    masked even when unknown."""
+    record, line = encode_record(record)
     known = any(json.dumps(secret)[1:-1] in line for secret in secrets)
     if known or has_credential_shape(line):
-        record = redact(record, secrets)
-        line = json.dumps(record, default=str)
+        record, line = encode_record(redact(record, secrets))
     return record, line
 
 
@@ -144,9 +121,29 @@ def latest_by_id(records: list[dict[str, Any]], chash: str | None = None) -> dic
     return latest
 
 
+def current_results(
+    records: list[dict[str, Any]], chash: str, hashes: dict[str, str]
+) -> dict[str, dict[str, Any]]:
+    """The result of each sample as the task is now: the last record per id whose config
+    hash is `chash` and whose sample hash is the sample's current one (`hashes`: id -> hash).
+    A record of an edited row (or one written before records carried a sample hash) does not
+    count: its sample runs again, and the old line stays in the file."""
+    latest: dict[str, dict[str, Any]] = {}
+    for record in records:
+        sample_id = str(record["id"])
+        if (
+            record.get("config_hash") == chash
+            and sample_id in hashes
+            and record.get("sample_hash") == hashes[sample_id]
+        ):
+            latest[sample_id] = record
+    return latest
+
+
 def move_garbled_aside(path: Path, found: Scan) -> Path | None:
-    """Move the lines that are not records into samples.garbled.jsonl, one JSON line each
-    with its byte offset in the file as it was and its exact text, so nothing is lost and
+    """Move the lines that are not records into samples.garbled.jsonl, one strict JSON line
+    each with its byte offset in the file as it was and its text (bytes that are not UTF-8:
+    the text with U+FFFD, and the exact bytes in `line_base64`), so nothing is lost and
     the results file stays readable by any JSON-lines reader. The side file is synced
     before the results file is replaced (atomically, with its good lines byte for byte), so
     a kill at any moment leaves every line in one file or the other."""
@@ -156,9 +153,13 @@ def move_garbled_aside(path: Path, found: Scan) -> Path | None:
     moved_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with side.open("a", encoding="utf-8") as handle:
         for offset, line in found.garbled:
-            text = line.decode("utf-8", "surrogateescape")
-            entry = {"file": path.name, "offset": offset, "line": text, "moved_at": moved_at}
-            handle.write(json.dumps(entry) + "\n")
+            entry = {"file": path.name, "offset": offset, "moved_at": moved_at}
+            try:
+                entry["line"] = line.decode("utf-8")
+            except UnicodeDecodeError:  # the text readable, the exact bytes kept beside it
+                entry["line"] = line.decode("utf-8", "replace")
+                entry["line_base64"] = base64.b64encode(line).decode("ascii")
+            handle.write(dumps(entry) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
     bad = {offset for offset, _ in found.garbled}
@@ -208,6 +209,7 @@ class RecordWriter:
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Strict JSON (hydragent.record.dumps), replaced atomically: never a half-written file."""
     temp = path.with_suffix(path.suffix + ".tmp")
-    temp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    temp.write_text(dumps(data, indent=2) + "\n")
     os.replace(temp, path)

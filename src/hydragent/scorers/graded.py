@@ -27,9 +27,11 @@ class ModelGradedScorer(Scorer):
 
     def __init__(self, judge: Any = None, template: str = DEFAULT_TEMPLATE) -> None:
         if judge is None:
+            from hydragent.models.registry import backends
+
             raise ValueError(
                 "scorer=model_graded needs a judge model: add judge=<backend> "
-                "(e.g. judge=scripted, judge=openai, judge=transformers)"
+                f"({', '.join(backends())})"
             )
         self.judge = judge
         self.template = _checked_template(template)

@@ -7,7 +7,7 @@ from typing import Any
 
 import jsonschema
 
-from hydragent.models.base import parse_json_blob
+from hydragent.models.text import parse_json_blob
 from hydragent.scorers.base import Scorer, as_text
 from hydragent.tasks.base import Sample
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import os
 from collections.abc import Iterator, Mapping
 from importlib import resources
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hydragent.tasks.base import Problem, Sample, SampleBuilder, Task, TaskDataError, check_fields
+from hydragent.textfile import TextFileError, first_char, iter_lines, json_document, json_lines
 
 BUILTIN_TASKS = ("smoke", "arithmetic", "json_extraction")
 FILE_FORMATS = ("jsonl", "json", "csv", "parquet")
@@ -27,36 +27,22 @@ Rows = Iterator[tuple[str, Any]]
 
 
 def jsonl_rows(path: Path, label: str | None = None) -> Rows:
-    """One JSON object per non-blank line, streamed; errors name `file:line`."""
+    """One JSON object per non-blank line, streamed; errors name `file:line` (the shared
+    reader, hydragent.textfile: UTF-8, a byte-order mark dropped, arrays named as such)."""
     label = label or str(path)
-    with _open_text(path) as handle:
-        try:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield f"{label}:{number}", json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise TaskDataError(
-                        f"{label}:{number}: not valid JSON ({error.msg}, column {error.colno})"
-                    ) from None
-        except UnicodeDecodeError as error:
-            raise TaskDataError(f"{label}: not UTF-8 text ({error.reason})") from None
+    try:
+        for number, row in json_lines(path, label):
+            yield f"{label}:{number}", row
+    except TextFileError as error:
+        raise TaskDataError(str(error)) from None
 
 
 def json_list_rows(path: Path) -> Rows:
     """A JSON array of objects, read whole (a JSON document cannot be streamed line by line)."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as error:
-        raise TaskDataError(f"{path}: not UTF-8 text ({error.reason})") from None
-    except json.JSONDecodeError as error:
-        hint = ""
-        if error.msg == "Extra data":
-            hint = "; one object per line is JSON Lines: name it .jsonl or set task.format=jsonl"
-        raise TaskDataError(
-            f"{path}:{error.lineno}: not valid JSON ({error.msg}, column {error.colno}){hint}"
-        ) from None
+        value = json_document(path)
+    except TextFileError as error:
+        raise TaskDataError(str(error)) from None
     if not isinstance(value, list):
         raise TaskDataError(f"{path}: expected a JSON array of objects, got {type(value).__name__}")
     for number, row in enumerate(value, start=1):
@@ -84,8 +70,13 @@ def csv_rows(path: Path) -> Rows:
                 yield where, dict(zip(header, values, strict=True))
         except csv.Error as error:
             raise TaskDataError(f"{path}:{reader.line_num}: not valid CSV ({error})") from None
-        except UnicodeDecodeError as error:
-            raise TaskDataError(f"{path}: not UTF-8 text ({error.reason})") from None
+        except UnicodeDecodeError:  # name the line: read it again, line by line
+            try:
+                for _ in iter_lines(path):
+                    pass
+            except TextFileError as named:
+                raise TaskDataError(str(named)) from None
+            raise
 
 
 def _parquet_file(path: Path) -> Any:
@@ -194,7 +185,7 @@ class FileTask(Task):
             return csv_rows(self.path)
         if self.format == "parquet":
             return parquet_rows(self.path)
-        if self.format == "json" or _first_char(self.path) == "[":
+        if self.format == "json" or _first_char(self.path) == "[":  # an array in a .jsonl
             return json_list_rows(self.path)
         return jsonl_rows(self.path)
 
@@ -288,10 +279,9 @@ def _open_text(path: Path, newline: str | None = None) -> Any:
 
 
 def _first_char(path: Path) -> str:
-    """The first non-blank character of a text file (a `[` means a JSON list)."""
-    with path.open("rb") as handle:
-        while chunk := handle.read(4096):
-            stripped = chunk.lstrip()
-            if stripped:
-                return chr(stripped[0])
-    return ""
+    """The first non-blank character of a text file (a `[` means a JSON list); "" when the
+    file is not UTF-8 (the reader then names the line)."""
+    try:
+        return first_char(path)
+    except TextFileError:
+        return ""

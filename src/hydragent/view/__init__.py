@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from hydragent.record import dumps
 from hydragent.report.load import Job, load_jobs, setting, varying_and_constant
 from hydragent.report.tables import CONFIDENCE, all_pairs, baseline_pairs, compare, job_stats
 
@@ -45,8 +46,9 @@ def _clip(value: Any, limit: int) -> str | None:
 
 
 def _script_json(data: Any) -> str:
-    """JSON safe inside a <script> element: no `</script>` or `<!--` can appear."""
-    return json.dumps(data, default=str, separators=(",", ":")).replace("<", "\\u003c")
+    """Strict JSON (hydragent.record.dumps: no NaN, no lone surrogate) safe inside a <script>
+    element: no `</script>` or `<!--` can appear."""
+    return dumps(data, separators=(",", ":")).replace("<", "\\u003c")
 
 
 def _sample_table(jobs: list[Job]) -> tuple[dict[str, Any], dict[str, int]]:

@@ -1,0 +1,94 @@
+"""ApiModel: a model behind a network client, rate limited and retried (models/retry.py).
+
+Its own module, beside the contract (base.py), so that each stays one layer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from hydragent.models.base import Model, in_dry_build
+from hydragent.models.retry import RateLimiter, RetryPolicy, call_with_retries, retry_policy
+
+T = TypeVar("T")
+
+
+class ApiModel(Model):
+    """A model behind a network client: the client is built lazily, calls are throttled/retried.
+
+    Subclasses implement `create_client()` and use `self.call_api(fn, ...)` for every request.
+    Clients' own retry loops should be turned off so that the retry policy is the only one.
+    """
+
+    def __init__(
+        self,
+        model_id: str | None = None,
+        custom_role_conversions: dict[str, str] | None = None,
+        client: Any | None = None,
+        requests_per_minute: float | None = None,
+        retry: RetryPolicy | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            model_id=model_id, custom_role_conversions=custom_role_conversions, **kwargs
+        )
+        self.requests_per_minute = requests_per_minute
+        self.retry = retry_policy(retry)
+        self.rate_limiter = RateLimiter(requests_per_minute)
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    def build_client(self) -> None:
+        """Create the client now, as smolagents does in its constructors, so that a missing
+        key or extra fails at construction; never inside `dry_build()`. Backends call it at
+        the end of their `__init__`."""
+        if self._client is None and not in_dry_build():
+            self._client = self.create_client()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self.create_client()
+        return self._client
+
+    @client.setter
+    def client(self, value: Any) -> None:
+        """Assigning `model.client` (a mock, a preconfigured client) replaces it."""
+        self._client = value
+
+    def create_client(self) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement create_client")
+
+    def _apply_rate_limit(self) -> None:
+        """Wait for the rate limiter (smolagents' name, for subclasses that call it)."""
+        self.rate_limiter.throttle()
+
+    @property
+    def retryer(self) -> Callable[..., Any]:
+        """`self.retryer(fn, *args, **kwargs)` runs `fn` under the retry policy, as
+        smolagents' subclasses call it (after `_apply_rate_limit()`)."""
+
+        def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+            if self.retry is None:
+                return fn(*args, **kwargs)
+            return call_with_retries(
+                lambda: fn(*args, **kwargs), self.retry, describe=f"{type(self).__name__} call"
+            )
+
+        return run
+
+    def call_api(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def attempt() -> T:
+            self.rate_limiter.throttle()
+            return fn(*args, **kwargs)
+
+        return self.retryer(attempt)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["retry"] = self.retry.model_dump() if self.retry is not None else False
+        return data

@@ -1,0 +1,1 @@
+"""Wire formats: hydragent messages to and from a protocol, apart from any backend."""
