@@ -178,9 +178,7 @@ def launch_problems(config: Any, mode: str) -> list[str]:
     problems, folders = [], {}
     for key in LAUNCH_KEYS:
         try:
-            value = _with_hydra(work, lambda c, k=key: OmegaConf.select(c, k))
-            if hasattr(value, "items"):
-                value = OmegaConf.to_container(value, resolve=True)
+            value = _with_hydra(work, lambda c, k=key: _resolved(c, k))
         except OmegaConfBaseException as error:
             problems.append(unresolved(key, error))
             continue
@@ -190,6 +188,14 @@ def launch_problems(config: Any, mode: str) -> list[str]:
         problem = output_problem(folder_key, str(folders[folder_key]))
         problems += [problem] if problem else []
     return problems
+
+
+def _resolved(config: Any, key: str) -> Any:
+    """The value at `key`, every interpolation in it resolved (a node's too: `env_set`)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    value = OmegaConf.select(config, key)
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
 
 
 def _assemble(config: Any) -> Any:
