@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hydragent.config.problems import join, shown, unknown_key
+from hydragent.config.problems import join, nearest, shown, unknown_key
 from hydragent.cost import Pricing
 
 #: what a rerun into a folder with earlier results does (runner/resume.py acts on it).
@@ -245,7 +245,16 @@ def pydantic_problems(
         if item["type"] == "extra_forbidden":
             parent = _parent_schema(schema, loc[:-1])
             inner = key.rsplit(".", 1)[0] if len(loc) > 1 else owner
-            problems.append(unknown_key(key, inner, _keys(parent) if parent else []))
+            valid = _keys(parent) if parent else []
+            close = nearest(key.rsplit(".", 1)[-1], valid, cutoff=0.6)
+            value = item.get("input")
+            fix = ""  # the command that works: the nearest key, with the value given
+            plain = isinstance(value, int | float) or (
+                isinstance(value, str) and re.fullmatch(r"[\w.\-/]+", value)
+            )  # a value the command line takes as it is
+            if close and plain:
+                fix = f"; use {key.rpartition('.')[0] + '.' if '.' in key else ''}{close}={value}"
+            problems.append(unknown_key(key, inner, valid, fix))
             continue
         if item["type"] == "missing":
             given = item.get("input")
