@@ -266,22 +266,23 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     secrets = secret_values(resolved) + environment_secrets()
     logging_setup.install(secrets)
     assembly = assemble(cfg, dry_run=False)  # the one build path (config/assemble.py)
+    runner = assembly.runner  # typed: what validate accepted
     logging_setup.quiet_third_party(logging_setup.hydra_verbose())  # clients imported now
     model, samples = assembly.model, assembly.samples
     for line in unsent_lines(assembly.unsent_generation, assembly.backend):
         log.warning("%s", line)
     from hydragent.limits.model import Limited, open_governor  # limits: the one hook
 
-    governor = open_governor(resolved, output_dir, model)
+    governor = open_governor(assembly.settings, output_dir, model)
     judge_governor = None
     if governor is not None and assembly.judge is not None:  # one budget pays for both
         judge_governor = open_governor(
-            resolved, output_dir, assembly.judge, "judge", governor.store
+            assembly.settings, output_dir, assembly.judge, "judge", governor.store
         )
     routed = route_parts(
         model,
         assembly.judge,
-        resolved,
+        assembly.settings,
         assembly.backend,
         Limited(model, governor) if governor is not None else None,
         Limited(assembly.judge, judge_governor) if judge_governor is not None else None,
