@@ -45,7 +45,8 @@ def job_overrides(output_dir: Path) -> list[str]:
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        overrides = list(HydraConfig.get().overrides.task)
+        # raw: iterating the node would resolve each `${oc.env:...}` the user wrote
+        overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
     except (ValueError, ImportError):
         file = output_dir / ".hydra" / "overrides.yaml"
         overrides = [str(o) for o in OmegaConf.load(file)] if file.exists() else []

@@ -167,7 +167,10 @@ class ResumeGuard(Callback):
                 folder,
                 config_hash(resolved),
                 str(runner.get("resume") or "auto"),
-                [mask_override(str(o)) for o in config.hydra.overrides.task],
+                [
+                    mask_override(str(o))
+                    for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+                ],
             )
         except ConfigError as error:
             raise ResumeRefused(error) from error
