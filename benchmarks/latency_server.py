@@ -94,13 +94,34 @@ def completion(body: dict[str, Any], message: dict[str, Any], call_number: int) 
 # --- the aiohttp app -----------------------------------------------------------------------
 
 
-def build_app(latency_ms: float, steps: int) -> Any:
+def build_app(latency_ms: float, steps: int, max_rps: float | None = None) -> Any:
+    """`max_rps`: answer 429 (Retry-After: 1) to a request above that many per second, as
+    providers meter it: a bucket of one second's worth, refilled continuously."""
     from aiohttp import web
 
     state: dict[str, float] = {"requests": 0, "in_flight": 0, "max_in_flight": 0}
-    state.update(first_request_at=0.0, last_response_at=0.0)
+    state.update(first_request_at=0.0, last_response_at=0.0, rate_limited=0)
+    bucket = {"tokens": float(max_rps or 0), "at": time.monotonic()}
+
+    def over_limit() -> bool:
+        if not max_rps:
+            return False
+        now = time.monotonic()
+        bucket["tokens"] = min(max_rps, bucket["tokens"] + (now - bucket["at"]) * max_rps)
+        bucket["at"] = now
+        if bucket["tokens"] < 1:
+            return True
+        bucket["tokens"] -= 1
+        return False
 
     async def chat(request: web.Request) -> web.Response:
+        if over_limit():
+            state["rate_limited"] += 1
+            return web.json_response(
+                {"error": {"message": "rate limit exceeded", "type": "rate_limit"}},
+                status=429,
+                headers={"Retry-After": "1"},
+            )
         state["requests"] += 1
         call_number = int(state["requests"])
         if call_number == 1:
@@ -128,6 +149,7 @@ def build_app(latency_ms: float, steps: int) -> Any:
         state.update(
             requests=0, in_flight=0, max_in_flight=0, first_request_at=0.0, last_response_at=0.0
         )
+        state.update(rate_limited=0)
         return web.json_response(state)
 
     async def models(_: web.Request) -> web.Response:
@@ -141,10 +163,12 @@ def build_app(latency_ms: float, steps: int) -> Any:
     return app
 
 
-async def serve(host: str, port: int, latency_ms: float, steps: int) -> None:
+async def serve(
+    host: str, port: int, latency_ms: float, steps: int, max_rps: float | None = None
+) -> None:
     from aiohttp import web
 
-    runner = web.AppRunner(build_app(latency_ms, steps), access_log=None)
+    runner = web.AppRunner(build_app(latency_ms, steps, max_rps), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=4096)
     await site.start()
@@ -159,9 +183,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--steps", type=int, default=3, help="agent steps per task (k)")
+    parser.add_argument("--max-rps", type=float, default=None, help="429 above this rate")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, args.latency_ms, args.steps))
+        asyncio.run(serve(args.host, args.port, args.latency_ms, args.steps, args.max_rps))
 
 
 # --- the handle a benchmark uses -----------------------------------------------------------
@@ -170,9 +195,12 @@ def main(argv: list[str] | None = None) -> None:
 class LatencyServer:
     """Runs the server in its own process, so its work never competes for the client's GIL."""
 
-    def __init__(self, latency_ms: float = 200.0, steps: int = 3) -> None:
+    def __init__(
+        self, latency_ms: float = 200.0, steps: int = 3, max_rps: float | None = None
+    ) -> None:
         self.latency_ms = latency_ms
         self.steps = steps
+        self.max_rps = max_rps
         self.process: subprocess.Popen[str] | None = None
         self.port = 0
 
@@ -193,6 +221,7 @@ class LatencyServer:
             str(self.latency_ms),
             "--steps",
             str(self.steps),
+            *(["--max-rps", str(self.max_rps)] if self.max_rps else []),
         ]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         line = self.process.stdout.readline() if self.process.stdout else ""

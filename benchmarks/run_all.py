@@ -23,6 +23,7 @@ SCRIPTS = {
     "p4": "p4_cache_replay.py",
     "p5": "p5_local_batching.py",
     "p6": "p6_gpu_batching.py",
+    "p7": "p7_limits.py",
     "sandbox": "sandbox_overhead.py",
 }
 

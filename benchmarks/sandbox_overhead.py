@@ -4,8 +4,8 @@ For every sandbox option this machine offers (process, landlock, bwrap), side by
 - start: a new session until its first trivial step has returned: what a sample of agent=code
   pays once, and what every tools=python call pays;
 - step: one code-agent step in a warm session (median), and its overhead over process;
-- humaneval: one HumanEval program scored as scorer=code_exec scores it (a fresh sandbox per
-  program: start, run the tests, close).
+- humaneval: HumanEval/0 scored as scorer=code_exec scores it (since issue #20 two fresh
+  sandboxes per program: the candidate with the tests, recording; the tests alone, replaying).
 
 Targets (bwrap, what sandbox=auto picks here): start <= 150 ms; step <= process + 10 ms.
 Run: python benchmarks/sandbox_overhead.py [--size tiny|full] [--repeats R]
@@ -17,7 +17,9 @@ import time
 
 from common import Target, median, parser, print_table, write_record
 
-from hydragent.sandbox import PythonSession, SandboxUnavailable, resolve, run_python
+from hydragent.sandbox import PythonSession, SandboxUnavailable, resolve
+from hydragent.scorers.code import CodeExecScorer
+from hydragent.tasks.base import Sample
 
 NAME = "sandbox_overhead"
 SIZES = {"tiny": {"repeats": 3, "steps": 5}, "full": {"repeats": 30, "steps": 100}}
@@ -28,15 +30,16 @@ total = sum(n * n for n in numbers)
 print(f"total={total}")
 total
 """
-# HumanEval/0 as code_exec runs it: prompt + canonical solution + tests + check(entry_point).
-HUMANEVAL_PROGRAM = '''
-from typing import List
+# HumanEval/0, scored as code_exec scores it (since issue #20: a recording run of the candidate
+# and the tests, then a fresh replay run of the tests against the recorded values).
+PROMPT = '''from typing import List
 
 
 def has_close_elements(numbers: List[float], threshold: float) -> bool:
     """ Check if in given list of numbers, are any two numbers closer to each other than
     given threshold."""
-    for idx, elem in enumerate(numbers):
+'''
+SOLUTION = """    for idx, elem in enumerate(numbers):
         for idx2, elem2 in enumerate(numbers):
             if idx != idx2:
                 distance = abs(elem - elem2)
@@ -44,8 +47,8 @@ def has_close_elements(numbers: List[float], threshold: float) -> bool:
                     return True
 
     return False
-
-
+"""
+TEST = """
 def check(candidate):
     assert candidate([1.0, 2.0, 3.9, 4.0, 5.0, 2.2], 0.3) == True
     assert candidate([1.0, 2.0, 3.9, 4.0, 5.0, 2.2], 0.05) == False
@@ -54,14 +57,18 @@ def check(candidate):
     assert candidate([1.0, 2.0, 3.0, 4.0, 5.0, 2.0], 0.1) == True
     assert candidate([1.1, 2.2, 3.1, 4.1, 5.1], 1.0) == True
     assert candidate([1.1, 2.2, 3.1, 4.1, 5.1], 0.5) == False
-
-
-check(has_close_elements)
-'''
+"""
+SAMPLE = Sample(
+    id="HumanEval/0",
+    input=PROMPT,
+    target=None,
+    metadata={"prompt": PROMPT, "test": TEST, "entry_point": "has_close_elements"},
+)
 
 
 def measure(kind: str, repeats: int, steps: int) -> dict[str, float]:
     spec = resolve({"kind": kind})
+    scorer = CodeExecScorer(sandbox=spec)
     starts, step_times, programs = [], [], []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -74,9 +81,9 @@ def measure(kind: str, repeats: int, steps: int) -> dict[str, float]:
                 step_times.append(time.perf_counter() - began)
                 assert result.value == "173", result
         began = time.perf_counter()
-        result = run_python(HUMANEVAL_PROGRAM, sandbox=spec, authorized_imports=None)
+        verdict = scorer.score(SOLUTION, SAMPLE)
         programs.append(time.perf_counter() - began)
-        assert result.ok, result.error
+        assert verdict == {"pass@1": 1.0}, verdict
     return {
         "start_ms": 1000 * median(starts),
         "step_ms": 1000 * median(step_times),

@@ -78,6 +78,15 @@ def test_p4_rerun_is_served_by_the_cache(tmp_path: Path) -> None:
     assert record["results"]["answers_identical"] is True
 
 
+def test_p7_limits_measures_the_rate_the_redis_pair_and_the_budgets(tmp_path: Path) -> None:
+    needs("hydragent.limits")
+    needs("pyrate_limiter")
+    record = run_benchmark("p7_limits.py", tmp_path / "p7.json")
+    results = record["results"]
+    assert results["limited"]["answered_429"] == 0
+    assert all(run["spent_usd"] <= run["budget_usd"] for run in results["budget"])
+
+
 def test_p5_local_batching_measures_both_modes(tmp_path: Path) -> None:
     needs("hydragent.models.transformers")
     needs("torch")

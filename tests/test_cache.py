@@ -123,10 +123,23 @@ def test_replicates_with_another_seed_never_replay_each_other(tmp_path: Path, mo
 def test_replay_of_an_unrecorded_run_fails_after_writing_its_errors(
     tmp_path: Path, monkeypatch
 ) -> None:
-    monkeypatch.setenv("HYDRAGENT_CACHE_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("HYDRAGENT_CACHE_DIR", str(tmp_path / "cache"))
+    # a store that holds another seed's replies only
+    run_job(compose_job(tmp_path, "model=scripted", "cache=on", "seed=1"), tmp_path / "other")
     with pytest.raises(RuntimeError, match="6 calls had no recorded reply"):
         run_job(compose_job(tmp_path, "model=scripted", "cache=replay"), tmp_path / "run")
     assert (tmp_path / "run" / "summary.json").exists()
+
+
+def test_replay_with_no_recorded_replies_is_refused_by_the_build_as_by_validate(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from hydragent.config import ConfigError
+
+    monkeypatch.setenv("HYDRAGENT_CACHE_DIR", str(tmp_path / "empty"))
+    with pytest.raises(ConfigError, match="cache=replay: no recorded replies"):
+        run_job(compose_job(tmp_path, "model=scripted", "cache=replay"), tmp_path / "run")
+    assert not (tmp_path / "run" / "summary.json").exists()
 
 
 def test_hydragent_cache_stats_and_clear_from_the_shell(tmp_path: Path) -> None:

@@ -296,7 +296,7 @@ RANGES = [
     ("runner.max_error_rate=1.5", "1.5: Input should be less than or equal to 1"),
     ("runner.resume=maybe", "'maybe': valid: auto"),
     ("task.limit=0", "0: Input should be greater than or equal to 1"),
-    ("cache.mode=sometimes", "'sometimes': Input should be 'on', 'off' or 'replay'"),
+    ("cache.mode=sometimes", "'sometimes': valid: on, off, replay"),
     ("generation.temperature=5", "5: Input should be less than or equal to 2"),
     ("seed=abc", "'abc': Input should be a valid integer"),  # not again as generation.seed
 ]

@@ -177,5 +177,6 @@ def test_quickstart_on_the_bundled_model(tmp_path: Path) -> None:
         r["error"] for r in records
     ]
     assert all(r["answer"] and 0 < r["token_usage"]["output_tokens"] <= 16 for r in records)
-    # Greedy decoding: the 270M base model answers some of the six right (2 of 6 when measured).
-    assert summary["metrics"]["includes"]["mean"] > 0.0
+    # Greedy decoding in the few-shot Q/A form: the 270M base model answered all six when
+    # measured (it misses arithmetic, which the smoke task no longer asks).
+    assert summary["metrics"]["exact"]["mean"] >= 5 / 6

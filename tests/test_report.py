@@ -22,7 +22,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def _scripted_sweep(tmp_path: Path) -> Path:
     """Two real jobs of the smoke task: one answers all six right, one only the first."""
     sweep = tmp_path / "sweep"
-    for number, answers in enumerate(["[Paris,'5',blue,'7',cold,Earth]", "[Paris,x,x,x,x,x]"]):
+    for number, answers in enumerate(["[Paris,Rome,blue,honey,cold,Earth]", "[Paris,x,x,x,x,x]"]):
         folder = sweep / str(number)
         (folder / ".hydra").mkdir(parents=True)
         (folder / ".hydra" / "overrides.yaml").write_text(
@@ -307,3 +307,35 @@ def test_a_second_report_reads_the_same_jobs_and_the_sweep_summary_holds_the_pai
     assert summary["kind"] == "sweep" and len(summary["jobs"]) == 2
     assert summary["comparisons"][0]["verdict"] == "B lower by 0.833"
     assert write_report(sweep).text == first
+
+
+def test_every_results_table_has_the_model_id_column_the_readme_groups_by(tmp_path: Path) -> None:
+    """Issue 21: `df.groupby("model.model_id")` raised KeyError unless model.model_id was an
+    override. Two separate runs of the default scripted model override nothing of it."""
+    pd = pytest.importorskip("pandas")
+    for seed in (0, 1):
+        run_job(compose_job(tmp_path, "model=scripted", f"seed={seed}"), tmp_path / f"s{seed}")
+    write_report(tmp_path)
+    df = pd.read_parquet(tmp_path / "results.parquet")
+    ok = df[df["status"] == "ok"]
+    means = ok.groupby("model.model_id")["score_exact"].agg(["mean", "count"])
+    assert means.to_dict("index") == {"scripted": {"mean": 1.0, "count": 12}}
+    assert set(df["task.name"]) == {"smoke"}
+
+
+def test_cost_png_with_no_prices_says_so_instead_of_a_negative_axis(tmp_path: Path) -> None:
+    """Issue 21: an empty panel with a "$-0.05" axis. Now a note, and no dollar ticks."""
+    pytest.importorskip("matplotlib")
+    from hydragent.report.plots import _pyplot, cost_panel
+
+    plt = _pyplot()
+    figure, (unpriced, partly) = plt.subplots(1, 2)
+    cost_panel(unpriced, [None, None], 9)
+    cost_panel(partly, [0.002, None], 9)
+    figure.canvas.draw()
+    assert [t.get_text().splitlines()[0] for t in unpriced.texts] == ["no prices known"]
+    assert list(unpriced.get_xticks()) == [] and not unpriced.patches
+    assert partly.get_xlim()[0] == 0 and len(partly.patches) == 2
+    assert any("price unknown" in t.get_text() for t in partly.texts)
+    assert all(not label.get_text().startswith("$-") for label in partly.get_xticklabels())
+    plt.close(figure)

@@ -22,9 +22,9 @@ from test_runner_support import REPO, compose_job, read_lines
 TESTS = Path(__file__).resolve().parent
 SMOKE_IDS = {
     "smoke-capital",
-    "smoke-add",
+    "smoke-rome",
     "smoke-sky",
-    "smoke-week",
+    "smoke-bees",
     "smoke-opposite",
     "smoke-planet",
 }
@@ -39,11 +39,11 @@ class PacedModel(ScriptedModel):
 
 
 class FlakyModel(ScriptedModel):
-    """Fails on the week question while FLAKY_MODEL_FAIL is set (outside the config, so the
+    """Fails on the bees question while FLAKY_MODEL_FAIL is set (outside the config, so the
     config hash, and therefore resume, is unaffected)."""
 
     def generate(self, messages, *args, **kwargs):
-        if os.environ.get("FLAKY_MODEL_FAIL") and "week" in str(messages):
+        if os.environ.get("FLAKY_MODEL_FAIL") and "bees" in str(messages):
             raise ConnectionError("the server went away")
         return super().generate(messages, *args, **kwargs)
 
@@ -63,8 +63,8 @@ def test_rerun_keeps_finished_samples_and_retries_failed_ones(tmp_path: Path, mo
     assert second["resumed"] == 5
     assert second["counts"] == {"total": 6, "ok": 6, "error": 0, "not_run": 0}
     assert after[:6] == before  # appended to, never rewritten: the failed try is still there
-    assert [r["id"] for r in after[6:]] == ["smoke-week"] and after[6]["status"] == "ok"
-    assert latest_by_id(after)["smoke-week"]["status"] == "ok"
+    assert [r["id"] for r in after[6:]] == ["smoke-bees"] and after[6]["status"] == "ok"
+    assert latest_by_id(after)["smoke-bees"]["status"] == "ok"
 
 
 def test_rerun_with_a_changed_seed_refuses_and_writes_nothing(tmp_path: Path) -> None:

@@ -134,7 +134,7 @@ def test_task_limit_and_concurrency_run_every_sample_once(tmp_path: Path) -> Non
     cfg = compose_job(tmp_path, "model=scripted", "task.limit=4", "runner.max_concurrency=3")
     run_job(cfg, tmp_path / "run")
     ids = [r["id"] for r in read_lines(tmp_path / "run" / "samples.jsonl")]
-    assert sorted(ids) == sorted(["smoke-capital", "smoke-add", "smoke-sky", "smoke-week"])
+    assert sorted(ids) == sorted(["smoke-capital", "smoke-rome", "smoke-sky", "smoke-bees"])
 
 
 class SlowModel(ScriptedModel):
@@ -149,7 +149,7 @@ class SlowModel(ScriptedModel):
             SlowModel.active += 1
             SlowModel.peak = max(SlowModel.peak, SlowModel.active)
         try:
-            if "capital" in str(messages):
+            if "capital of France" in str(messages):
                 time.sleep(3)
             else:
                 time.sleep(0.2)

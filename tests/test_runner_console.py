@@ -15,7 +15,7 @@ from hydragent import logging_setup, progress
 from hydragent.models.scripted import ScriptedModel
 from hydragent.runner import run_job
 from hydragent.runner.errors import error_causes, known_fix, message_shape
-from test_runner_support import compose_job
+from test_runner_support import closed_port, compose_job, run_cli
 
 
 @pytest.fixture
@@ -120,3 +120,102 @@ def test_errors_group_by_type_and_message_shape() -> None:
 )
 def test_a_known_cause_names_its_fix(error_type: str, message: str, fix: str) -> None:
     assert fix in (known_fix(error_type, message) or "")
+
+
+def test_a_dead_endpoint_is_said_once_and_the_run_ends_early(tmp_path: Path) -> None:
+    """Issue 21: nothing listening at api_base meant 18 `retrying ... APIConnectionError`
+    lines and 21 s. Now: one retry line, one "nothing answers at <api_base>", the retries
+    as a count on the bar, exit 1, and the samples after the first failure are not retried."""
+    api_base = f"http://127.0.0.1:{closed_port()}/v1"
+    began = time.monotonic()
+    done = run_cli(
+        "run", "model=openai", f"model.api_base={api_base}", "model.model_id=local",
+        "runner.max_concurrency=1", "retry.initial_wait=0.2", "retry.jitter=0",
+        "runner.progress=true", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
+    )  # fmt: skip
+    took = time.monotonic() - began
+    assert done.returncode == 1, done.stderr[-2000:]
+    lines = (done.stdout + done.stderr).replace("\r", "\n").splitlines()  # logs: stdout
+    assert sum("retrying" in line for line in lines) == 1
+    assert sum(f"nothing answers at {api_base}" in line and "ERROR" in line for line in lines) == 1
+    assert any("retries=3" in line for line in lines)  # one call's three retries, counted
+    assert any("6x EndpointUnreachable" in line for line in lines)
+    # one call's backoff (0.2 + 0.4 + 0.8 s) and then no waits at all: far from 6 x 1.4 s
+    assert took < 25
+
+
+def test_only_an_endpoint_that_never_answered_fails_fast() -> None:
+    from hydragent.models.retry import EndpointUnreachable, RetryPolicy, call_with_retries
+
+    calls: list[str] = []
+
+    def refused() -> str:
+        calls.append("dead")
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    before = progress.retries()
+    dead = f"http://127.0.0.1:{closed_port()}/v1"
+    with pytest.raises(EndpointUnreachable, match=f"nothing answers at {dead}"):
+        call_with_retries(refused, RetryPolicy(attempts=3), sleep=lambda s: None, endpoint=dead)
+    assert len(calls) == 3 and progress.retries() - before == 2
+    with pytest.raises(EndpointUnreachable):  # the next call is not even tried
+        call_with_retries(refused, RetryPolicy(attempts=3), sleep=lambda s: None, endpoint=dead)
+    assert len(calls) == 3
+
+    alive = f"http://127.0.0.1:{closed_port()}/v1"
+    assert call_with_retries(lambda: "hi", RetryPolicy(), endpoint=alive) == "hi"
+    with pytest.raises(ConnectionRefusedError):  # it answered once: a blip, not a dead server
+        call_with_retries(refused, RetryPolicy(attempts=2), sleep=lambda s: None, endpoint=alive)
+    assert len(calls) == 5
+
+
+def test_validate_says_whether_something_listens_at_a_local_endpoint(tmp_path: Path) -> None:
+    """A TCP connect for loopback and private endpoints only, and no model call."""
+    import socket
+
+    dead = f"http://127.0.0.1:{closed_port()}/v1"
+    said = run_cli("validate", "model=openai", f"model.api_base={dead}", cwd=tmp_path)
+    assert said.returncode == 0, said.stderr
+    assert f"model.api_base: nothing listens at {dead}" in said.stdout
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        alive = f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+        said = run_cli("validate", "model=openai", f"model.api_base={alive}", cwd=tmp_path)
+    assert f"model.api_base: something listens at {alive} (a TCP connect" in said.stdout
+    remote = run_cli(
+        "validate", "model=openai", "model.api_base=https://api.example.com/v1",
+        "model.api_key=sk-test-not-a-real-key-0000", cwd=tmp_path,
+    )  # fmt: skip
+    assert remote.returncode == 0, remote.stderr
+    assert "listens" not in remote.stdout  # a remote endpoint is never contacted
+
+
+def test_calls_retrying_side_by_side_stop_once_one_finds_nothing_answers() -> None:
+    """With samples in flight together, the first call to give up ends the others' retries:
+    they fail at their next attempt instead of each waiting through its own backoff."""
+    import threading
+
+    from hydragent.models.retry import EndpointUnreachable, RetryPolicy, call_with_retries
+
+    dead = f"http://127.0.0.1:{closed_port()}/v1"
+    slow_started, attempts = threading.Event(), []
+
+    def refused() -> str:
+        attempts.append(threading.current_thread().name)
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    def patient() -> None:  # long waits: without the shared verdict it retries for minutes
+        slow_started.set()
+        with pytest.raises(EndpointUnreachable):
+            call_with_retries(refused, RetryPolicy(attempts=50, initial_wait=0.05, jitter=0),
+                              endpoint=dead)  # fmt: skip
+
+    other = threading.Thread(target=patient, name="patient")
+    other.start()
+    slow_started.wait()
+    with pytest.raises(EndpointUnreachable):
+        call_with_retries(refused, RetryPolicy(attempts=2), sleep=lambda s: None, endpoint=dead)
+    other.join(timeout=10)
+    assert not other.is_alive()
+    assert attempts.count("patient") < 50

@@ -52,7 +52,7 @@ def test_final_answer_ends_the_step_with_its_value() -> None:
 
 
 def test_variables_persist_across_steps_of_a_session() -> None:
-    with PythonSession() as session:
+    with PythonSession(sandbox=resolve()) as session:
         assert session.run("numbers = [1, 2, 3]").ok
         assert session.run("numbers.append(4)\nsum(numbers)").value == "10"
 
@@ -239,7 +239,7 @@ def test_busy_threads_are_killed_with_the_process() -> None:
 
 
 def test_the_cpu_limit_kills_a_step_even_before_the_wall_clock() -> None:
-    with PythonSession(timeout_s=60, cpu_limit_s=1) as session:
+    with PythonSession(sandbox=resolve(), timeout_s=60, cpu_limit_s=1) as session:
         result = session.run("while True:\n    pass")
         assert result.timed_out and "CPU" in (result.error or "")
         assert session.run("1 + 1").value == "2"  # a fresh child takes over
@@ -247,7 +247,7 @@ def test_the_cpu_limit_kills_a_step_even_before_the_wall_clock() -> None:
 
 def test_each_step_gets_its_own_cpu_budget() -> None:
     """CPU used by earlier steps never counts against a later one."""
-    with PythonSession(timeout_s=30, cpu_limit_s=1) as session:
+    with PythonSession(sandbox=resolve(), timeout_s=30, cpu_limit_s=1) as session:
         for _ in range(3):  # about 0.6 s of CPU each: 1.8 s in all, over one step's budget
             busy = session.run(
                 "import time\nstart = time.process_time()\n"
@@ -265,7 +265,7 @@ def test_printing_100_mb_is_truncated() -> None:
 
 
 def test_a_session_recovers_after_a_timeout() -> None:
-    with PythonSession(timeout_s=1) as session:
+    with PythonSession(sandbox=resolve(), timeout_s=1) as session:
         session.run("x = 1")
         assert session.run("while True:\n    pass").timed_out
         result = session.run("print('alive')")
@@ -278,7 +278,7 @@ def test_the_child_exiting_is_an_observation_not_a_crash() -> None:
 
 
 def test_code_can_call_tools_that_run_in_the_parent() -> None:
-    with PythonSession(tools={"add": lambda a, b: a + b}) as session:
+    with PythonSession(sandbox=resolve(), tools={"add": lambda a, b: a + b}) as session:
         assert session.run("add(2, b=3)").value == "5"
 
 

@@ -640,16 +640,19 @@ def resolve_or_none(kind: str) -> SandboxSpec | None:
 def test_without_any_isolation_auto_fails_closed_with_the_fix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from hydragent.sandbox import isolation
+    from hydragent.sandbox import bwrap, choice
 
-    monkeypatch.setattr(isolation.shutil, "which", lambda name: None)
-    monkeypatch.setattr(isolation, "landlock_abi", lambda: 0)
-    isolation._problem.cache_clear()
+    def missing(name: str) -> str:
+        raise bwrap.BwrapMissing(f"{name} is not installed")
+
+    monkeypatch.setattr(choice, "tool", missing)
+    monkeypatch.setattr(choice, "landlock_abi", lambda: 0)
+    choice.probe.cache_clear()
     try:
         with pytest.raises(SandboxUnavailable) as caught:
             resolve({"kind": "auto"})
     finally:
-        isolation._problem.cache_clear()
+        choice.probe.cache_clear()
     message = str(caught.value)
     assert "\n" not in message
     for words in ("bubblewrap is not installed", "apt-get install bubblewrap", "sandbox=process"):
@@ -684,7 +687,10 @@ def test_ordinary_code_works_inside(kind: str) -> None:
         "with tempfile.NamedTemporaryFile('w', delete=False) as handle:\n"
         "    handle.write('x')\n"
         "t = threading.Thread(target=print, args=('from a thread',)); t.start(); t.join()\n"
-        "db = sqlite3.connect('local.db'); db.execute('create table t (v)'); db.commit()\n"
+        # file locks are refused (they block host processes through read-only host files):
+        # a file database opens without them, as the docs say
+        "db = sqlite3.connect('file:local.db?nolock=1', uri=True)\n"
+        "db.execute('create table t (v)'); db.commit()\n"
         "hashlib.sha256(open('data.txt', 'rb').read()).hexdigest()[:8]"
     )
     result = run_python(code, sandbox=spec, authorized_imports=None)

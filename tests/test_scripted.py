@@ -54,6 +54,31 @@ def test_responses_from_a_json_list_file(tmp_path: Path) -> None:
     assert [model(ASK).content for _ in range(2)] == ["a", "b"]
 
 
+def test_a_responses_file_given_on_the_command_line_is_the_whole_list(tmp_path: Path) -> None:
+    """The story of issue 21: `model=scripted model.responses_file=F` must answer the first
+    question with F's first line; a default reply in front of the file shifted every answer."""
+    path = tmp_path / "answers.jsonl"
+    path.write_text('"Paris"\n"5"\n"blue"\n')
+    cfg = compose(["model=scripted", "model.match=null", f"model.responses_file={path}"])
+    model = instantiate(cfg.model)
+    assert [model(ASK).content for _ in range(4)] == ["Paris", "5", "blue", "Paris"]
+
+
+def test_responses_and_a_responses_file_together_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "answers.jsonl"
+    path.write_text('"Paris"\n')
+    with pytest.raises(ValueError, match=r"both set.*model.responses=null"):
+        ScriptedModel(responses=["first"], responses_file=str(path))
+
+
+def test_the_fallback_answers_what_no_match_covers() -> None:
+    model = instantiate(compose(["model=scripted"]).model)
+    assert model([{"role": "user", "content": "What is the capital of France?"}]).content == (
+        "Paris"
+    )
+    assert model([{"role": "user", "content": "Who wrote Hamlet?"}]).content == "I do not know."
+
+
 def test_a_missing_responses_file_is_named() -> None:
     with pytest.raises(ValueError, match="responses_file not found"):
         ScriptedModel(responses_file="/nonexistent/responses.jsonl")

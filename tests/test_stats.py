@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("statsmodels", reason="needs the report extra")
 from scipy import stats as sps
@@ -118,9 +120,9 @@ def test_identical_jobs_are_not_distinguishable_without_a_division_by_zero() -> 
     assert result.verdict == "not distinguishable"
 
 
-def test_a_jobs_mean_ci_is_the_student_t_interval() -> None:
-    """The interval summary.json, the report and the viewer show for one job's scores."""
-    values = [1.0, 0.5, 1.0, 0.75, 0.0, 1.0, 0.25, 1.0]
+def test_unbounded_values_get_the_student_t_interval() -> None:
+    """Latencies, or a grade on a 0-10 scale: no bound to respect, the plain t interval."""
+    values = [10.0, 5.0, 10.0, 7.5, 0.0, 10.0, 2.5, 10.0]
     n, mean = len(values), sum(values) / len(values)
     sd = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
     half = 2.364624 * sd / n**0.5  # t(0.975, df=7), from a printed table
@@ -128,8 +130,38 @@ def test_a_jobs_mean_ci_is_the_student_t_interval() -> None:
     assert got["mean"] == pytest.approx(mean) and got["n"] == n
     assert got["stderr"] == pytest.approx(sd / n**0.5)
     assert (got["ci_low"], got["ci_high"]) == pytest.approx((mean - half, mean + half), abs=1e-5)
+    latencies = mean_ci([0.2, 0.4, 0.3], bounded=False)  # in [0, 1] but not a fraction
+    assert latencies["ci_low"] == pytest.approx(0.3 - 4.302653 * 0.1 / 3**0.5, abs=1e-5)
     assert mean_ci([0.5, 0.5])["ci_low"] == 0.5  # no spread: the interval is the mean
     assert mean_ci([0.5])["ci_low"] is None and mean_ci([])["n"] == 0
+
+
+def test_fractional_scores_get_a_logit_interval_that_stays_in_0_1() -> None:
+    """Issue 21: json_fields 0.875 on four samples was [0.48, 1.27] (a raw-scale t interval).
+    On the logit scale: logit(m) +- t(0.975, 3) * se / (m (1 - m)), mapped back by hand."""
+    values = [0.5, 1.0, 1.0, 1.0]
+    m, se = 0.875, 0.125
+    half = 3.182446 * se / (m * (1 - m))
+    centre = math.log(m / (1 - m))
+    expected = (1 / (1 + math.exp(-(centre - half))), 1 / (1 + math.exp(-(centre + half))))
+    got = mean_ci(values)
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx(expected, abs=1e-5)
+    assert 0.0 < got["ci_low"] < m < got["ci_high"] < 1.0
+    assert got["stderr"] == pytest.approx(se)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0, allow_nan=False)),
+        min_size=2,
+        max_size=60,
+    )
+)
+def test_any_scores_in_0_1_get_an_interval_in_0_1_around_their_mean(values: list[float]) -> None:
+    got = mean_ci(values)
+    assert 0.0 <= got["ci_low"] <= got["mean"] + 1e-12
+    assert got["mean"] - 1e-12 <= got["ci_high"] <= 1.0
 
 
 def test_pass_fail_scores_get_the_wilson_interval_inside_0_and_1() -> None:

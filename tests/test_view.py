@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 from benchmarks.view_sweep import write_sweep
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hydragent.report.load import load_jobs
-from hydragent.view import build_view, view_data
+from hydragent.view import build_view, make_server, view_data
 from test_runner_support import run_cli
 
 
@@ -75,3 +79,89 @@ def test_serve_shows_the_page_on_loopback_only(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _get(port: int, path: str, method: str = "GET") -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.putrequest(method, path, skip_host=False, skip_accept_encoding=True)
+    connection.endheaders()
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, body
+
+
+@pytest.fixture
+def served(tmp_path: Path):  # type: ignore[no-untyped-def]
+    write_sweep(tmp_path, jobs=2, samples=3)
+    build_view(tmp_path, embed_limit=0)  # side files in view_files/
+    server = make_server(tmp_path)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield tmp_path, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_serve_refuses_paths_that_climb_out_of_view_files(served: tuple[Path, int]) -> None:
+    root, port = served
+    for path in (
+        "/view_files/../0/.hydra/config.yaml",
+        "/view_files/%2e%2e/0/.hydra/config.yaml",
+        "/view_files/%2E%2E%2F0%2Fsamples.jsonl",
+        "/view_files/..%2f0/summary.json",
+        "//0/summary.json",
+        "/./0/summary.json",
+        "/view_files/",
+        "/view_files",
+        "/0/",
+    ):
+        for method in ("GET", "HEAD"):
+            status, _ = _get(port, path, method)
+            assert status == 404, (method, path)
+    assert _get(port, "/")[0] == 200
+    status, body = _get(port, "/view_files/tx-1.js")
+    assert status == 200 and body == (root / "view_files" / "tx-1.js").read_bytes()
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    parts=st.lists(
+        st.sampled_from(["..", ".", "%2e%2e", "%2E.", "view_files", "view.html", "0", ".hydra",
+                         "config.yaml", "samples.jsonl", "tx-0.js", "", "%2f", "%2F"]),
+        max_size=6,
+    )
+)  # fmt: skip
+def test_whatever_the_path_only_viewer_files_come_back(
+    served: tuple[Path, int], parts: list[str]
+) -> None:
+    root, port = served
+    allowed = {(root / "view.html").read_bytes()}
+    allowed |= {f.read_bytes() for f in (root / "view_files").iterdir()}
+    status, body = _get(port, "/" + "/".join(parts))
+    assert status == 404 or (status == 200 and body in allowed)
+
+
+def test_pooling_over_seeds_uses_the_one_bounded_interval(tmp_path: Path) -> None:
+    """Issue 21: "pool over seed" showed 0.946 [0.87, 1.02] for a 0/1 metric (a t interval in
+    the page's JS). The pooled rows now come with `hydragent.stats.mean_ci`'s interval."""
+    from hydragent.stats import mean_ci
+
+    write_sweep(tmp_path, jobs=4, samples=30)
+    jobs = load_jobs(tmp_path)
+    index, _ = view_data(jobs, tmp_path)
+    rows = index["pooled"]["seed"]
+    assert sorted(len(r["members"]) for r in rows) == [2, 2]
+    for row in rows:
+        per_sample: dict[str, list[float]] = {}
+        for n in row["members"]:
+            for r in jobs[n].records:
+                if r["status"] == "ok" and "exact" in r["scores"]:
+                    per_sample.setdefault(r["id"], []).append(r["scores"]["exact"])
+        expected = mean_ci([sum(v) / len(v) for v in per_sample.values()])
+        assert row["metrics"]["exact"] == expected
+        assert 0.0 <= expected["ci_low"] <= expected["ci_high"] <= 1.0
+    page = build_view(tmp_path).read_text()
+    assert "T975" not in page and "D.pooled" in page  # no second CI formula in the page

@@ -280,3 +280,94 @@ def test_the_viewer_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     record = json.loads(out.read_text())
     assert record["samples"] == 30 and record["side_files"]["ms"]["filter status = error"] > 0
     assert "navigation start to job table drawn" in record["embedded"]["ms"]
+
+
+def test_a_tool_call_is_shown_once_and_an_errored_reply_is_kept(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Issue 21: tool calls appeared twice (the message's raw JSON, then formatted), and an
+    errored sample did not show what the model replied. Records as the runner writes them,
+    with the runner's `raw_reply` field on an errored one."""
+    from hydragent.runner import run_job
+    from test_runner_support import compose_job
+
+    run = tmp_path / "run"
+    overrides = ["model=scripted", "agent=tool_calling", "tools=calculator", "task=arithmetic",
+                 "scorer=numeric", "task.limit=2", "runner.max_concurrency=1"]  # fmt: skip
+    run_job(compose_job(tmp_path, *overrides), run)
+    path = run / "samples.jsonl"
+    records = [json.loads(line) for line in path.open()]
+    records[1].update(
+        status="error",
+        error="ValueError: reply violates grammar=json_object",
+        error_type="ValueError",
+        scores={},
+        raw_reply="The answer is {not json",
+    )
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    build_view(run)
+
+    first = records[0]["id"]
+    view = Viewer(browser, (run / "view.html").as_uri() + f"#/job/0/sample/{first}")
+    view.page.wait_for_selector("#transcript .msg")
+    transcript = view.page.locator("#transcript").inner_text()
+    assert "Calling tools" not in transcript and '"function"' not in transcript
+    calls = view.page.locator("#transcript .call").all_inner_texts()
+    assert [c.split()[1] for c in calls] == ["calculator", "final_answer"]
+    assert "1234 * 5678" in calls[0]
+
+    view.page.goto((run / "view.html").as_uri() + f"#/job/0/sample/{records[1]['id']}")
+    view.page.wait_for_selector("#sample-raw-reply")
+    assert view.page.locator("#sample-raw-reply").inner_text() == "The answer is {not json"
+    assert "violates grammar" in view.page.locator("#sample-error").inner_text()
+    view.close()
+
+
+def test_a_folder_of_separate_runs_fits_the_screen_and_says_what_sets_each_apart(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Issue 21: `hydragent view outputs/` had ~20 setting columns (3,500 px), words broken
+    mid-word, `model` as "-" for a recipe run, and a single run labelled `#0 23-00-18`."""
+    from test_runner_support import run_cli
+
+    outputs = tmp_path / "outputs"
+    runs = {
+        "2026-12-05/23-00-18": ["model=scripted"],
+        "2026-12-05/23-04-51": ["model=scripted", "agent=tool_calling", "tools=calculator",
+                                "task=arithmetic", "scorer=numeric", "runner.max_concurrency=8"],
+        "2026-12-05/23-10-02": ["recipe=grammar_compare", "model=scripted"],
+        "2026-12-05/23-15-40": ["model=scripted", "seed=1", "task=json_extraction",
+                                "scorer=json", "grammar=json_object"],
+        "2026-12-06/00-01-12": ["model=scripted", "model.model_id=scripted-b", "cache=on",
+                                "roles=system_as_user", "messages=flat"],
+    }  # fmt: skip
+    for folder, overrides in runs.items():  # real runs: overrides.yaml, hydra.yaml's choices
+        done = run_cli("run", *overrides, f"hydra.run.dir={outputs / folder}", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+    build_view(outputs)
+    view = Viewer(browser, (outputs / "view.html").as_uri())
+    page = view.page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1300  # no sideways scroll
+    headers = page.locator("#jobs-table th").all_inner_texts()
+    assert len(headers) <= 14 and "recipe" not in headers  # not one column per setting
+    rows = page.locator("#jobs-table tbody tr")
+    assert rows.nth(0).locator(".chips").inner_text().strip() == "the usual settings"
+    tool_job = rows.nth(1).locator(".chip").all_inner_texts()
+    assert tool_job[:4] == ["agent=tool_calling", "tools=calculator", "task=arithmetic",
+                            "scorer=numeric"]  # fmt: skip
+    assert "recipe=grammar_compare" in rows.nth(2).locator(".chip").all_inner_texts()
+    usual = page.locator("#usual .chip").all_inner_texts()
+    assert "agent=direct" in usual and "task=smoke" in usual  # "-" never stands for a value
+    folder = rows.nth(1).locator(".folder")
+    assert folder.inner_text() == "2026-12-05/23-04-51"
+    assert folder.evaluate("e => e.getClientRects().length") == 1  # one line, never four
+    for chip in page.locator("#jobs-table .chip").all():  # words never break mid-word
+        assert chip.evaluate("e => e.getClientRects().length") == 1
+    view.close()
+
+    build_view(outputs / "2026-12-05/23-04-51")
+    single = Viewer(browser, (outputs / "2026-12-05/23-04-51" / "view.html").as_uri())
+    title = single.page.locator("h2").first.inner_text()
+    assert title.startswith("#0 model=scripted agent=tool_calling") and "23-04-51" not in title
+    single.close()

@@ -41,6 +41,8 @@ examples:
 
 model-written code (agent=code, tools=python, scorer=code_exec) runs under sandbox=auto:
 bubblewrap namespaces, seccomp and landlock. sandbox=process is UNSAFE (no kernel isolation).
+sandbox=landlock (no namespaces) leaves visible to the code: stat() of any host path
+(existence, size, owner, mode, times); readlink() of any host symlink (its target).
 """
 
 COMMANDS = ("run", "validate", "recipes", "report", "view", "cache")
@@ -118,9 +120,12 @@ def _validate_task(cfg: Any) -> None:
     (secrets masked), the backend, the sandbox and what is forwarded."""
     import yaml
 
-    from hydragent.config.assemble import assemble, describe
+    from hydragent.config.assemble import assemble
+    from hydragent.config.describe import describe
+    from hydragent.config.preflight import checked_assembly
 
-    assembly = assemble(cfg, dry_run=True)
+    # a single run's Assembly is the one the pre-flight check made; a sweep's job has its own
+    assembly = checked_assembly() or assemble(cfg, dry_run=True)
     sys.stdout.write(yaml.safe_dump(assembly.config, sort_keys=False, default_flow_style=False))
     facts = describe(assembly)
     notes = [
@@ -132,18 +137,48 @@ def _validate_task(cfg: Any) -> None:
     ]
     if facts["forwarded"]:
         notes.append(f"forwarded to every completion call: {', '.join(facts['forwarded'])}")
+    notes += _listener_notes(assembly.config)
     notes += facts["unsent"]
     sys.stdout.write(f"# config OK; {'; '.join(notes)}\n")
+
+
+def _listener_notes(config: dict[str, Any]) -> list[str]:
+    """Each local endpoint of the model (and judge): does something listen there?"""
+    from hydragent.config.endpoints import ENDPOINT_KEYS, listener_note
+
+    notes = []
+    for role in ("model", "judge"):
+        node = config.get(role)
+        for key in ENDPOINT_KEYS if isinstance(node, dict) else ():
+            note = listener_note(str(node[key])) if node.get(key) else None
+            if note:
+                notes.append(f"{role}.{key}: {note}")
+    return notes
+
+
+def _given(key: str, args: list[str]) -> dict[str, str]:
+    """{key: value} of the last `key=value` override on the command line, parsed as Hydra
+    parses it (quotes removed), or {}."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    words = [a for a in args if a.split("=", 1)[0] == key]
+    if not words:
+        return {}
+    try:
+        return {key: str(OverridesParser.create().parse_overrides(words[-1:])[0].value())}
+    except Exception:  # Hydra reports the unparsable override itself
+        return {}
 
 
 def run_hydra_app(command: str, args: list[str]) -> int:
     """Run `run` or `validate` as a Hydra app and map its outcome to an exit code."""
     import hydra
 
-    from hydragent.config import ConfigError, conf_dir, prepare_overrides
+    from hydragent.config import conf_dir, prepare_overrides
     from hydragent.config.launchers import missing_launcher_plugin
     from hydragent.config.overrides import check_command_line, explain
-    from hydragent.config.preflight import PreflightFailed, output_problem, preflight
+    from hydragent.config.preflight import preflight
+    from hydragent.config.problems import PreflightFailed
     from hydragent.config.secrets_guard import mask_text, protect_secret_overrides
 
     started = datetime.now(timezone.utc).replace(microsecond=0)  # summaries' precision
@@ -156,19 +191,18 @@ def run_hydra_app(command: str, args: list[str]) -> int:
     bad_choice = check_command_line(args)  # `cache=true`: Hydra would not name the group
     if bad_choice is not None:
         return report_error(bad_choice, False, secrets)
-    scratch = None
+    scratch, user_dirs = None, {}
     if command == "validate":  # validation writes nothing: its job folder is thrown away
-        key = "hydra.sweep.dir" if {"-m", "--multirun"} & set(args) else "hydra.run.dir"
-        chosen = [a.split("=", 1)[1] for a in args if a.startswith(f"{key}=")]
-        unwritable = output_problem(key, chosen[-1] if chosen else os.getcwd())  # as run's
-        if unwritable:
-            return report_error(ConfigError([unwritable]), False, secrets)
         scratch = tempfile.mkdtemp(prefix="hydragent-validate-")
-        ours = [f"hydra.run.dir={scratch}", f"hydra.sweep.dir={scratch}"]
-        # right after the overrides: Hydra takes none after a flag's value (`--cfg job`)
-        at = 1 + max((i for i, a in enumerate(args) if "=" in a and a[0] != "-"), default=-1)
-        args = [*args[:at], *ours, *args[at:]]
+        if {"-m", "--multirun"} & set(args):  # the sweep's folder is made before any job
+            user_dirs = _given("hydra.sweep.dir", args)
+            # right after the overrides: Hydra takes none after a flag's value (`--cfg job`)
+            at = 1 + max((i for i, a in enumerate(args) if "=" in a and a[0] != "-"), default=-1)
+            args = [*args[:at], f"hydra.sweep.dir={scratch}", *args[at:]]
     task = _run_task if command == "run" else _validate_task
+    from hydragent import sweep_end
+
+    sweep_end.finished.clear()
     app = hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(task)
 
     shows_config = any(a.split("=", 1)[0] in CONSOLE_FLAGS for a in args)
@@ -187,10 +221,8 @@ def run_hydra_app(command: str, args: list[str]) -> int:
             streams.enter_context(contextlib.redirect_stderr(_DropHydraJobBanner(sys.stderr)))
             if shows_config:
                 streams.enter_context(contextlib.redirect_stdout(captured))
-            if command == "run":  # dry assembly before Hydra writes anything
-                streams.enter_context(preflight())
-            else:  # validate -m: every job's problems at once
-                streams.enter_context(preflight(frozenset({"multirun"})))
+            # the one check before Hydra writes anything, for run and validate alike
+            streams.enter_context(preflight(user_dirs=user_dirs, scratch=scratch))
             app()
     except PreflightFailed as failed:
         return report_error(explain(failed.error, args), user_wants_traceback, secrets)
@@ -214,6 +246,8 @@ def run_hydra_app(command: str, args: list[str]) -> int:
             sys.stdout.write(mask_text(captured.getvalue(), secrets))
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+    if command == "run" and sweep_end.finished:  # a sweep: end with its folder, not job n's
+        print(sweep_end.closing_lines(sweep_end.finished[-1]))
     return 0
 
 
@@ -307,6 +341,8 @@ def report_error(
             where = error.output_dir.parent
             text = f"{len(jobs)} jobs of the sweep in {where} failed: {'; '.join(jobs)}"
             message = mask_text(f"{text}; causes above and in each job's hydragent.log", secrets)
+            if "Continue with: " in str(error):  # limits: the budget ran out for the sweep
+                message += "; " + mask_text(one_line(str(error)), secrets)
         return fail(f"run failed: {message}", 1)
     return fail(f"{type(error).__name__}: {message} (HYDRA_FULL_ERROR=1 shows the traceback)", 1)
 

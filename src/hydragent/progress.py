@@ -1,4 +1,9 @@
-"""A hook for local engines, so the progress bar moves while a batch decodes.
+"""Counters the progress bar shows between finished samples: tokens and retries.
+
+Retries: an API backend's retry (models/retry.py) is counted here rather than logged line by
+line, so a dead endpoint shows `retries=18` on the bar instead of 18 warning lines.
+
+Tokens: a hook for local engines, so the progress bar moves while a batch decodes.
 
 A batched local generation can take minutes before its first sample finishes; a bar that
 counts only finished samples then shows 0/4 the whole time. An engine calls `generated(n)`
@@ -13,6 +18,7 @@ import threading
 
 _lock = threading.Lock()
 _tokens = 0
+_retries = 0
 
 
 def generated(tokens: int = 1) -> None:
@@ -25,3 +31,16 @@ def generated(tokens: int = 1) -> None:
 def decoded() -> int:
     """Tokens counted since the process started; the runner shows the difference."""
     return _tokens
+
+
+def retried() -> int:
+    """Count one retry of a model call (thread-safe); returns the count so far."""
+    global _retries
+    with _lock:
+        _retries += 1
+        return _retries
+
+
+def retries() -> int:
+    """Retries counted since the process started; the runner shows the difference."""
+    return _retries

@@ -82,13 +82,19 @@ def _json_number(value: Any) -> Any:
     return value
 
 
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]:
+def mean_ci(
+    values: Sequence[float], confidence: float = 0.95, *, bounded: bool = True
+) -> dict[str, Any]:
     """Mean, standard error and confidence interval of one job's values (scored samples
-    only): the one computation summary.json, the report and the viewer all show.
+    only): the one computation the CLI table, summary.json, the report and the viewer (its
+    pooled rows too) all show.
 
-    Pass/fail scores get the Wilson score interval (scipy's binomtest): it stays inside
-    [0, 1] and does not collapse to a point at 0 of n or n of n, as the t interval does.
-    Other scores get the Student t interval."""
+    A score lives in [0, 1], so its interval must too. Pass/fail scores get the Wilson score
+    interval (scipy's binomtest): it does not collapse to a point at 0 of n or n of n, as the
+    t interval does. Fractions (partial credit, scores averaged over replicates) get the t
+    interval on the logit scale, mapped back: a t interval on the raw scale reaches past 1
+    for a mean near 1 (0.875 ± 0.125 on four samples gave [0.48, 1.27]). Values with no such
+    bound (`bounded=False`, e.g. latencies), or outside [0, 1], get the plain t interval."""
     n = len(values)
     if n == 0:
         return {"mean": None, "ci_low": None, "ci_high": None, "stderr": None, "n": 0}
@@ -100,13 +106,19 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]
     if n < 2:
         return {"mean": mean, "ci_low": None, "ci_high": None, "stderr": None, "n": n}
     stderr = float(stats.sem(data))
-    if is_binary(data):
+    in_unit = bounded and bool(((data >= 0.0) & (data <= 1.0)).all())
+    if in_unit and is_binary(data):
         interval = stats.binomtest(int(data.sum()), n).proportion_ci(confidence, "wilson")
         low, high = interval.low, interval.high
-    elif stderr:
-        low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=stderr)
-    else:
+    elif not stderr:
         low = high = mean
+    elif in_unit:  # a fraction with spread: 0 < mean < 1, so its logit is finite
+        from scipy.special import expit, logit
+
+        half = stats.t.ppf((1 + confidence) / 2, n - 1) * stderr / (mean * (1 - mean))
+        low, high = expit(logit(mean) - half), expit(logit(mean) + half)
+    else:
+        low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=stderr)
     return {"mean": mean, "ci_low": float(low), "ci_high": float(high), "stderr": stderr, "n": n}
 
 

@@ -19,23 +19,29 @@ PROMPT_FILE_SUFFIXES = (".md", ".txt", ".j2", ".jinja", ".jinja2", ".prompt")
 
 
 def load_prompt(value: str | None, default_file: str) -> str:
-    """`value` may be a path to a file or inline text; None means the packaged default. A
-    value shaped like a path (`prompts/system.md`) that names no file is an error, not a
-    prompt: sent as text, it would quietly change every sample."""
+    """`value` may be a path to a file or inline text; None means the packaged default. Text
+    is text: only a value shaped like a path (one line, no spaces, ending in a prompt suffix
+    or starting with /, ./, ../ or ~/) names a file. Such a value that names no file is an
+    error, not a prompt: sent as text, it would quietly change every sample. A long one-line
+    prompt is never asked of the file system ("File name too long")."""
     if value is None:
         return resources.files("hydragent.agents.prompts").joinpath(default_file).read_text()
-    candidate = Path(value).expanduser()
-    if "\n" not in value and len(value) < 4096 and candidate.is_file():
-        return candidate.read_text()
     looks_like_a_path = not any(c.isspace() for c in value) and (
-        value.lower().endswith(PROMPT_FILE_SUFFIXES) or value.startswith(("/", "./", "~/"))
+        value.lower().endswith(PROMPT_FILE_SUFFIXES) or value.startswith(("/", "./", "../", "~/"))
     )
-    if looks_like_a_path:
+    if not looks_like_a_path:
+        return value
+    candidate = Path(value).expanduser()
+    try:
+        if candidate.is_file():
+            return candidate.read_text()
+    except OSError as error:  # a name too long for the file system names no file
         raise FileNotFoundError(
-            f"no such prompt file: {value} (from {Path.cwd()}); give an existing file, or "
-            "inline text"
-        )
-    return value
+            f"no such prompt file: {value[:80]}... ({error.strerror})"
+        ) from None
+    raise FileNotFoundError(
+        f"no such prompt file: {value} (from {Path.cwd()}); give an existing file, or inline text"
+    )
 
 
 def fill(template: str, **values: str) -> str:

@@ -21,13 +21,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TypeVar
 
 from hydragent.config.checks import StaticChecks
 from hydragent.config.problems import ConfigError, one_line
 from hydragent.config.rules import takes
-from hydragent.config.schemas import CacheConfig
+from hydragent.config.schemas import RunnerConfig
+from hydragent.config.store import cache_problems
 from hydragent.secrets import mask_secrets
 
 T = TypeVar("T")
@@ -47,7 +47,9 @@ class Assembly:
     grammar: Any = None
     sandbox: Any = None  # hydragent.sandbox.SandboxSpec where model-written code runs
     capabilities: Any = None  # the backend instance's Capabilities
-    config: dict[str, Any] = field(default_factory=dict)  # resolved, secrets masked
+    config: dict[str, Any] = field(default_factory=dict)  # resolved, typed, secrets masked
+    settings: dict[str, Any] = field(default_factory=dict)  # resolved, typed: what runs
+    runner: dict[str, Any] = field(default_factory=dict)  # the typed `runner` node, defaults in
     forwarded: list[str] = field(default_factory=list)  # model keys sent with every call
     backend: str = ""  # conf/model option name (or class name for a user's backend)
     dry_run: bool = True
@@ -71,6 +73,8 @@ class _Assembler(StaticChecks):
 
     def assemble(self) -> Assembly:
         self.check_static()
+        if "cache" not in self.broken:  # static too: a real build refuses what a dry one does
+            self.add("cache", cache_problems(self.plain.get("cache")))
         if self.problems and not self.dry_run:
             raise ConfigError(self.problems)
         result = Assembly(
@@ -100,12 +104,12 @@ class _Assembler(StaticChecks):
             task_name = str(self.choices.get("task") or getattr(result.task, "name", "task"))
             self.problems += sample_problems(scorers, result.samples, task_name)
             self.problems += template_problems(result.agent, result.samples, task_name)
-        if self.dry_run:
-            self.problems += self.cache_problems()
         if self.problems:
             raise ConfigError(self.problems)
         result.model = model
         result.judge = judge
+        result.settings = self.plain
+        result.runner = RunnerConfig.model_validate(self.plain.get("runner") or {}).model_dump()
         result.unsent_generation = self.unsent_generation
         return result
 
@@ -134,12 +138,15 @@ class _Assembler(StaticChecks):
             self.add(group, error.problems)
             return
         text = one_line(error) or type(error).__name__
+        first = re.split(r"[ :]", text, maxsplit=1)[0]
+        if first in self.plain_at(label):  # "template names {reference}...": name the key
+            text = f"{label}.{text}"
         self.add(group, [text if text.startswith(label) else f"{label}: {text}"])
 
     def build_task(self) -> tuple[Any, list[Any]]:
         if "task" in self.broken or self.plain.get("task") is None:
             return None, []
-        task = self.attempt("task", "task", lambda: instantiate_with(self.cfg.task))
+        task = self.attempt("task", "task", lambda: self.construct("task"))
         if task is None:
             return None, []
         if self.dry_run and hasattr(task, "check"):  # the task's own words: file:line, key
@@ -186,8 +193,8 @@ class _Assembler(StaticChecks):
         def build() -> Any:
             if self.dry_run:
                 with dry_build():
-                    return instantiate_with(self.cfg[group], **extra)
-            return instantiate_with(self.cfg[group], **extra)
+                    return self.construct(group, **extra)
+            return self.construct(group, **extra)
 
         model = self.attempt(group, group, build)
         if model is None:
@@ -200,13 +207,15 @@ class _Assembler(StaticChecks):
             self.unsent_generation[group] = unsent
         if self.dry_run and hasattr(model, "environment_problems"):
             said = {p.split(":", 1)[0] for p in self.problems}  # e.g. the endpoint's key rule
+            # a check that fails itself is a problem too, never a traceback
+            found = self.attempt(group, group, model.environment_problems) or []
             self.add(
                 group,
                 [
                     f"{_key_path(group, key)}: {message}"
                     if key and key != "_target_"
                     else f"{group}: {message}"
-                    for key, message in _at(group, model.environment_problems())
+                    for key, message in _at(group, found)
                     if _key_path(group, key) not in said
                 ],
             )
@@ -218,29 +227,6 @@ class _Assembler(StaticChecks):
         if isinstance(generation, dict) and "seed" in generation:
             return generation["seed"]
         return self.plain.get("seed")
-
-    def cache_problems(self) -> list[str]:
-        """cache=replay needs recorded replies to exist; cache=on a store it can write."""
-        if "cache" in self.broken:
-            return []
-        cache = CacheConfig.model_validate(self.plain.get("cache") or {})
-        if cache.mode == "off":
-            return []
-        from hydragent.config.paths import default_cache_path
-
-        path = Path(cache.path).expanduser() if cache.path else default_cache_path()
-        if cache.mode == "on":
-            problem = _unwritable(path)
-            return [f"cache.path={str(path)!r}: {problem}; set cache.path, or cache=off"] * bool(
-                problem
-            )
-        if path.is_file():
-            problem = _unwritable(path)
-            return [f"cache.path={str(path)!r}: {problem}; set cache.path"] * bool(problem)
-        return [
-            f"cache=replay: no recorded replies at {path}; run once with cache=on to record "
-            "them, or set cache.path to the file that holds them"
-        ]
 
     def needs_sandbox(self) -> bool:
         paths = ["agent", *(f"scorer.{n}" for n in self.scorer_nodes())]
@@ -282,11 +268,10 @@ class _Assembler(StaticChecks):
                 extra["judge"] = judge
             if sandbox is not None and takes(target, "sandbox"):
                 extra["sandbox"] = sandbox
-            node = self.cfg.scorer if path == "scorer" else self.cfg.scorer[name]
             scorer = self.attempt(
                 "scorer",
                 f"scorer.{name}",
-                lambda n=node, e=extra: instantiate_with(n, **e),
+                lambda p=path, t=target, e=extra: self.construct(p, t, **e),
             )
             if scorer is not None:
                 built[name] = scorer
@@ -301,72 +286,38 @@ class _Assembler(StaticChecks):
             extra["tools"] = tools
         if sandbox is not None and takes(target, "sandbox"):
             extra["sandbox"] = sandbox
-        return self.attempt("agent", "agent", lambda: instantiate_with(self.cfg.agent, **extra))
+        return self.attempt("agent", "agent", lambda: self.construct("agent", **extra))
+
+    def construct(self, path: str, target: Any = None, **ready: Any) -> Any:
+        """Build the `_target_` node at `path` from its typed values (see `construct`)."""
+        return construct(target or self.located[path], self.plain_at(path), **ready)
 
 
-def _unwritable(path: Path) -> str:
-    """Why the response store at `path` cannot be opened ('' when it can): a folder in its
-    place, a file that is not SQLite, or no folder above it where a file can be created. The
-    probe file is unlinked at once: nothing is left on disk."""
-    import tempfile
+def construct(target: Any, node: Mapping[str, Any], **ready: Any) -> Any:
+    """Call `target` with the node's typed values (checks.py typed them, interpolations
+    resolved once) and the built objects it takes (tools, a judge, a sandbox spec), which
+    win over a key of the same name. The values are not handed to Hydra's `instantiate`,
+    which would compose them into an OmegaConf node again: there a string holding `${`
+    would be resolved a second time, and a dataclass would become a dict."""
+    from hydragent.config.targets import HYDRA_KEYS
 
-    if path.is_dir():
-        return "is a folder, not a file"
-    if path.is_file():
-        with path.open("rb") as handle:
-            head = handle.read(16)
-        return "" if head in (b"", b"SQLite format 3\x00") else "is not an SQLite file"
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return ""
-    except OSError as error:
-        return f"cannot create a file in {folder} ({error.strerror or error})"
+    args = [_built(value) for value in node.get("_args_", [])]
+    kwargs = {key: _built(value) for key, value in node.items() if key not in HYDRA_KEYS}
+    return target(*args, **{**kwargs, **ready})
 
 
-def instantiate_with(node: Any, **ready: Any) -> Any:
-    """Instantiate a `_target_` node, handing it built objects (tools, a judge, a sandbox
-    spec) as they are: through Hydra's kwargs a dataclass would become a dict."""
-    from hydra.utils import instantiate
+def _built(value: Any) -> Any:
+    """A nested `_target_` node (a helper object a user's target takes) built by Hydra; any
+    other value as it is."""
+    if isinstance(value, dict) and "_target_" in value:
+        from hydra.utils import instantiate
 
-    return instantiate(node, _partial_=True, _convert_="all")(**ready)
-
-
-def describe(assembly: Assembly) -> Mapping[str, Any]:
-    """What `validate` reports beside the config: the backend and what its instance can do
-    (grammars, features, the helper groups that fit it), the sandbox, the samples and the
-    keys forwarded to every completion call."""
-    import dataclasses
-
-    from hydragent.models.registry import fits, helper_groups
-
-    caps = assembly.capabilities
-    features = []
-    if caps is not None and dataclasses.is_dataclass(caps):
-        features = [f.name for f in dataclasses.fields(caps) if getattr(caps, f.name) is True]
-    model = assembly.model
-    helpers = [g for g in helper_groups() if model and fits(g, type(model))]
-    return {
-        "backend": assembly.backend,
-        "grammars": sorted(caps.grammars) if caps is not None else [],
-        "features": features,
-        "helpers": helpers,
-        "sandbox": _sandbox_shown(assembly.sandbox),
-        "samples": len(assembly.samples),
-        "forwarded": assembly.forwarded,
-        "unsent": unsent_lines(assembly.unsent_generation, assembly.backend),
-    }
-
-
-def _sandbox_shown(spec: Any) -> str | None:
-    """The sandbox as validate names it; the unsafe one says so."""
-    if spec is None:
-        return None
-    if getattr(spec, "unsafe", False):
-        return f"{spec.name} (UNSAFE: no kernel isolation, chosen explicitly)"
-    return spec.name
+        return instantiate(value, _convert_="all")
+    if isinstance(value, dict):
+        return {key: _built(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_built(item) for item in value]
+    return value
 
 
 def _key_path(group: str, key: str) -> str:

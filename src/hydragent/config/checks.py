@@ -3,17 +3,22 @@ built (see config/assemble.py, which builds on it, and docs/architecture.md)."""
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 from hydragent.config.problems import one_line, shown, unknown_key
+from hydragent.config.resolve import anchored, link, resolve_plain
 from hydragent.config.schemas import (
     RANGES,
     CacheConfig,
+    LimitsConfig,
     RunnerConfig,
     TopLevel,
-    check_node,
     checked_json_schema,
     pydantic_problems,
+    typed_node,
 )
 from hydragent.config.targets import HYDRA_KEYS, Extras, check_target, locate
 
@@ -23,15 +28,21 @@ HELPERS = ("router", "chat_template", "roles", "messages")
 
 
 class StaticChecks:
-    """A composed config, resolved, with what the checks found: `problems` (one line each),
-    `broken` groups (not to be built), `located` targets and `forwarded` model keys."""
+    """A composed config, resolved once, with what the checks found: `problems` (one line
+    each), `broken` groups (not to be built), `located` targets and `forwarded` model keys.
+
+    `plain` is the resolved config; the checks replace each value they accept by its typed
+    form (a schema's field type, a constructor's annotation), so after `check_static` it is
+    the typed config that the builds read: what validate accepted is what runs."""
 
     def __init__(self, cfg: Any) -> None:
         from omegaconf import DictConfig, OmegaConf
 
         hydra = _hydra_node(cfg)
         self.choices: dict[str, Any] = dict(hydra.runtime.choices) if hydra is not None else {}
-        self.overrides = [str(o) for o in hydra.overrides.task] if hydra is not None else []
+        # raw: an override's value may be an interpolation (`x=${oc.env:T}`), resolved below
+        task = OmegaConf.to_container(hydra.overrides.task, resolve=False) if hydra else []
+        self.overrides = [str(o) for o in task]  # type: ignore[union-attr]
         if not isinstance(cfg, DictConfig):
             cfg = OmegaConf.create(cfg)
         if "hydra" in cfg:
@@ -39,7 +50,10 @@ class StaticChecks:
         self.cfg = cfg
         self.problems: list[str] = []
         self.missing: set[str] = set()
+        #: relative paths are relative to where hydragent was started, whatever chdir says
+        self.launch_dir: str = str(hydra.runtime.cwd) if hydra is not None else os.getcwd()
         self.plain: dict[str, Any] = resolve_plain(cfg, self.problems, missing=self.missing)
+        self.raw: dict[str, Any] = OmegaConf.to_container(cfg, resolve=False)  # type: ignore[assignment]
         self.located: dict[str, Any] = {}
         self.forwarded: list[str] = []
         # groups with a problem (an unset or unresolvable value included) are not built
@@ -50,23 +64,54 @@ class StaticChecks:
         from hydragent.models import RetryPolicy
 
         plain = self.plain
-        self.add("", check_node("", plain, TopLevel, owner="the config"))
+        self.type("", plain, TopLevel, owner="the config")
+        plain = self.plain
         for group in REQUIRED:
             if plain.get(group) is None and group not in self.missing:
                 self.add(group, [f"{group} is not set: choose {group}=<option>{_options(group)}"])
         for group, schema in (
             ("runner", RunnerConfig),
             ("cache", CacheConfig),
+            ("limits", LimitsConfig),
             ("generation", GenerationConfig),
             ("retry", RetryPolicy),
         ):
             if not self.has_missing(group):
-                self.add(group, check_node(group, plain.get(group), schema))
-        self.add("sandbox", self.sandbox_schema_problems())
+                self.type(group, plain.get(group), schema)
+        cache = self.plain.get("cache")
+        if isinstance(cache, dict) and "cache" not in self.broken and cache.get("path"):
+            cache["path"] = str(Path(self.launch_dir, Path(cache["path"]).expanduser()))
+        if self.plain.get("sandbox") is not None and not self.has_missing("sandbox"):
+            from hydragent.sandbox import SandboxConfig
+
+            self.type("sandbox", self.plain["sandbox"], SandboxConfig)
         self.add("grammar", self.grammar_problems())
+        self.link_interpolations()
         self.check_targets()
+        if not self.has_missing("limits"):
+            from hydragent.limits.checks import limits_problems
+
+            self.add("limits", limits_problems(plain, self.located))
         self.add("runner", self.caps_problems())
         self.problems = self.without_echoes(self.problems)
+
+    def type(self, path: str, node: Any, schema: Any, owner: str = "") -> None:
+        """Check a plain node against its schema; on success the typed node replaces it."""
+        problems, typed = typed_node(path, node, schema, owner)
+        self.add(path, problems)
+        if problems or typed is None:
+            return
+        if path:
+            self.plain[path] = typed
+        else:
+            self.plain.update(typed)
+
+    def link_interpolations(self) -> None:
+        """A `_target_` node's value that is a bare interpolation of another key
+        (`retry: ${retry}`, `generation: ${generation}`) takes that key's typed value: the
+        config is resolved once, and one key has one typed value wherever it is used."""
+        for group in ("model", "judge", "agent", "task", "scorer", "tools"):
+            link(self.plain.get(group), self.raw.get(group), self.plain)
 
     def without_echoes(self, problems: list[str]) -> list[str]:
         """Drop `a.b=v: ...` when `a.b` is `${c}` and `c=v: ...` is reported already (the
@@ -168,13 +213,18 @@ class StaticChecks:
         if group == "tools" and _is_function(target) and set(node) <= HYDRA_KEYS:
             return target  # a plain function becomes a tool: its parameters are the tool's
         missing = frozenset(self.missing)
-        problems, forwarded = check_target(path, node, target, extras, missing)
+        problems, forwarded, typed = check_target(path, node, target, extras, missing)
         self.forwarded += [f"{path}.{key}" for key in forwarded]
         ranges = RANGES.get(group)
         if ranges is not None and not problems:
             given = {k: v for k, v in node.items() if k not in HYDRA_KEYS}
-            problems += check_node(path, given, ranges)
+            found, ranged = typed_node(path, {**given, **typed}, ranges)
+            problems += found
+            typed.update(ranged or {})
         self.add(group, problems)
+        if not problems:
+            node.update(typed)  # in place: `node` is this path's dict inside `plain`
+            node.update(anchored(node, self.launch_dir))
         return target
 
     def grammar_problems(self) -> list[str]:
@@ -208,14 +258,6 @@ class StaticChecks:
             except ValueError as error:
                 return [f"grammar.schema: {error}"]
         return []
-
-    def sandbox_schema_problems(self) -> list[str]:
-        node = self.plain.get("sandbox")
-        if node is None or self.has_missing("sandbox"):
-            return []
-        from hydragent.sandbox import SandboxConfig
-
-        return check_node("sandbox", node, SandboxConfig)
 
     def caps_problems(self) -> list[str]:
         """runner.backend_concurrency names backends (conf/model names or class names)."""
@@ -288,8 +330,6 @@ class StaticChecks:
 def _as_schema_key(problem: str) -> str:
     """Grammar's `json_schema` field is the `schema` key in YAML: name it so (the type
     `json_schema` among the valid choices stays)."""
-    import re
-
     problem = re.sub(r"\bgrammar\.json_schema\b", "grammar.schema", problem)
     head, sep, keys = problem.partition("valid keys: ")
     return head + sep + re.sub(r"\bjson_schema\b", "schema", keys)
@@ -317,41 +357,3 @@ def _options(group: str) -> str:
     folder = conf_dir() / group
     names = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
     return f"; valid: {', '.join(names)}" if names else ""
-
-
-# --- resolving the config -----------------------------------------------------------------
-
-
-def resolve_plain(
-    cfg: Any, problems: list[str], path: str = "", missing: set[str] | None = None
-) -> Any:
-    """The config as plain Python, resolving interpolations; each missing `???` value and each
-    failed interpolation becomes a problem naming its key (and its path joins `missing`)
-    instead of stopping at the first."""
-    from omegaconf import DictConfig, ListConfig, OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    if not isinstance(cfg, DictConfig | ListConfig):
-        return cfg
-    keys = list(cfg.keys()) if isinstance(cfg, DictConfig) else list(range(len(cfg)))
-    out: dict[Any, Any] | list[Any] = {} if isinstance(cfg, DictConfig) else []
-    for key in keys:
-        child_path = f"{path}.{key}" if path else str(key)
-        if isinstance(cfg, DictConfig) and OmegaConf.is_missing(cfg, key):
-            problems.append(f"{child_path} is required (???): set it, e.g. {child_path}=VALUE")
-            if missing is not None:
-                missing.add(child_path)
-            continue
-        try:
-            child = cfg[key]
-        except OmegaConfBaseException as error:
-            problems.append(f"{child_path}: {one_line(error)}")
-            if missing is not None:
-                missing.add(child_path)
-            continue
-        value = resolve_plain(child, problems, child_path, missing)
-        if isinstance(out, dict):
-            out[key] = value
-        else:
-            out.append(value)
-    return out

@@ -70,3 +70,23 @@ def credential_problem(path: str, node: Mapping[str, Any], raw: Mapping[str, Any
         f"{path}.{key}: {endpoint} is not a local server, so it needs a key: set {where} "
         "(a loopback, localhost or private-network server needs none)"
     )
+
+
+def listener_note(url: str, timeout_s: float = 1.0) -> str | None:
+    """For a local endpoint, whether something accepts a TCP connection at its host and port
+    (`validate` says so; no request is sent, no model called); None for remote endpoints,
+    which validate never contacts."""
+    if not is_local_endpoint(url) or not _is_http_url(url):
+        return None
+    import socket
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            return f"something listens at {url} (a TCP connect; no model was called)"
+    except OSError as error:
+        return (
+            f"nothing listens at {url} ({error.strerror or error}); a run would fail to "
+            "connect: start the server first"
+        )

@@ -72,7 +72,7 @@ def explain(error: BaseException, args: list[str]) -> BaseException:
                 where = f"{hint[0]}.{hint[1]}"
                 problem = f"{key} is not a key of {owner} (did you mean {where}?); its keys: "
                 return ConfigError([problem + ", ".join(keys)])
-            return ConfigError([unknown_key(key, owner, keys, f"; to add it: +{added}")])
+            return ConfigError([unknown_key(key, owner, keys, _fix(added, key, keys, parent))])
     if isinstance(error, MissingConfigException):
         found = re.search(r"Could not load '([^'/]+)/([^']+)'", text)
         if found and "Available options" not in text:
@@ -82,6 +82,15 @@ def explain(error: BaseException, args: list[str]) -> BaseException:
                 return ConfigError([f"{group}: no option {name!r}; valid: {', '.join(options)}"])
     if isinstance(error, OverrideParseException):
         bad = _unparsable(args)
+        odd = _odd_key_characters(bad or "")
+        if bad and odd:
+            key = bad.split("=", 1)[0].lstrip("+~")
+            return ConfigError(
+                [
+                    f"{key}: a config key holds only ASCII letters, digits, _ and - (joined by "
+                    f"., / or @), not {', '.join(map(repr, odd))}; check the spelling of {key}"
+                ]
+            )
         if bad:
             lines = [line for line in text.splitlines() if line.strip()]
             reason = "; ".join(
@@ -94,6 +103,37 @@ def explain(error: BaseException, args: list[str]) -> BaseException:
                 ]
             )
     return error
+
+
+def _fix(override: str, key: str, keys: list[str], parent: Any) -> str:
+    """The command that works: the nearest key's override (`runner.max_concurrency=8` for
+    `runner.max_concurency=8`), and `+KEY=VALUE` only where the node takes new keys (a
+    `_target_` whose constructor names the key): a plain group or the top level takes none,
+    so there `+` would fail the same way."""
+    from hydragent.config.problems import nearest
+
+    head, leaf = key.rpartition(".")[0], key.rsplit(".", 1)[-1]
+    value = override.split("=", 1)[1] if "=" in override else "VALUE"
+    fixes = []
+    close = nearest(leaf, keys, cutoff=0.6)
+    if close:
+        fixes.append(f"{f'{head}.' if head else ''}{close}={value}")
+    if _takes_new_key(parent, leaf):
+        fixes.append(f"+{key}={value} to add it")
+    return f"; use {' or '.join(fixes)}" if fixes else ""
+
+
+def _takes_new_key(parent: Any, leaf: str) -> bool:
+    """Whether a `_target_` node's constructor names `leaf` (then `+` adds a real argument)."""
+    from hydragent.config.targets import locate, target_parameters
+
+    target = parent.get("_target_") if hasattr(parent, "get") else None
+    if not isinstance(target, str):
+        return False
+    try:
+        return leaf in target_parameters(locate(target)).names
+    except Exception:  # a target that does not import is its own error, found later
+        return False
 
 
 def _deeper(key: str, owner: str, parent: Any) -> tuple[str, str] | None:
@@ -109,6 +149,16 @@ def _deeper(key: str, owner: str, parent: Any) -> tuple[str, str] | None:
     if len(children) == 1 and owner in ("scorer", "tools"):
         return (f"{owner}.{children[0]}", rest)
     return None
+
+
+_KEY_CHARACTER = re.compile(r"[A-Za-z0-9_\-./@\[\]]")
+
+
+def _odd_key_characters(override: str) -> list[str]:
+    """The characters of an override's key (before `=`) that Hydra's grammar never takes in
+    a key (`é` in `+runner.max_concurrencé=2`), in order, once each."""
+    key = override.split("=", 1)[0].lstrip("+~") if "=" in override else ""
+    return list(dict.fromkeys(c for c in key if not _KEY_CHARACTER.fullmatch(c)))
 
 
 def _unparsable(args: list[str]) -> str | None:

@@ -10,8 +10,10 @@ folder exists.
 Hydra turns an Exception raised by a callback into a warning, so the callback carries the
 error out in `PreflightFailed`, a BaseException (the way SystemExit stops a program); the CLI
 unwraps it and reports the error like any other. The check runs only inside `preflight()`,
-which the CLI enters for `run`, and for `validate -m` (every job's problems at once, before
-each job prints its own report); a single `validate` assembles in its own task, once.
+which the CLI enters for `run` and `validate` alike: both call `check_start`, so their
+verdicts cannot differ. `validate` then describes the Assembly the check made (for `-m`,
+every job's problems at once, before each job prints its own report), and its Hydra folder
+is a scratch one, thrown away; the user's own folder is what the check judged.
 """
 
 from __future__ import annotations
@@ -23,77 +25,183 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-#: which Hydra modes to check: "run" and "multirun" for `hydragent run`, only "multirun" for
-#: `hydragent validate -m` (a single validate assembles in its own task).
-_ACTIVE: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
-    "hydragent_preflight", default=frozenset()
+from hydragent.config.problems import PreflightFailed
+
+#: whether the callback checks: only inside the CLI's `run` and `validate` (see `preflight`)
+_ACTIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("hydragent_preflight", default=False)
+#: the user's own `hydra.run.dir` / `hydra.sweep.dir` overrides, which `validate` shadows with
+#: a scratch folder (it writes nothing): the checks judge the user's values, as `run` would.
+_USER_DIRS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "hydragent_user_dirs", default=None
+)
+#: `validate`'s scratch folder, where Hydra's run goes once the user's folder is checked, and
+#: the Assembly the check made, which `validate` then describes.
+_SCRATCH: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "hydragent_scratch", default=None
+)
+_CHECKED: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "hydragent_checked", default=None
 )
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-
-
-class PreflightFailed(BaseException):
-    """Carries the config error out of a Hydra callback (see the module docstring)."""
-
-    def __init__(self, error: BaseException) -> None:
-        super().__init__(str(error))
-        self.error = error
+#: the `hydra` keys a launch resolves (a value that did not resolve there made the run exit 1
+#: after validate said OK), and the folder each mode creates. Every key is checked in both
+#: modes, so a config's verdict does not depend on `-m`.
+LAUNCH_KEYS = (
+    "hydra.run.dir",
+    "hydra.sweep.dir",
+    "hydra.sweep.subdir",
+    "hydra.job.name",
+    "hydra.job.chdir",
+    "hydra.output_subdir",
+    "hydra.job.env_set",
+)
+FOLDER_KEY = {"run": "hydra.run.dir", "multirun": "hydra.sweep.dir"}
 
 
 @contextlib.contextmanager
-def preflight(modes: frozenset[str] = frozenset({"run", "multirun"})) -> Iterator[None]:
-    """Dry-assemble before Hydra writes anything, for the Hydra app run inside it."""
-    token = _ACTIVE.set(modes)
+def preflight(
+    user_dirs: dict[str, str] | None = None,
+    scratch: str | None = None,
+) -> Iterator[None]:
+    """Dry-assemble before Hydra writes anything, for the Hydra app run inside it. With
+    `scratch` (validate), the run goes there once the user's own folder has been checked."""
+    tokens = (
+        _ACTIVE.set(True),
+        _USER_DIRS.set(dict(user_dirs or {})),
+        _SCRATCH.set(scratch),
+        _CHECKED.set([]),
+    )
     try:
         yield
     finally:
-        _ACTIVE.reset(token)
+        for var, token in zip((_ACTIVE, _USER_DIRS, _SCRATCH, _CHECKED), tokens, strict=True):
+            var.reset(token)  # type: ignore[attr-defined]
 
 
 class Preflight(Callback):  # type: ignore[misc,valid-type]
     """Dry-assembles the run's config (or each sweep job's) before any folder is created."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
-        if "run" in _ACTIVE.get():
-            _check_output("hydra.run.dir", str(config.hydra.run.dir))
-            _check(config)
+        if not _ACTIVE.get():
+            return
+        try:
+            assembly = check_start(config, "run")
+        except Exception as error:
+            raise PreflightFailed(error) from error
+        scratch = _SCRATCH.get()
+        if scratch is not None:  # validate writes nothing: Hydra's run folder is thrown away
+            from omegaconf import read_write
+
+            _CHECKED.get().append(assembly)  # type: ignore[union-attr]
+            with read_write(config.hydra.run):
+                config.hydra.run.dir = scratch
 
     def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
-        if "multirun" not in _ACTIVE.get():
+        if not _ACTIVE.get():
             return
-        if str(config.hydra.sweeper.get("_target_")) != BASIC_SWEEPER:
-            return  # another sweeper picks its jobs as it goes: each job checks itself
         from hydra.core.global_hydra import GlobalHydra
 
         from hydragent.config.problems import ConfigError
 
-        if "run" in _ACTIVE.get():  # `hydragent run -m`; validate -m writes no folder
-            _check_output("hydra.sweep.dir", str(config.hydra.sweep.dir))
+        launch = launch_problems(config, "multirun")
+        if str(config.hydra.sweeper.get("_target_")) != BASIC_SWEEPER:
+            if launch:  # another sweeper picks its jobs as it goes: each job checks itself
+                raise PreflightFailed(ConfigError(launch))
+            return
         loader = GlobalHydra.instance().config_loader()
         jobs = sweep_jobs(config)
         found: dict[str, list[str]] = {}  # problem -> the jobs that have it
         for number, overrides in enumerate(jobs):
             try:
-                try:
-                    job = loader.load_sweep_config(config, list(overrides))
-                except Exception as error:  # task=smoke,nonexistent: before multirun.yaml
-                    raise PreflightFailed(error) from error
-                _check(job)
-            except PreflightFailed as failed:
-                if not isinstance(failed.error, ConfigError) or len(jobs) == 1:
-                    raise
+                job = loader.load_sweep_config(config, list(overrides))
+                _with_hydra(job, lambda c: _assemble(c))
+            except ConfigError as error:
+                if len(jobs) == 1:
+                    raise PreflightFailed(ConfigError(launch + error.problems)) from error
                 label = f"job {number} ({' '.join(overrides) or 'the base config'})"
-                for problem in failed.error.problems:
+                for problem in error.problems:
                     found.setdefault(problem, []).append(label)
-        if found:
-            every = f"all {len(jobs)} jobs"
-            raise PreflightFailed(
-                ConfigError(
-                    [
-                        f"{every if len(where) == len(jobs) else ', '.join(where)}: {problem}"
-                        for problem, where in found.items()
-                    ]
-                )
-            )
+            except Exception as error:  # task=smoke,nonexistent: before multirun.yaml
+                raise PreflightFailed(error) from error
+        every = f"all {len(jobs)} jobs"
+        problems = launch + [
+            f"{every if len(where) == len(jobs) else ', '.join(where)}: {problem}"
+            for problem, where in found.items()
+        ]
+        if problems:
+            raise PreflightFailed(ConfigError(problems))
+
+
+def checked_assembly() -> Any | None:
+    """The Assembly `validate`'s pre-flight check made for its single run, once; else None
+    (a sweep's job, checked at the sweep's start, assembles in its own task)."""
+    checked = _CHECKED.get()
+    return checked.pop() if checked else None
+
+
+def check_start(config: Any, mode: str) -> Any:
+    """The one check before anything is written, for `validate` and `run` alike: the `hydra`
+    keys the launch resolves, the output folder, and the dry assembly of the job's config.
+    Returns the dry Assembly; raises one ConfigError holding every problem."""
+    from hydragent.config.problems import ConfigError
+
+    problems = launch_problems(config, mode)
+    try:
+        assembly = _with_hydra(config, _assemble)
+    except ConfigError as error:
+        raise ConfigError(problems + error.problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return assembly
+
+
+def launch_problems(config: Any, mode: str) -> list[str]:
+    """Each `hydra` key the launch resolves that does not resolve (naming the key and the
+    environment variable), and an output folder that cannot be made. The user's own folder
+    overrides count, also where `validate` shadows them with its scratch folder."""
+    import copy
+
+    from omegaconf import OmegaConf, open_dict, read_write
+    from omegaconf.errors import OmegaConfBaseException
+
+    from hydragent.config.resolve import unresolved
+
+    work = copy.deepcopy(config)
+    with read_write(work), open_dict(work):
+        for key, value in (_USER_DIRS.get() or {}).items():
+            OmegaConf.update(work, key, value, merge=False)
+        for node, key, value in ((work.hydra.job, "num", 0), (work.hydra.job, "id", "0")):
+            if OmegaConf.is_missing(node, key):  # set only when a job is launched
+                node[key] = value
+        if OmegaConf.is_missing(work.hydra.runtime, "output_dir"):
+            work.hydra.runtime.output_dir = "."
+    problems, folders = [], {}
+    for key in LAUNCH_KEYS:
+        try:
+            value = _with_hydra(work, lambda c, k=key: _resolved(c, k))
+        except OmegaConfBaseException as error:
+            problems.append(unresolved(key, error))
+            continue
+        folders[key] = value
+    folder_key = FOLDER_KEY[mode]
+    if folder_key in folders:
+        problem = output_problem(folder_key, str(folders[folder_key]))
+        problems += [problem] if problem else []
+    return problems
+
+
+def _resolved(config: Any, key: str) -> Any:
+    """The value at `key`, every interpolation in it resolved (a node's too: `env_set`)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    value = OmegaConf.select(config, key)
+    return OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+
+
+def _assemble(config: Any) -> Any:
+    from hydragent.config.assemble import assemble
+
+    return assemble(config, dry_run=True)
 
 
 def sweep_jobs(config: Any) -> list[list[str]]:
@@ -109,19 +217,15 @@ def sweep_jobs(config: Any) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
-def _check(config: Any) -> None:
-    """Dry-assemble one job's config, with HydraConfig set so `${hydra:...}` resolves."""
+def _with_hydra(config: Any, call: Any) -> Any:
+    """`call(config)` with HydraConfig set to `config`, so `${hydra:...}` resolves."""
     from hydra.core.hydra_config import HydraConfig
-
-    from hydragent.config.assemble import assemble
 
     holder = HydraConfig.instance()
     saved = holder.cfg
     try:
         holder.set_config(config)
-        assemble(config, dry_run=True)
-    except Exception as error:
-        raise PreflightFailed(error) from error
+        return call(config)
     finally:
         holder.cfg = saved
 
@@ -134,6 +238,13 @@ def output_problem(key: str, folder: str) -> str | None:
     from pathlib import Path
 
     path = Path(folder).expanduser().absolute()
+    long = [part for part in path.parts if len(part.encode()) > 255]
+    if long or len(str(path).encode()) >= 4096:
+        what = f"the name {long[0][:40]}... is" if long else "the path is"
+        return (
+            f"{key}={folder[:80] + '...' if len(folder) > 80 else folder!r}: cannot create "
+            f"the output folder: {what} too long for the file system; choose a shorter one"
+        )
     existing = path
     while not existing.exists():
         existing = existing.parent
@@ -145,11 +256,3 @@ def output_problem(key: str, folder: str) -> str | None:
         except OSError as error:
             why = f"{existing} takes no new files ({error.strerror})"
     return f"{key}={folder!r}: cannot create the output folder: {why}; choose another"
-
-
-def _check_output(key: str, folder: str) -> None:
-    from hydragent.config.problems import ConfigError
-
-    problem = output_problem(key, folder)
-    if problem:
-        raise PreflightFailed(ConfigError([problem]))

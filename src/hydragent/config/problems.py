@@ -29,6 +29,16 @@ class ConfigError(ValueError):
         return (type(self), (self.problems,))
 
 
+class PreflightFailed(BaseException):
+    """Carries a config error out of a Hydra callback: Hydra turns an Exception raised there
+    into a warning, so it travels as a BaseException (the way SystemExit stops a program) and
+    the CLI unwraps it (config/preflight.py)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def nearest(name: str, candidates: Iterable[str], cutoff: float = TYPO_CUTOFF) -> str | None:
     """The candidate `name` most likely misspells, or None."""
     close = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=cutoff)

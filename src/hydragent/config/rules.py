@@ -104,7 +104,7 @@ def client_kwargs_problems(path: str, node: Mapping[str, Any], target: type) -> 
     import sys
 
     from hydragent.config.problems import shown, unknown_key
-    from hydragent.config.targets import annotation_text, type_error
+    from hydragent.config.targets import annotation_text, coerce
     from hydragent.models.registry import client_of
 
     given = node.get("client_kwargs")
@@ -126,7 +126,9 @@ def client_kwargs_problems(path: str, node: Mapping[str, Any], target: type) -> 
         if key not in parameters or key == "self":
             problems.append(unknown_key(f"{path}.client_kwargs.{key}", f"{module}.{name}", public))
             continue
-        wrong = type_error(parameters[key], owner, value, arbitrary=True)
+        typed, wrong = coerce(parameters[key], owner, value, arbitrary=True)
+        if not wrong:
+            given[key] = typed  # the client gets the typed value (`timeout: '30'` is 30.0)
         if wrong:
             problems.append(
                 f"{shown(f'{path}.client_kwargs.{key}', value)} does not fit {module}.{name}"

@@ -15,8 +15,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hydragent.config.problems import join, shown, unknown_key
+from hydragent.config.problems import join, nearest, shown, unknown_key
 from hydragent.cost import Pricing
+
+#: what a rerun into a folder with earlier results does (runner/resume.py acts on it).
+ResumeMode = Literal["auto", "new_config", "fresh"]
 
 
 class Node(BaseModel):
@@ -36,17 +39,8 @@ class RunnerConfig(Node):
     timeout_s: float | None = Field(None, gt=0, description="the whole run's deadline")
     attempts: int = Field(1, ge=1, description="answers per sample (pass@k)")
     max_error_rate: float = Field(0.0, ge=0, le=1, description="errored share that fails a run")
-    resume: str = Field("auto", description="what a rerun does with earlier results")
+    resume: ResumeMode = Field("auto", description="what a rerun does with earlier results")
     progress: bool = True
-
-    @field_validator("resume")
-    @classmethod
-    def _resume_mode(cls, mode: str) -> str:
-        from hydragent.runner.resume import RESUME_MODES  # the runner's own list
-
-        if mode not in RESUME_MODES:
-            raise ValueError(f"valid: {', '.join(RESUME_MODES)} (see docs/architecture.md)")
-        return mode
 
     @field_validator("backend_concurrency")
     @classmethod
@@ -70,6 +64,35 @@ class CacheConfig(Node):
         return {True: "on", False: "off"}.get(mode, mode) if isinstance(mode, bool) else mode
 
 
+class LimitsConfig(Node):
+    """`limits`: rate, concurrency and dollar limits shared by every process on one store
+    (hydragent/limits, docs/architecture.md "Limits")."""
+
+    requests_per_minute: float | None = Field(None, gt=0, description="per limit key, shared")
+    tokens_per_minute: int | None = Field(None, ge=1, description="input + output, shared")
+    max_concurrency: int | None = Field(None, ge=1, description="calls in flight, shared")
+    budget_usd: float | None = Field(None, ge=0, description="dollars, every sharing job")
+    store: str = Field("auto", description="auto | sqlite:///PATH | redis://HOST:PORT/DB")
+    key: str | None = Field(None, description="which calls share a limit (endpoint|model)")
+    lease_ttl_s: float = Field(900, gt=0, description="a crashed holder's lease expires")
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, url: str) -> str:
+        from hydragent.limits.stores import STORE_FORMS, store_problem
+
+        problem = store_problem(url)
+        if problem:
+            raise ValueError(f"{problem}; valid forms: {STORE_FORMS}")
+        return url
+
+    @property
+    def active(self) -> bool:
+        """Whether any limit is set (else no store is opened at all)."""
+        limits = (self.requests_per_minute, self.tokens_per_minute, self.max_concurrency)
+        return any(v is not None for v in (*limits, self.budget_usd))
+
+
 class TopLevel(Node):
     """The composed config's own keys: one per group, the run's seed, the model's pricing (for
     a model LiteLLM's cost map does not know), Hydra's node."""
@@ -87,6 +110,7 @@ class TopLevel(Node):
     judge: Any = None
     runner: Any = None
     cache: Any = None
+    limits: Any = None
     sandbox: Any = None
     seed: int | None = 0
     pricing: Pricing | None = None
@@ -213,19 +237,29 @@ def checked_json_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_node(path: str, node: Any, schema: type[BaseModel], owner: str = "") -> list[str]:
-    """Problems of `node` against `schema`: unknown keys with the valid ones, bad values with
-    the rule they break. `owner` names the node in "is not a key of ..." lines."""
+    """Problems of `node` against `schema` (see `typed_node`)."""
+    return typed_node(path, node, schema, owner)[0]
+
+
+def typed_node(
+    path: str, node: Any, schema: type[BaseModel], owner: str = ""
+) -> tuple[list[str], Any]:
+    """(problems, the node typed by `schema`): unknown keys with the valid ones, bad values
+    with the rule they break; when there are none, the node as plain data holding the keys it
+    was given, each as the schema types it (`'30'` for a float is 30.0), which is what runs.
+    `owner` names the node in "is not a key of ..." lines."""
     if node is None:
-        return []
+        return [], None
     if not isinstance(node, dict):
-        return [f"{shown(path, node)} must be a mapping of {', '.join(_keys(schema))}"]
+        return [f"{shown(path, node)} must be a mapping of {', '.join(_keys(schema))}"], node
     try:
-        schema.model_validate(node)
+        typed = schema.model_validate(node)
     except ValidationError as error:
-        return pydantic_problems(path, error, schema, owner or path or "the config")
+        return pydantic_problems(path, error, schema, owner or path or "the config"), node
     except ValueError as error:  # a validator outside pydantic's wrapping
-        return [f"{path}: {error}"]
-    return []
+        return [f"{path}: {error}"], node
+    given = typed.model_dump(by_alias=True, exclude_unset=True)
+    return [], {**node, **{key: value for key, value in given.items() if key in node}}
 
 
 def pydantic_problems(
@@ -241,7 +275,16 @@ def pydantic_problems(
         if item["type"] == "extra_forbidden":
             parent = _parent_schema(schema, loc[:-1])
             inner = key.rsplit(".", 1)[0] if len(loc) > 1 else owner
-            problems.append(unknown_key(key, inner, _keys(parent) if parent else []))
+            valid = _keys(parent) if parent else []
+            close = nearest(key.rsplit(".", 1)[-1], valid, cutoff=0.6)
+            value = item.get("input")
+            fix = ""  # the command that works: the nearest key, with the value given
+            plain = isinstance(value, int | float) or (
+                isinstance(value, str) and re.fullmatch(r"[\w.\-/]+", value)
+            )  # a value the command line takes as it is
+            if close and plain:
+                fix = f"; use {key.rpartition('.')[0] + '.' if '.' in key else ''}{close}={value}"
+            problems.append(unknown_key(key, inner, valid, fix))
             continue
         if item["type"] == "missing":
             given = item.get("input")
@@ -249,6 +292,10 @@ def pydantic_problems(
             problems.append(f"{key} is required{has}")
             continue
         message = str(item["msg"]).removeprefix("Value error, ")
+        if item["type"] == "literal_error":  # the choices, as the user types them
+            expected = str((item.get("ctx") or {}).get("expected", ""))
+            choices = re.findall(r"'([^']*)'", expected)
+            message = f"valid: {', '.join(choices) or expected}"
         valid = _valid(schema, loc)
         if valid and item["type"] in ("int_parsing", "float_parsing", "int_type", "float_type"):
             message += f"; valid: {valid}"

@@ -94,18 +94,21 @@ def _required(signature: inspect.Signature) -> list[str]:
 _ADAPTERS: dict[tuple[int, str], Any] = {}
 
 
-def type_error(
+def coerce(
     param: inspect.Parameter, owner: dict[str, Any], value: Any, arbitrary: bool = False
-) -> str | None:
-    """Pydantic's complaint about `value` for `param`'s annotation, or None when it fits or
-    the annotation cannot be evaluated here (a TYPE_CHECKING-only name; an arbitrary class,
-    unless `arbitrary`: then a value must be an instance of it, which a YAML value never is,
-    so a union such as `float | httpx.Timeout` still checks its plain members)."""
+) -> tuple[Any, str | None]:
+    """(`value` as `param`'s annotation types it, None), or (`value`, pydantic's complaint).
+
+    The typed value is what the constructor receives (`'30'` for `timeout: float` becomes
+    30.0), so what validate accepted is what runs. A value passes unchanged where the
+    annotation cannot be evaluated here (a TYPE_CHECKING-only name; an arbitrary class, unless
+    `arbitrary`: then a value must be an instance of it, which a YAML value never is, so a
+    union such as `float | httpx.Timeout` still checks its plain members)."""
     from pydantic import ConfigDict, TypeAdapter, ValidationError
 
     annotation = param.annotation
     if annotation is param.empty:
-        return None
+        return value, None
     key = (id(owner), str(annotation), arbitrary)
     if key not in _ADAPTERS:
         try:
@@ -116,14 +119,13 @@ def type_error(
             _ADAPTERS[key] = None
     adapter = _ADAPTERS[key]
     if adapter is None:
-        return None
+        return value, None
     try:
-        adapter.validate_python(value)
+        return adapter.validate_python(value), None
     except ValidationError as error:
-        return str(error.errors()[0].get("msg", error)).split("\n")[0]
+        return value, str(error.errors()[0].get("msg", error)).split("\n")[0]
     except Exception:
-        return None
-    return None
+        return value, None
 
 
 def annotation_text(param: inspect.Parameter) -> str:
@@ -145,12 +147,15 @@ def check_target(
     target: Any,
     extras: Extras = "any",
     missing: frozenset[str] = frozenset(),
-) -> tuple[list[str], list[str]]:
-    """(problems, forwarded keys) for one `_target_` node, checked against the signature."""
+) -> tuple[list[str], list[str], dict[str, Any]]:
+    """(problems, forwarded keys, typed values) for one `_target_` node, checked against the
+    signature. Typed values: each key the signature (or, for a forwarded completion parameter,
+    COMPLETION_PARAMETERS) types, as that type; a provider-specific key passes as it is."""
     params = target_parameters(target)
     name = getattr(target, "__name__", str(target))
     problems: list[str] = []
     forwarded: list[str] = []
+    typed: dict[str, Any] = {}
     given = [k for k in node if k not in HYDRA_KEYS]
     known = sorted(params.names)
     completion = set(COMPLETION_PARAMETERS) if params.accepts_extra else set()
@@ -190,13 +195,13 @@ def check_target(
             )
         if param is None or _holds_targets(value):
             continue
-        problem = type_error(param, params.module_globals.get(key, {}), value)
+        typed[key], problem = coerce(param, params.module_globals.get(key, {}), value)
         if problem:
             problems.append(
                 f"{shown(f'{path}.{key}', value)} does not fit {name}.{key}: "
                 f"{annotation_text(param)} ({problem})"
             )
-    return problems, forwarded
+    return problems, forwarded, typed
 
 
 def _holds_targets(value: Any) -> bool:

@@ -82,7 +82,10 @@ class ApiModel(Model):
             if self.retry is None:
                 return fn(*args, **kwargs)
             return call_with_retries(
-                lambda: fn(*args, **kwargs), self.retry, describe=f"{type(self).__name__} call"
+                lambda: fn(*args, **kwargs),
+                self.retry,
+                describe=f"{type(self).__name__} call",
+                endpoint=getattr(self, "api_base", None),
             )
 
         return run
@@ -104,7 +107,12 @@ class ApiModel(Model):
 
         if self.retry is None:
             return await attempt()
-        return await acall_with_retries(attempt, self.retry, describe=f"{type(self).__name__} call")
+        return await acall_with_retries(
+            attempt,
+            self.retry,
+            describe=f"{type(self).__name__} call",
+            endpoint=getattr(self, "api_base", None),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()

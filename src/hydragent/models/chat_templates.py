@@ -2,6 +2,12 @@
 
 `chat_template=` on a local backend names one of these, or is a Jinja string. Each template
 lists the available tools in a system preamble, because these formats have no native slot.
+
+`few_shot` is not a chat format but the prompt form a *base* model completes: three solved
+questions, then the conversation as "Q: ... / A: ..." lines, ending with "A:". A base model
+(the bundled Gemma 3 270M is one: no instruction tuning, no template of its own) continues
+such a page with a short answer and then the next "Q:", so the answer ends at its line's end.
+Under a chat format the same model repeats the question or invents a conversation.
 """
 
 from __future__ import annotations
@@ -35,6 +41,28 @@ GEMMA = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
 )
 
+#: the solved questions `few_shot` opens with; none shares a topic with the built-in tasks.
+FEW_SHOT_EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("What is the capital of Spain?", "Madrid"),
+    ("What color is snow?", "White"),
+    ("How many wheels does a bicycle have?", "2"),
+)
+
+_SHOTS = "".join(f"Q: {question}\nA: {answer}\n\n" for question, answer in FEW_SHOT_EXAMPLES)
+
+# System text and tools first (as instructions above the page), then the solved examples,
+# then each user turn as a question and each assistant turn as its answer.
+FEW_SHOT = (
+    _TOOLS_TEXT + "{% for message in messages if message['role'] == 'system' %}"
+    "{{ (message['content'] | trim) + '\n\n' }}{% endfor %}"
+    "{% if tools_text %}{{ tools_text + '\n' }}{% endif %}"
+    "{{ " + repr(_SHOTS) + " }}"
+    "{% for message in messages if message['role'] != 'system' %}"
+    "{% if message['role'] == 'assistant' %}{{ 'A: ' + (message['content'] | trim) + '\n\n' }}"
+    "{% else %}{{ 'Q: ' + (message['content'] | trim) + '\n' }}{% endif %}"
+    "{% endfor %}{% if add_generation_prompt %}{{ 'A:' }}{% endif %}"
+)
+
 CHATML = (
     _TOOLS_TEXT + "{% if tools_text %}"
     "{{ '<|im_start|>system\n' + (tools_text | trim) + '<|im_end|>\n' }}{% endif %}"
@@ -43,13 +71,19 @@ CHATML = (
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
-TEMPLATES: dict[str, str] = {"plain": PLAIN, "gemma": GEMMA, "chatml": CHATML}
+TEMPLATES: dict[str, str] = {
+    "plain": PLAIN,
+    "gemma": GEMMA,
+    "chatml": CHATML,
+    "few_shot": FEW_SHOT,
+}
 
 #: end-of-turn markers each template emits; generation also stops on them when they are tokens.
 END_MARKERS: dict[str, tuple[str, ...]] = {
     "plain": (),
     "gemma": ("<end_of_turn>",),
     "chatml": ("<|im_end|>",),
+    "few_shot": (),
 }
 
 
@@ -58,7 +92,13 @@ TURN_STOPS: dict[str, tuple[str, ...]] = {
     "plain": ("\nUser:", "\nSystem:"),
     "gemma": (),
     "chatml": (),
+    # one answer is one line: a base model writes its answer, then the next question
+    "few_shot": ("\n",),
 }
+
+#: templates whose generation prompt ends with a label ("Assistant:", "A:"): the answer's
+#: opening space is dropped.
+OPENS_WITH_SPACE = frozenset({"plain", "few_shot"})
 
 
 def template_name(template: str | None) -> str | None:

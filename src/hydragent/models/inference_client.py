@@ -6,7 +6,10 @@ Unlike smolagents, `response_format` is really sent, and `base_url` works togeth
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from hydragent.grammar import Grammar
@@ -104,7 +107,35 @@ class InferenceClientModel(ChatCompletionsModel):
         return self.model_id if self.base_url else None
 
     def send(self, body: dict[str, Any]) -> Any:
-        return self.client.chat_completion(**body)
+        if not self.base_url:
+            return self.client.chat_completion(**body)
+        with own_server():  # HF_HUB_OFFLINE is about the Hub: the user's server needs none
+            return self.client.chat_completion(**body)
+
+
+_OWN_SERVER: contextvars.ContextVar[bool] = contextvars.ContextVar("hf_own_server", default=False)
+
+
+@contextlib.contextmanager
+def own_server() -> Iterator[None]:
+    """Calls made inside go to a server the user named by `base_url`, not to the Hub, so
+    HF_HUB_OFFLINE=1 (which huggingface_hub applies to every request it sends) lets them
+    through. Per context (thread): Hub calls elsewhere stay offline."""
+    from huggingface_hub import constants
+
+    if not getattr(constants.is_offline_mode, "hydragent", False):
+        hub_offline = constants.is_offline_mode
+
+        def is_offline_mode() -> bool:
+            return False if _OWN_SERVER.get() else hub_offline()
+
+        is_offline_mode.hydragent = True  # type: ignore[attr-defined]
+        constants.is_offline_mode = is_offline_mode
+    token = _OWN_SERVER.set(True)
+    try:
+        yield
+    finally:
+        _OWN_SERVER.reset(token)
 
 
 def _hf_token() -> str | None:

@@ -22,6 +22,11 @@ from hydragent.models.litellm import (
 )
 from hydragent.models.spec import BackendSpec, declare
 
+#: LiteLLM strategies that pick a deployment only on the Router's async path: its sync
+#: `completion` answers "No deployments available" every time (LiteLLM: "cost-based routing
+#: has no sync pick").
+ASYNC_ONLY_STRATEGIES = ("cost-based-routing",)
+
 
 class LiteLLMRouterModel(LiteLLMModel):
     """Routes `model_id` (a model group name) over `model_list`; `client_kwargs` go to
@@ -114,6 +119,19 @@ class LiteLLMRouterModel(LiteLLMModel):
         ]
         fix = "an api_key in its deployment's litellm_params"
         return [("model_list", line) for line in missing_credentials(keyless, fix)]
+
+    def send(self, body: dict[str, Any]) -> Any:
+        """The Router's call; for a strategy that picks only when called async, the async
+        call in an event loop of its own (a stream is read whole there)."""
+        if self.client_kwargs.get("routing_strategy") not in ASYNC_ONLY_STRATEGIES:
+            return super().send(body)
+        import asyncio
+
+        async def routed() -> Any:
+            response = await self.client.acompletion(**body)
+            return [chunk async for chunk in response] if body.get("stream") else response
+
+        return asyncio.run(routed())
 
     def connection_kwargs(self) -> dict[str, Any]:
         return {}  # endpoints and retries belong to the deployments and the Router

@@ -26,6 +26,7 @@ from hydragent.messages.reasoning import THINK_OPEN, ReasoningSplitter, split_re
 from hydragent.models.base import Model, ModelRequest
 from hydragent.models.chat_templates import (
     END_MARKERS,
+    OPENS_WITH_SPACE,
     TEMPLATES,
     TURN_STOPS,
     resolve_template,
@@ -223,7 +224,7 @@ def stops_for(template: str | None, stop_sequences: list[str] | None) -> list[st
 
 def answer_opens_with_space(template: str | None) -> bool:
     """The plain template ends with "Assistant:", so answers start with a space to drop."""
-    return template_name(template) == "plain"
+    return template_name(template) in OPENS_WITH_SPACE
 
 
 def render_prompt(

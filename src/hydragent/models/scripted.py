@@ -35,12 +35,15 @@ class ScriptedModelExhausted(RuntimeError):
 class ScriptedModel(Model):
     """Returns scripted responses in order and records every call.
 
-    Responses come from `responses` (a list), `responses_file` (JSONL, one response per line,
-    or a JSON list), or `responder` (a callable taking the prepared messages). `match` maps a
-    substring of the last user message to a response, which suits concurrent runs where call
-    order is not fixed. A response is a string, or a dict with `content` and optional
-    `tool_calls` (a list of `{name, arguments}`). A grammar is not enforced by sampling here:
-    a scripted response that violates it is an error, so recipes behave as on a real backend.
+    Responses come from `responses` (a list) or `responses_file` (JSONL, one response per line,
+    or a JSON list), never both: a file is the whole list, so no default reply can sit in front
+    of its lines and shift every answer by one sample. Or they come from `responder` (a
+    callable taking the prepared messages). `match` maps a substring of the last user message
+    to a response, which suits concurrent runs where call order is not fixed; `fallback`
+    answers what neither `match` nor a response list covers. A response is a string, or a
+    dict with `content` and optional `tool_calls` (a list of `{name, arguments}`). A grammar
+    is not enforced by sampling here: a scripted response that violates it is an error, so
+    recipes behave as on a real backend.
     """
 
     supported_grammars: ClassVar[frozenset[str]] = frozenset(
@@ -54,6 +57,7 @@ class ScriptedModel(Model):
         responses_file: str | None = None,
         responder: Callable[[list[dict[str, Any]]], Response] | None = None,
         match: Mapping[str, Response] | None = None,
+        fallback: Response | None = None,
         exhausted: Literal["cycle", "error"] = "cycle",
         model_id: str = "scripted",
         **kwargs: Any,
@@ -61,14 +65,21 @@ class ScriptedModel(Model):
         super().__init__(model_id=model_id, **kwargs)
         if exhausted not in ("cycle", "error"):
             raise ValueError(f"exhausted must be 'cycle' or 'error', got {exhausted!r}")
-        self.responses = list(responses or [])
+        if responses and responses_file:
+            raise ValueError(
+                "model.responses and model.responses_file are both set; a file is the whole "
+                "list: set model.responses=null (or drop responses_file)"
+            )
+        self.responses = _read_responses(Path(responses_file)) if responses_file else []
+        self.responses += list(responses or [])
         self.responses_file = responses_file
-        if responses_file:
-            self.responses += _read_responses(Path(responses_file))
         self.responder = responder
         self.match = dict(match or {})
-        if not (self.responses or self.responder or self.match):
-            raise ValueError("ScriptedModel needs responses, responses_file, responder or match")
+        self.fallback = fallback
+        if not (self.responses or self.responder or self.match or fallback is not None):
+            raise ValueError(
+                "ScriptedModel needs responses, responses_file, responder, match or fallback"
+            )
         self.exhausted = exhausted
         self.calls: list[dict[str, Any]] = []
         self._position = 0
@@ -115,6 +126,7 @@ class ScriptedModel(Model):
         if self.responder is not None:
             return None
         replies = [*self.responses, *self.match.values()]
+        replies += [self.fallback] if self.fallback is not None else []
         reasons = []
         for reply in replies:
             text = reply.get("content") if isinstance(reply, Mapping) else reply
@@ -136,6 +148,8 @@ class ScriptedModel(Model):
             if needle in last_user:
                 return response
         with self._lock:
+            if not self.responses and self.fallback is not None:
+                return self.fallback
             if not self.responses:
                 raise ScriptedModelExhausted(
                     f"no scripted response matches the last user message {last_user[:80]!r}"

@@ -30,7 +30,7 @@ from hydragent.models.base import (
     in_dry_build,
 )
 from hydragent.models.batching import MicroBatcher
-from hydragent.models.bundled_gemma import BUNDLED_NAME
+from hydragent.models.bundled_gemma import BUNDLED_NAME, BUNDLED_TEMPLATE
 from hydragent.models.chat_templates import resolve_template
 from hydragent.models.constrained import LOCAL_GRAMMARS, TorchGrammarProcessor, compile_grammar
 from hydragent.models.errors import extra_problems
@@ -182,7 +182,10 @@ class TransformersModel(Model):
                 source, **gguf, **load_kwargs
             )
             self._template = pick_template(
-                self.tokenizer, self.chat_template, "plain", expected=self._bundled
+                self.tokenizer,
+                self.chat_template,
+                BUNDLED_TEMPLATE if self._bundled else "plain",
+                expected=self._bundled,
             )
         self.model.eval()
         self._lstrip = answer_opens_with_space(self._template)

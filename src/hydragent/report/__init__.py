@@ -101,6 +101,8 @@ def _sweep_summary(
 ) -> dict[str, Any]:
     """The folder's own summary.json: each job's figures, and every job paired with the
     baseline on their shared samples (the comparisons the report prints)."""
+    from hydragent.limits.report import sweep_limits
+
     return {
         "kind": SWEEP_SUMMARY,
         "jobs": [
@@ -109,6 +111,7 @@ def _sweep_summary(
         ],
         "baseline": baseline,
         "comparisons": comparisons,
+        "limits": sweep_limits([stat.get("limits") for stat in stats]),
     }
 
 
@@ -123,6 +126,10 @@ def write_report(path: Path | str, baseline: int = 0, group_by: str = "group") -
     _, constant = varying_and_constant(jobs)
     header, rows = job_table(jobs, stats)
     sections = [_constant_line(constant), format_table(header, rows)]
+    from hydragent.limits.report import sweep_limits, sweep_line
+
+    if (limits := sweep_limits([stat.get("limits") for stat in stats])) is not None:
+        sections.append(sweep_line(limits))
     report = Report(text="")
     comparisons: list[dict[str, Any]] = []
     pairs_table = None

@@ -108,7 +108,7 @@ def plot_scores(
 def plot_usage(jobs: list[Job], stats: list[dict[str, Any]], labels: list[str], path: Path) -> Path:
     """cost.png: tokens, dollars and mean latency per job."""
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
+    from matplotlib.ticker import MaxNLocator
 
     line_count = max(label.count("\n") + 1 for label in labels)
     figure, (tokens, dollars, latency) = _figure(plt, len(jobs), 3, line_count)
@@ -117,22 +117,39 @@ def plot_usage(jobs: list[Job], stats: list[dict[str, Any]], labels: list[str], 
     tokens.barh(positions, [s["tokens"]["total_tokens"] for s in stats], height=0.6)
     tokens.set_xlabel("total tokens (input + output)")
     tokens.set_title("tokens", fontsize=10)
-    costs = [s["cost_usd"] for s in stats]
-    dollars.barh(positions, [c or 0 for c in costs], height=0.6, color="#27ae60")
-    for y, cost in zip(positions, costs, strict=True):
-        if cost is None:
-            dollars.annotate(" price unknown", (0, y), va="center", fontsize=size, color="grey")
-    dollars.set_xlabel("cost (USD)")
-    dollars.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"${value:.2g}"))
-    dollars.set_title("cost", fontsize=10)
+    cost_panel(dollars, [s["cost_usd"] for s in stats], size)
     latency.barh(positions, [s["latency_s"] or 0 for s in stats], height=0.6, color="#8e44ad")
     latency.set_xlabel("mean latency per sample (s)")
     latency.set_title("latency", fontsize=10)
     for axis in (tokens, dollars, latency):
         _jobs_axis(axis, labels, size)
-    dollars.xaxis.set_major_locator(MaxNLocator(3, steps=[1, 2, 5, 10]))  # "$0.00025" is wide
+    if any(s["cost_usd"] is not None for s in stats):
+        dollars.xaxis.set_major_locator(MaxNLocator(3, steps=[1, 2, 5, 10]))  # "$0.00025"
     tokens.set_ylabel("job")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return path
+
+
+def cost_panel(axis: Any, costs: list[float | None], size: float) -> None:
+    """Dollars per job from 0 up; a job with no known price says so. With no price at all,
+    the panel says "no prices known" and how to give one, instead of empty bars on an axis
+    that matplotlib centres on 0 ("$-0.05")."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_title("cost", fontsize=10)
+    axis.set_xlabel("cost (USD)")
+    if all(cost is None for cost in costs):
+        axis.set_xticks([])
+        axis.text(
+            0.5, 0.5, "no prices known\n(set pricing.input_per_mtok\nand output_per_mtok)",
+            transform=axis.transAxes, ha="center", va="center", fontsize=size, color="grey",
+        )  # fmt: skip
+        return
+    axis.barh(range(len(costs)), [c or 0 for c in costs], height=0.6, color="#27ae60")
+    for y, cost in enumerate(costs):
+        if cost is None:
+            axis.annotate(" price unknown", (0, y), va="center", fontsize=size, color="grey")
+    axis.set_xlim(left=0)
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"${value:.2g}"))

@@ -36,7 +36,41 @@ def job_stats(job: Job) -> dict[str, Any]:
         "cost_known": len(costs),
         "latency_s": sum(latencies) / len(latencies) if latencies else None,
         "wall_time_s": job.summary.get("wall_time_s"),
+        "limits": job.summary.get("limits"),  # hydragent/limits: rate, 429s, waits, spend
     }
+
+
+def pooled_stats(
+    jobs: list[Job],
+    varying: list[str],
+    key: str,
+    values: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Jobs that differ only in `key` (replicates, e.g. seeds) pooled into one row each.
+
+    Each sample's score is averaged over the replicates that scored it, and the samples are
+    the units of the interval (replicates of one sample are not independent); the interval is
+    `mean_ci`'s, as everywhere else, so a pooled 0/1 metric (now a fraction) stays in [0, 1].
+    """
+    rows: dict[str, list[Job]] = {}
+    for job in jobs:  # `values`: each job's settings as the viewer filled them in
+        value = values[job.number].get if values else lambda k, job=job: setting(job, k)
+        label = " ".join(f"{k}={value(k)}" for k in varying if k != key)
+        rows.setdefault(label, []).append(job)
+    pooled = []
+    for label, members in rows.items():
+        metrics = {}
+        for metric in sorted({m for job in members for m in job.metrics}):
+            per_sample: dict[str, list[float]] = {}
+            for job in members:
+                for r in job.records:
+                    value = r["scores"].get(metric) if r["status"] == "ok" else None
+                    if isinstance(value, int | float):
+                        per_sample.setdefault(r["id"], []).append(float(value))
+            averages = [sum(v) / len(v) for v in per_sample.values()]
+            metrics[metric] = mean_ci(averages, CONFIDENCE)
+        pooled.append({"label": label, "members": [j.number for j in members], "metrics": metrics})
+    return pooled
 
 
 def _score_table(jobs: list[Job], metrics: list[str]) -> tuple[Any, Any, dict[str, Any]]:
@@ -105,7 +139,9 @@ def _text(value: Any) -> str | None:
 
 def results_frame(jobs: list[Job]) -> Any:
     """One row per sample per job, with each varying and constant setting as a column
-    (override keys as written, e.g. `model.responses`) and each metric as `score_<name>`."""
+    (override keys as written, e.g. `model.responses`) and each metric as `score_<name>`.
+    `model.model_id` and `task.name` are columns in every table, overridden or not, so
+    `df.groupby("model.model_id")` works on any folder (a recipe or a default run too)."""
     import pandas as pd
 
     varying, constant = varying_and_constant(jobs)
@@ -114,6 +150,8 @@ def results_frame(jobs: list[Job]) -> Any:
     rows = []
     for job in jobs:
         settings = {k: setting(job, k) for k in setting_keys}
+        settings.setdefault("model.model_id", job.info.get("model_id"))
+        settings.setdefault("task.name", job.info.get("task_name"))
         for r in job.records:
             usage = r["token_usage"]
             rows.append(

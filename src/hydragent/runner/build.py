@@ -4,9 +4,11 @@
 everything the runner adds around a call is decided here, from that config:
 
 - the model: stop gate, the last reply kept per thread (for an errored sample's record),
-  then the response cache (`cache=on|replay`), then the cap of
-  `runner.backend_concurrency` for its backend (a cache hit takes no slot);
-- the judge: stop gate, then a meter (each sample's judge tokens count apart), then the cache.
+  then the response cache (`cache=on|replay`), then the shared limits (`limits`, when set:
+  a cache hit costs no request and no dollar), then the cap of `runner.backend_concurrency`
+  for its backend (a cache hit takes no slot);
+- the judge: stop gate, then a meter (each sample's judge tokens count apart), then the cache,
+  then the shared limits.
 
 The cache key holds the node, the generation settings and the seed, so that replicates
 (`seed=0,1`) and other sampling settings never replay each other's replies.
@@ -62,13 +64,23 @@ def _cache(config: dict[str, Any], group: str, model: Any, routed: Routed) -> Re
     return ResponseCache(store, settings.mode, identity, str(getattr(model, "model_id", "")))
 
 
-def route_parts(model: Any, judge: Any, config: dict[str, Any], backend: str) -> Routed:
-    """Put the request paths around the built model and judge (`config`: resolved)."""
+def route_parts(
+    model: Any,
+    judge: Any,
+    config: dict[str, Any],
+    backend: str,
+    model_limit: Layer | None = None,
+    judge_limit: Layer | None = None,
+) -> Routed:
+    """Put the request paths around the built model and judge (`config`: resolved;
+    `*_limit`: the shared limits' layers, hydragent.limits, when `limits` sets any)."""
     routed = Routed(model=model, judge=judge)
     layers: list[Layer] = [stop_gate, routed.replies]
     routed.cache = _cache(config, "model", model, routed)
     if routed.cache is not None:
         layers.append(routed.cache)
+    if model_limit is not None:
+        layers.append(model_limit)
     limits = (config.get("runner") or {}).get("backend_concurrency") or {}
     limit = limits.get(backend) or limits.get(type(model).__name__)
     if limit:
@@ -80,5 +92,7 @@ def route_parts(model: Any, judge: Any, config: dict[str, Any], backend: str) ->
         judge_cache = _cache(config, "judge", judge, routed)
         if judge_cache is not None:
             judge_layers.append(judge_cache)
+        if judge_limit is not None:
+            judge_layers.append(judge_limit)
         route(judge, judge_layers)
     return routed

@@ -5,15 +5,25 @@ The key covers what decides a reply:
 the resolved model config without secrets and the normalised request (prepared messages, stop
 sequences, generation settings, tools and grammar). `replay` never calls the model, so an
 offline rerun is reproducible. A damaged file is named with its fix (`CacheUnreadable`).
+
+Every job of a sweep, and every run given the same `cache.path`, shares the file: WAL lets
+readers and the one writer proceed together, a 60 s busy timeout queues writers. A miss is
+claimed before the call (a `claims` row, taken in a `BEGIN IMMEDIATE` transaction), so two
+jobs asking the same request make one call: the second waits for the first's reply. A claim
+whose holder died (same host, its pid gone) or that outlived CLAIM_TTL_S is taken over.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
+import os
+import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,9 +31,11 @@ from typing import Any
 from hydragent.config.paths import default_cache_path
 from hydragent.messages import ChatMessage
 from hydragent.models.base import ModelRequest
+from hydragent.runner import stop
 from hydragent.secrets import mask_secrets
 
 CACHE_MODES = ("on", "off", "replay")
+CLAIM_TTL_S = 900.0  # a claim older than this is abandoned, whoever holds it
 
 
 class CacheMiss(RuntimeError):
@@ -78,6 +90,10 @@ class ResponseStore:
                 "(key TEXT PRIMARY KEY, model TEXT, reply TEXT, "
                 "created REAL DEFAULT (julianday('now')))"
             )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS claims "
+                "(key TEXT PRIMARY KEY, host TEXT, pid INTEGER, expires REAL)"
+            )
             self._db.commit()
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -91,6 +107,30 @@ class ResponseStore:
                 "INSERT OR REPLACE INTO responses (key, model, reply) VALUES (?, ?, ?)",
                 (key, model, json.dumps(reply, default=str)),
             )
+            self._db.commit()
+
+    def claim(self, key: str) -> bool:
+        """Take the right to call for `key` (False: another caller holds it and is alive)."""
+        me, now = (socket.gethostname(), os.getpid()), time.time()
+        with self._lock, _named(self.path):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute(
+                    "SELECT host, pid, expires FROM claims WHERE key = ?", (key,)
+                ).fetchone()
+                if row and row[2] > now and not (row[0] == me[0] and not _alive(row[1])):
+                    return False
+                self._db.execute(
+                    "INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)",
+                    (key, *me, now + CLAIM_TTL_S),
+                )
+                return True
+            finally:
+                self._db.commit()
+
+    def unclaim(self, key: str) -> None:
+        with self._lock, _named(self.path):
+            self._db.execute("DELETE FROM claims WHERE key = ?", (key,))
             self._db.commit()
 
     def stats(self) -> tuple[int, dict[str, int]]:
@@ -111,6 +151,16 @@ class ResponseStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def cache_key(model_config: dict[str, Any], req: ModelRequest) -> str:
@@ -149,24 +199,42 @@ class ResponseCache:
         self, req: ModelRequest, send: Callable[[ModelRequest], ChatMessage]
     ) -> ChatMessage:
         key = cache_key(self.model_config, req)
-        cached = self._lookup(key)
-        if cached is not None:
-            return cached
-        reply = send(req)
-        self.store.put(key, self.model_id, reply.dict())
+        if (found := self._lookup(key)) is not None:
+            return found
+        while not self.store.claim(key):  # another job is asking the same: wait for its reply
+            stop.check()
+            time.sleep(0.05)
+            if (cached := self.store.get(key)) is not None:
+                return self._answered_by_another(cached)
+        try:
+            if (cached := self.store.get(key)) is not None:  # recorded before the claim
+                return self._answered_by_another(cached)
+            reply = send(req)
+            self.store.put(key, self.model_id, reply.dict())
+        finally:
+            self.store.unclaim(key)
         return reply
 
     async def acall(
         self, req: ModelRequest, send: Callable[[ModelRequest], Awaitable[ChatMessage]]
     ) -> ChatMessage:
-        """The same on the event loop; the SQLite lookups stay on the loop (a local file's
-        indexed read or write takes well under a millisecond)."""
+        """The same on the event loop; the SQLite reads and writes stay on the loop (a local
+        file's indexed row), the wait for another job's claim sleeps the task."""
         key = cache_key(self.model_config, req)
-        cached = self._lookup(key)
-        if cached is not None:
-            return cached
-        reply = await send(req)
-        self.store.put(key, self.model_id, reply.dict())
+        if (found := self._lookup(key)) is not None:
+            return found
+        while not self.store.claim(key):
+            stop.check()
+            await asyncio.sleep(0.05)
+            if (cached := self.store.get(key)) is not None:
+                return self._answered_by_another(cached)
+        try:
+            if (cached := self.store.get(key)) is not None:
+                return self._answered_by_another(cached)
+            reply = await send(req)
+            self.store.put(key, self.model_id, reply.dict())
+        finally:
+            self.store.unclaim(key)
         return reply
 
     def _lookup(self, key: str) -> ChatMessage | None:
@@ -184,6 +252,12 @@ class ResponseCache:
                 f"{self.store.path}; run once with cache=on to record it"
             )
         return None
+
+    def _answered_by_another(self, cached: dict[str, Any]) -> ChatMessage:
+        """A miss that another job (or thread) answered meanwhile counts as a hit."""
+        with self._lock:
+            self.hits, self.misses = self.hits + 1, self.misses - 1
+        return ChatMessage.from_dict(cached)
 
     @property
     def model_calls(self) -> int:

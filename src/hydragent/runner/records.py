@@ -67,9 +67,12 @@ def record_line(record: dict[str, Any], secrets: list[str]) -> tuple[dict[str, A
 
 
 def config_hash(resolved: dict[str, Any]) -> str:
-    """Hash of the resolved config minus secrets, output paths, cache mode and the knobs in
-    RESULT_NEUTRAL, so a rerun with more threads or a larger limit still resumes."""
-    config = _without_secrets({k: v for k, v in resolved.items() if k not in ("hydra", "cache")})
+    """Hash of the resolved config minus secrets, output paths, cache mode, `limits` (how
+    fast and how much, never what a sample answers) and the knobs in RESULT_NEUTRAL, so a
+    rerun with more threads, a larger limit or a larger budget still resumes."""
+    config = _without_secrets(
+        {k: v for k, v in resolved.items() if k not in ("hydra", "cache", "limits")}
+    )
     for group, keys in RESULT_NEUTRAL.items():
         if isinstance(config.get(group), dict):
             config[group] = {k: v for k, v in config[group].items() if k not in keys}

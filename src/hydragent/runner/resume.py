@@ -25,13 +25,14 @@ import logging
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from hydra.experimental.callback import Callback
 from omegaconf import OmegaConf
 
 from hydragent.config import ConfigError
-from hydragent.config.preflight import PreflightFailed
+from hydragent.config.problems import PreflightFailed
+from hydragent.config.schemas import ResumeMode
 from hydragent.runner.records import (
     GARBLED_FILE,
     SAMPLES_FILE,
@@ -44,7 +45,7 @@ from hydragent.runner.records import (
 from hydragent.secrets import mask_override
 
 log = logging.getLogger(__name__)
-RESUME_MODES = ("auto", "new_config", "fresh")
+RESUME_MODES: tuple[str, ...] = get_args(ResumeMode)
 SUPERSEDED_DIR = "superseded"
 RESULT_FILES = (SAMPLES_FILE, SUMMARY_FILE, GARBLED_FILE, ".hydra")
 
@@ -166,7 +167,10 @@ class ResumeGuard(Callback):
                 folder,
                 config_hash(resolved),
                 str(runner.get("resume") or "auto"),
-                [mask_override(str(o)) for o in config.hydra.overrides.task],
+                [
+                    mask_override(str(o))
+                    for o in OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+                ],
             )
         except ConfigError as error:
             raise ResumeRefused(error) from error

@@ -45,7 +45,7 @@ def summarise(records: list[dict[str, Any]], not_run: int = 0, **extra: Any) -> 
         "token_usage": _total_usage(records, "token_usage"),
         "judge_token_usage": _total_usage(records, "judge_token_usage"),
         "cost_usd": round(sum(costs), 6) if costs else None,
-        "latency_s": mean_ci([float(r.get("latency_s") or 0.0) for r in records]),
+        "latency_s": mean_ci([float(r.get("latency_s") or 0.0) for r in records], bounded=False),
         **extra,
     }
 

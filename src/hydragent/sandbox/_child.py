@@ -4,17 +4,18 @@ Started by `hydragent.sandbox.session` as `python -I [-S] _child.py REQ_FD RESP_
 bubblewrap (namespaces, seccomp) or alone. It never imports hydragent (so nothing of the runner
 leaks in) and locks itself down before the first line of untrusted code runs:
 
-1. rlimits (memory, file size, open files, threads, no core dumps) the kernel enforces;
+1. rlimits (memory, file size, open files, threads, CPU, no core dumps), every one with its
+   hard value equal to its soft one, so that the code can never raise them;
 2. landlock (when asked): files only under the granted trees, the work folder the only writable
    one; no TCP; no signals or abstract sockets outside its domain; then no_new_privs and the
-   seccomp filter the parent compiled (when bwrap has not loaded it already);
+   seccomp allow-list the parent compiled (when bwrap has not loaded it already);
 3. policy, not a boundary: an audit hook (`sys.addaudithook`) that refuses file access outside
    the working folder, sockets, subprocesses, signals, ctypes and introspection hooks, and a
    checked namespace (AST check against dunder introspection, builtins without
    eval/exec/compile, an import allow-list). It gives the model clear messages; layers 1 and 2
    (and the namespaces around the process) hold when it is bypassed.
 
-Wall-clock and CPU limits are enforced from outside by the parent.
+The wall-clock deadline and each step's CPU budget are enforced from outside by the parent.
 """
 
 from __future__ import annotations
@@ -155,20 +156,39 @@ def write_message(fd: int, message: dict) -> None:
 
 
 def apply_limits(config: dict) -> None:
-    """Kernel-enforced limits; lowering them never needs privileges."""
+    """Kernel-enforced limits, every one with its hard value equal to its soft one, so that
+    the code cannot raise any (it raised RLIMIT_CPU's soft limit to an unlimited hard one).
+    Lowering them never needs privileges; the parent re-arms RLIMIT_CPU per step where it may
+    raise a hard limit, and watches the CPU time itself everywhere."""
     memory = config["memory_mb"] * MEGABYTE
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     file_size = config["max_file_mb"] * MEGABYTE
-    resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    files = config["max_open_files"]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
+    cpu = int(config["cpu_ceiling_s"])
+    chosen = {
+        "RLIMIT_AS": memory,
+        "RLIMIT_DATA": memory,
+        "RLIMIT_FSIZE": file_size,
+        "RLIMIT_CORE": 0,
+        "RLIMIT_NOFILE": config["max_open_files"],
+        "RLIMIT_CPU": cpu,
+        "RLIMIT_MEMLOCK": 0,
+        "RLIMIT_MSGQUEUE": 0,
+        "RLIMIT_LOCKS": 0,
+        "RLIMIT_NICE": 0,
+        "RLIMIT_RTPRIO": 0,
+        "RLIMIT_RTTIME": 0,
+        "RLIMIT_SIGPENDING": 64,
+    }
     if config.get("nproc") is not None:  # the parent decides: see SandboxSpec.launch
-        resource.setrlimit(resource.RLIMIT_NPROC, (config["nproc"], config["nproc"]))
-    cpu = int(config["cpu_limit_s"]) + 1
-    # the hard limit stays: an unprivileged parent could never raise it again for later steps
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu if hard < 0 else min(cpu, hard), hard))
+        chosen["RLIMIT_NPROC"] = config["nproc"]
+    for name in dir(resource):
+        if not name.startswith("RLIMIT_"):
+            continue
+        which = getattr(resource, name)
+        soft, hard = resource.getrlimit(which)
+        value = chosen.get(name, soft)
+        if hard != resource.RLIM_INFINITY and (value == resource.RLIM_INFINITY or value > hard):
+            value = hard  # never above what this process already had
+        resource.setrlimit(which, (value, value))
     signal.signal(signal.SIGXCPU, signal.SIG_DFL)  # an inherited "ignore" would defeat the limit
 
 

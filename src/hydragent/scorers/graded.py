@@ -15,6 +15,7 @@ Reference answer: {target}
 Submitted answer: {answer}
 Is the submitted answer correct, given the reference?
 Reply with exactly one word: CORRECT or INCORRECT."""
+PLACEHOLDERS = ("input", "target", "answer")
 VERDICT = re.compile(r"\b(INCORRECT|CORRECT)\b", re.I)
 
 
@@ -33,7 +34,7 @@ class ModelGradedScorer(Scorer):
                 f"({', '.join(backends())})"
             )
         self.judge = judge
-        self.template = template
+        self.template = _checked_template(template)
 
     def score(self, answer: str | None, sample: Sample) -> dict[str, float]:
         prompt = self.template.format(
@@ -45,3 +46,26 @@ class ModelGradedScorer(Scorer):
         if verdict is None:
             raise ValueError(f"the judge gave no CORRECT/INCORRECT verdict: {text[:120]!r}")
         return {"model_graded": float(verdict.group(1).upper() == "CORRECT")}
+
+
+def _checked_template(template: str) -> str:
+    """The template, when it names only the placeholders `score` fills: an unknown one
+    (`{reference}`) failed every sample with a KeyError after validate said OK."""
+    import string
+
+    valid = ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+    try:
+        named = [
+            field for _, field, _, _ in string.Formatter().parse(template) if field is not None
+        ]
+    except ValueError as error:
+        raise ValueError(
+            f"template: {error}; write {{{{ and }}}} for literal braces; placeholders: {valid}"
+        ) from None
+    unknown = sorted({name for name in named if name not in PLACEHOLDERS})
+    if unknown:
+        raise ValueError(
+            f"template names {', '.join(f'{{{n}}}' for n in unknown)}, which the scorer does "
+            f"not fill; valid placeholders: {valid} (write {{{{ and }}}} for literal braces)"
+        )
+    return template

@@ -15,15 +15,26 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
+import posixpath
 import shutil
+import urllib.parse
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from hydragent.record import dumps
-from hydragent.report.load import Job, load_jobs, setting, varying_and_constant
-from hydragent.report.tables import CONFIDENCE, all_pairs, baseline_pairs, compare, job_stats
+from hydragent.report.load import Job, load_jobs
+from hydragent.report.tables import (
+    CONFIDENCE,
+    all_pairs,
+    baseline_pairs,
+    compare,
+    job_stats,
+    pooled_stats,
+)
+from hydragent.view.settings import job_settings
 
 PAGE = "view.html"
 FILES = "view_files"
@@ -93,7 +104,8 @@ def _detail(record: dict[str, Any]) -> dict[str, Any]:
 
 def view_data(jobs: list[Job], root: Path) -> tuple[dict[str, Any], list[str]]:
     """The page's index and, per job, its transcripts as a JSON text."""
-    varying, constant = varying_and_constant(jobs)
+    described = job_settings(jobs)
+    varying, constant = described["varying"], described["constant"]
     samples, position = _sample_table(jobs)
     pairs = all_pairs(jobs) if len(jobs) <= ALL_PAIRS_UP_TO else baseline_pairs(jobs)
     try:
@@ -106,12 +118,14 @@ def view_data(jobs: list[Job], root: Path) -> tuple[dict[str, Any], list[str]]:
         "confidence": CONFIDENCE,
         "varying": varying,
         "constant": constant,
+        "usual": described["usual"],
         "metrics": sorted({m for job in jobs for m in job.metrics}),
         "jobs": [
             {
                 "n": job.number,
                 "name": job.name,
-                "settings": {k: setting(job, k) for k in varying},
+                "settings": described["settings"][job.number],
+                "apart": described["apart"][job.number],
                 "overrides": job.overrides,
                 "info": job.info,
                 "stats": job_stats(job),
@@ -127,6 +141,8 @@ def view_data(jobs: list[Job], root: Path) -> tuple[dict[str, Any], list[str]]:
         "rows": [[_row(r, position) for r in job.records] for job in jobs],
         "pairs": comparisons,
         "all_pairs": len(jobs) <= ALL_PAIRS_UP_TO,
+        # "pool over <key>": each row's metrics computed here, by the one CI of hydragent.stats
+        "pooled": {key: pooled_stats(jobs, varying, key, described["settings"]) for key in varying},
     }
     transcripts = [_script_json({r["id"]: _detail(r) for r in job.records}) for job in jobs]
     return index, transcripts
@@ -168,17 +184,42 @@ def build_view(root: Path | str, embed_limit: int = EMBED_LIMIT, group_by: str =
     return out
 
 
+def servable(request_path: str) -> str | None:
+    """The URL path to serve for `request_path`, or None: only view.html and the plain files
+    directly inside view_files/. The path is percent-decoded and normalised *before* the
+    check (`/view_files/../0/.hydra/config.yaml`, `%2e%2e` and `//` all resolve first), and
+    the answer is built from the two allowed shapes, never from the request's own text."""
+    path = posixpath.normpath(urllib.parse.unquote(request_path.split("?", 1)[0].split("#")[0]))
+    if path in ("/", ".", "//", "/" + PAGE):
+        return "/" + PAGE
+    folder, name = posixpath.split(path)
+    if folder == "/" + FILES and name not in ("", ".", "..") and "\\" not in name:
+        return f"/{FILES}/{name}"
+    return None
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Serves view.html and view_files/ only: nothing else of the run folder."""
 
     def do_GET(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path in ("/", ""):
-            self.path = "/" + PAGE
-        elif path != "/" + PAGE and not path.startswith(f"/{FILES}/"):
+        if self._allow():
+            super().do_GET()
+
+    def do_HEAD(self) -> None:
+        if self._allow():
+            super().do_HEAD()
+
+    def _allow(self) -> bool:
+        path = servable(self.path)
+        if path is None:
             self.send_error(404, "only the viewer is served")
-            return
-        super().do_GET()
+            return False
+        self.path = path
+        return True
+
+    def list_directory(self, path: str | os.PathLike[str]) -> None:
+        self.send_error(404, "only the viewer is served")  # never a folder listing
+        return None
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the terminal shows the address only

@@ -49,9 +49,22 @@ function statusBadge(row) {
   return row.ok ? h("span", { class: "badge ok", text: "ok" })
     : h("span", { class: "badge error", title: row.c || "error", text: "error" });
 }
+// Many varying settings (a folder of separate runs): one "what sets it apart" column of
+// chips instead of a column per setting; a sweep over a few keys keeps its columns.
+const WIDE = D.varying.length > 4;
+function apartPairs(job) {
+  return D.jobs.length === 1 || WIDE ? job.apart : D.varying.map((k) => [k, job.settings[k] ?? "–"]);
+}
 function jobLabel(job) {
-  const parts = D.varying.map((k) => `${k}=${job.settings[k] ?? "–"}`);
-  return `#${job.n} ` + (parts.join(" ") || job.name);
+  const text = apartPairs(job).map(([k, v]) => `${k}=${v}`).join(" ");
+  return `#${job.n} ` + (text || (WIDE ? "the usual settings" : job.name));
+}
+function apartCell(job) {
+  const pairs = apartPairs(job);
+  return h("td", { class: "apart" },
+    h("div", { class: "chips" }, pairs.length ? pairs.map(([k, v]) => h("span", { class: "chip", title: k, text: `${k}=${v}` }))
+      : h("span", { class: "note", text: "the usual settings" })),
+    h("div", { class: "folder note", title: job.name, text: job.name }));
 }
 const go = (hash) => { location.hash = hash; };
 const sampleHash = (n, id) => `#/job/${n}/sample/${encodeURIComponent(id)}`;
@@ -127,37 +140,11 @@ function vlist(columns, items, renderRow, onPick, rowClass) {
 
 // ---- jobs ------------------------------------------------------------------------------------
 const jobsState = { sort: null, dir: 1, filter: "", pool: "", selected: new Set() };
-const T975 = [12.71, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-  2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052,
-  2.048, 2.045, 2.042];
-function meanCI(values) {
-  const n = values.length;
-  if (!n) return { mean: null, n: 0 };
-  const mean = values.reduce((a, b) => a + b, 0) / n;
-  if (n < 2) return { mean, n };
-  const sd = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1));
-  const half = (n - 1 <= 30 ? T975[n - 2] : 1.96) * sd / Math.sqrt(n);
-  return { mean, ci_low: mean - half, ci_high: mean + half, n };
-}
-// Replicates pooled: each sample's score is averaged over the replicates that scored it, and
-// the samples are the units of the interval (replicates of one sample are not independent).
+// Replicates pooled: the rows and their metrics' intervals come from Python (report.tables
+// pooled_stats, with hydragent.stats.mean_ci), so a pooled CI is the same method as a job's.
 function pooledRows(key) {
-  const groups = new Map();
-  for (const job of JOBS) {
-    const id = D.varying.filter((k) => k !== key).map((k) => `${k}=${job.settings[k]}`).join(" ");
-    if (!groups.has(id)) groups.set(id, []);
-    groups.get(id).push(job);
-  }
-  return [...groups.entries()].map(([label, members]) => {
-    const metrics = {};
-    for (const m of METRICS) {
-      const perSample = new Map();
-      for (const job of members) for (const r of D.rows[job.n]) {
-        if (!r.ok || !isNum(r.sc[m])) continue;
-        const acc = perSample.get(r.s) || [0, 0]; acc[0] += r.sc[m]; acc[1] += 1; perSample.set(r.s, acc);
-      }
-      metrics[m] = meanCI([...perSample.values()].map(([sum, k]) => sum / k));
-    }
+  return (D.pooled[key] || []).map(({ label, members: numbers, metrics }) => {
+    const members = numbers.map((n) => JOBS[n]);
     const sum = (f) => members.reduce((a, j) => a + (f(j) || 0), 0);
     const costs = members.map((j) => j.stats.cost_usd).filter(isNum);
     const lat = members.map((j) => j.stats.latency_s).filter(isNum);
@@ -177,10 +164,14 @@ function jobColumns(pool) {
   if (!pool) cols.push({ key: "sel", label: "", value: () => 0, nosort: true });
   cols.push(pool ? { key: "members", label: "jobs", value: (r) => r.members.length, num: true }
     : { key: "n", label: "#", value: (r) => r.n, num: true });
-  // A folder of sweeps: which sweep each job came from.
-  if (!pool && JOBS.length > 1 && JOBS.some((j) => !/^\d+$/.test(j.name))) cols.push({ key: "name", label: "folder", value: (r) => r.name, setting: true });
-  for (const k of D.varying) if (k !== pool) cols.push({ key: "set:" + k, label: k, value: (r) => r.settings[k], setting: true });
-  for (const m of METRICS) cols.push({ key: "m:" + m, label: `${m} (95% CI)`, value: (r) => r.stats.metrics[m]?.mean, metric: m, num: true });
+  if (WIDE && !pool) {
+    cols.push({ key: "apart", label: "what sets the job apart (folder below)", value: (r) => jobLabel(r), apart: true });
+  } else {
+    // A folder of sweeps: which sweep each job came from.
+    if (!pool && JOBS.length > 1 && JOBS.some((j) => !/^\d+$/.test(j.name))) cols.push({ key: "name", label: "folder", value: (r) => r.name, setting: true, folder: true });
+    for (const k of D.varying) if (k !== pool) cols.push({ key: "set:" + k, label: k, value: (r) => r.settings[k], setting: true });
+  }
+  for (const m of METRICS) cols.push({ key: "m:" + m, label: m, value: (r) => r.stats.metrics[m]?.mean, metric: m, num: true });
   cols.push(
     { key: "total", label: "samples", value: (r) => r.stats.counts.total, num: true },
     { key: "errors", label: "errors", value: (r) => r.stats.counts.error, num: true },
@@ -233,7 +224,9 @@ function renderJobs() {
         if (c.key === "members") {
           return h("td", { class: "num" }, r.members.map((j) => h("a", { href: `#/job/${j.n}`, onclick: (e) => e.stopPropagation(), text: `#${j.n} ` })));
         }
-        if (c.metric) return h("td", { class: "num" }, ci(r.stats.metrics[c.metric]), h("span", { class: "note", text: r.stats.metrics[c.metric]?.n !== undefined ? ` n=${r.stats.metrics[c.metric].n}` : "" }));
+        if (c.apart) return apartCell(r);
+        if (c.folder) return h("td", { class: "folder", title: r.name, text: r.name });
+        if (c.metric) return h("td", { class: "num metric" }, ci(r.stats.metrics[c.metric]), h("div", { class: "note", text: r.stats.metrics[c.metric]?.n !== undefined ? ` n=${r.stats.metrics[c.metric].n}` : "" }));
         if (c.key === "errors") {
           const e = r.stats.counts.error;
           return h("td", { class: "num " + (e ? "errors" : ""), title: r.stats.errors.map((x) => `${x.cause}: ${x.count}`).join("\n") },
@@ -254,8 +247,10 @@ function renderJobs() {
     h("h2", {}, `${JOBS.length} job${JOBS.length === 1 ? "" : "s"}`),
     h("div", { class: "chips", id: "constant" }, h("span", { class: "note", text: "same in every job:" }),
       constant.length ? constant.map(([k, v]) => h("span", { class: "chip", text: `${k}=${v}` })) : h("span", { class: "note", text: "–" })),
+    WIDE ? h("div", { class: "chips", id: "usual" }, h("span", { class: "note", text: "the usual settings (most jobs):" }),
+      Object.entries(D.usual).map(([k, v]) => h("span", { class: "chip", text: `${k}=${v}` }))) : null,
     h("div", { class: "toolbar" }, filter, poolSelect, compareButton, count),
-    h("p", { class: "note", text: "Scores: mean and 95% CI over scored samples. Errored samples are counted apart, never as wrong answers. Click a job for its samples." }),
+    h("p", { class: "note", text: "Scores: mean [95% CI] over scored samples (n below). Errored samples are counted apart, never as wrong answers. Click a job for its samples." }),
     table);
 }
 
@@ -355,7 +350,7 @@ function renderMessage(m, i) {
   const parts = [h("div", {}, h("span", { class: "role", text: role }),
     h("span", { class: "meta", text: `#${i + 1}` + (m.step !== undefined ? ` · step ${m.step}` : "") + (m.name ? ` · ${m.name}` : "") + (m.tool_call_id ? ` · ${m.tool_call_id}` : "") + usage }))];
   if (m.reasoning_content) parts.push(h("details", { class: "reasoning" }, h("summary", { text: "reasoning" }), h("pre", { text: text(m.reasoning_content) })));
-  parts.push(renderContent(m.content));
+  parts.push(renderContent(withoutCalls(m)));
   for (const call of m.tool_calls || []) {
     const fn = call.function || call;
     parts.push(h("div", { class: "call" }, "→ ", h("code", { text: fn.name || "?" }), h("pre", { text: text(fn.arguments) })));
@@ -364,6 +359,18 @@ function renderMessage(m, i) {
   if (m.observation) parts.push(h("pre", { text: text(m.observation) }));
   if (m.error) parts.push(h("div", { class: "error-box", text: `error: ${text(m.error)}` }));
   return h("div", { class: `msg ${role}` + (m.error ? " has-error" : ""), "data-role": role }, parts);
+}
+// A tool-call message's text repeats its calls as JSON ("...\nCalling tools:\n[{...}]", or
+// the whole reply as one {"name", "arguments"} object): they are shown once, formatted below.
+function withoutCalls(m) {
+  if (!(m.tool_calls || []).length || typeof m.content !== "string") return m.content;
+  const at = m.content.indexOf("Calling tools:");
+  const before = (at >= 0 ? m.content.slice(0, at) : m.content).trim();
+  try {
+    const parsed = JSON.parse(before);
+    if (parsed && typeof parsed === "object" && ("name" in parsed || Array.isArray(parsed))) return null;
+  } catch (e) { /* text, not a call */ }
+  return before || null;
 }
 function usageText(u) {
   if (!u) return "–";
@@ -413,6 +420,9 @@ function renderSample(n, id) {
       h("h3", { text: "Input" }), h("pre", { id: "sample-input", text: text(S.input[pos]) }),
       h("h3", { text: "Target" }), h("pre", { text: text(S.target[pos]) }),
       h("h3", { text: "Answer" }), h("pre", { id: "sample-answer", class: d.answer === null || d.answer === undefined ? "note" : "", text: d.answer === null || d.answer === undefined ? (row.ok ? "(no answer)" : "(no answer: the sample errored)") : text(d.answer) }),
+      // An errored sample's reply as the model sent it (e.g. one that broke the grammar).
+      d.raw_reply !== undefined && d.raw_reply !== null ? h("h3", { text: "Raw reply (as the model sent it)" }) : null,
+      d.raw_reply !== undefined && d.raw_reply !== null ? h("pre", { id: "sample-raw-reply", text: text(d.raw_reply) }) : null,
       h("h3", { text: "This sample in every job" }), acrossJobs(pos, n),
       h("h3", { text: `Transcript (${messages.length} messages)` }),
       h("div", { id: "transcript" }, messages.length ? messages.map(renderMessage) : h("p", { class: "note", text: "no transcript recorded" })),

@@ -1,0 +1,209 @@
+"""`limits` as a user meets it: a joblib sweep against a loopback server that answers 429
+above R requests per second stays under R and sees no 429; a budget that runs out stops the
+run (exit 1) with the spend, the budget and the command that continues, and that command
+completes the rest without asking again for a sample that is already ok."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from latency_server import LatencyServer  # noqa: E402
+
+
+def write_task(path: Path, count: int) -> Path:
+    rows = [{"id": f"q{i}", "input": f"What is 2+3? ({i})", "target": "5"} for i in range(count)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def hydragent(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPENAI_API_KEY": "test-key", "HYDRA_FULL_ERROR": "0"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")])
+    return subprocess.run(
+        [sys.executable, "-m", "hydragent.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def served(server: LatencyServer, task: Path) -> list[str]:
+    return [
+        "model=openai",
+        f"model.api_base={server.base_url}",
+        "task=file",
+        f"task.path={task}",
+        "scorer=exact",
+        "runner.progress=false",
+    ]
+
+
+def summaries(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.glob("*/summary.json"))]
+
+
+def test_a_joblib_sweep_shares_one_rate_limit_and_sees_no_429(tmp_path: Path) -> None:
+    """4 jobs x 40 samples, 8 threads each, against a server that answers 429 above 20/s:
+    with limits.requests_per_minute=1200 the sweep as a whole stays under 20/s."""
+    rate = 20
+    task = write_task(tmp_path / "task.jsonl", 40)
+    with LatencyServer(latency_ms=50, steps=1, max_rps=rate) as server:
+        result = hydragent(
+            "run",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=4",
+            *served(server, task),
+            "runner.max_concurrency=8",
+            f"limits.requests_per_minute={rate * 60}",
+            "seed=0,1,2,3",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            cwd=tmp_path,
+        )
+        stats = server.stats()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert stats["rate_limited"] == 0
+    assert stats["requests"] == 160
+    achieved = stats["requests"] / (stats["last_response_at"] - stats["first_request_at"])
+    assert achieved <= rate * 1.05
+    jobs = summaries(tmp_path / "sweep")
+    assert len(jobs) == 4 and all(job["counts"]["ok"] == 40 for job in jobs)
+    assert all(job["limits"]["rate_limited"] == 0 for job in jobs)
+    assert (tmp_path / "sweep" / "limits.sqlite").is_file()  # auto: one store at the root
+    assert "0 429s" in result.stdout
+    report = hydragent("report", str(tmp_path / "sweep"), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "limits over 4 jobs: 160 requests, 0 429s" in report.stdout
+    total = json.loads((tmp_path / "sweep" / "summary.json").read_text())["limits"]
+    assert total["requests"] == 160 and total["rate_limited"] == 0
+
+
+def test_a_budget_that_runs_out_stops_the_run_and_a_larger_budget_completes_the_rest(
+    tmp_path: Path,
+) -> None:
+    task = write_task(tmp_path / "task.jsonl", 20)
+    run_dir = tmp_path / "run"
+    price = ["+pricing.input_per_mtok=1000", "+pricing.output_per_mtok=1000"]  # $0.001/token
+    with LatencyServer(latency_ms=5, steps=1) as server:
+        first = hydragent(
+            "run",
+            *served(server, task),
+            *price,
+            "generation.max_tokens=10",
+            "runner.max_concurrency=4",
+            "limits.budget_usd=0.3",
+            f"hydra.run.dir={run_dir}",
+            cwd=tmp_path,
+        )
+        asked_first = server.requests
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert first.returncode == 1, first.stderr[-3000:]
+        spent = summary["limits"]["store_spent_usd"]
+        assert 0 < spent <= 0.3
+        message = first.stderr.strip().splitlines()[-1]
+        assert "budget exhausted" in message and "limits.budget_usd=0.3" in message
+        assert f"${spent:.6g} spent" in message
+        records = [json.loads(line) for line in (run_dir / "samples.jsonl").open()]
+        ok = [r for r in records if r["status"] == "ok"]
+        stopped = [r for r in records if r["status"] != "ok"]
+        assert 0 < len(ok) < 20 and len(ok) == asked_first
+        assert all(r["error_type"] == "BudgetExhausted" for r in stopped)
+        assert all("limits.budget_usd" in r["error"] for r in stopped)
+
+        command = shlex.split(message.split("Continue with: ", 1)[1])
+        assert command[:2] == ["hydragent", "run"] and "limits.budget_usd=0.6" in command
+        server.reset()
+        second = hydragent(*command[1:], cwd=tmp_path)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert server.requests == 20 - len(ok)  # the ok samples were not asked again
+    final = json.loads((run_dir / "summary.json").read_text())
+    assert final["counts"]["ok"] == 20
+    assert final["limits"]["store_spent_usd"] <= 0.6
+
+
+@pytest.mark.parametrize("store", ["auto", "sqlite"])
+def test_validate_reports_the_store_and_the_budget_problems_at_once(
+    tmp_path: Path, store: str
+) -> None:
+    url = "sqlite:/x" if store == "sqlite" else "auto"
+    result = hydragent(
+        "validate", "model=scripted", f"limits.store={url}", "limits.budget_usd=2", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "pricing.input_per_mtok" in result.stderr
+    assert ("limits.store" in result.stderr) == (store == "sqlite")
+
+
+def test_jobs_of_a_sweep_share_one_cache_and_the_same_request_is_made_once(
+    tmp_path: Path,
+) -> None:
+    """4 jobs that ask the same 20 questions at the same time (they differ only in a setting
+    that changes no reply), with cache=on: the server answers each question once."""
+    task = write_task(tmp_path / "task.jsonl", 20)
+    cache = tmp_path / "shared" / "responses.sqlite"
+    with LatencyServer(latency_ms=300, steps=1) as server:
+        result = hydragent(
+            "run",
+            "-m",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=4",
+            *served(server, task),
+            "cache=on",
+            f"cache.path={cache}",
+            "runner.max_concurrency=4,5,6,7",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            cwd=tmp_path,
+        )
+        asked = server.requests
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert asked == 20
+    jobs = summaries(tmp_path / "sweep")
+    assert len(jobs) == 4 and all(job["counts"]["ok"] == 20 for job in jobs)
+    assert sum(job["cache"]["model_calls"] for job in jobs) == 20
+    assert sum(job["cache"]["hits"] for job in jobs) == 60
+
+
+def test_a_sweep_whose_budget_runs_out_prints_the_sweep_command_that_continues(
+    tmp_path: Path,
+) -> None:
+    """The budget is the sweep's: when it runs out the message gives the sweep's own command
+    (its launcher and its sweep overrides) and folder, and that command finishes every job."""
+    task = write_task(tmp_path / "task.jsonl", 6)
+    sweep = tmp_path / "sweep"
+    price = ["+pricing.input_per_mtok=1000", "+pricing.output_per_mtok=1000"]
+    with LatencyServer(latency_ms=5, steps=1) as server:
+        first = hydragent(
+            "run",
+            "-m",
+            "hydra/launcher=joblib",
+            *served(server, task),
+            *price,
+            "generation.max_tokens=10",
+            "limits.budget_usd=0.25",
+            "seed=0,1",
+            f"hydra.sweep.dir={sweep}",
+            cwd=tmp_path,
+        )
+        assert first.returncode == 1, first.stderr[-3000:]
+        asked = server.requests
+        message = first.stderr.strip().splitlines()[-1]
+        command = shlex.split(message.split("Continue with: ", 1)[1])
+        assert command[:4] == ["hydragent", "run", "-m", "hydra/launcher=joblib"]
+        assert "seed=0,1" in command and f"hydra.sweep.dir={sweep}" in command
+        server.reset()
+        second = hydragent(*command[1:], cwd=tmp_path)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert server.requests == 12 - asked  # only what the first run left
+    assert all(job["counts"]["ok"] == 6 for job in summaries(sweep))
