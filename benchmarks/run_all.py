@@ -24,6 +24,7 @@ SCRIPTS = {
     "p5": "p5_local_batching.py",
     "p6": "p6_gpu_batching.py",
     "p7": "p7_limits.py",
+    "p1s": "p1_scale.py",
     "sandbox": "sandbox_overhead.py",
 }
 

@@ -55,6 +55,15 @@ def test_p1_runner_and_smolagents_all_finish_every_task(tmp_path: Path) -> None:
         assert contender["requests_per_task"] == 3  # tool call, tool call, final answer
 
 
+def test_p1_scale_runs_hydragent_and_the_bare_client_on_every_request(tmp_path: Path) -> None:
+    needs("hydragent.runner")
+    record = run_benchmark("p1_scale.py", tmp_path / "p1s.json")
+    (result,) = record["results"].values()
+    tasks = result["setting"]["tasks"]
+    assert result["bare"]["requests"] == result["hydragent"]["requests"] == tasks
+    assert result["hydragent"]["max_in_flight"] <= result["setting"]["concurrency"]
+
+
 def test_p2_every_client_completes_its_calls(tmp_path: Path) -> None:
     needs("hydragent.models.openai")
     needs("smolagents")
