@@ -22,7 +22,7 @@ from tests.servers import Fault, LoopbackServer, Reply, openai_app, running
 from hydragent.agents.base import Agent, AgentResult
 from hydragent.agents.steps import Blocking, Generate, adrive, drive
 from hydragent.messages import ChatMessage, MessageRole, TokenUsage
-from hydragent.models import OpenAIServerModel
+from hydragent.models import OpenAIServerModel, retry
 from hydragent.models.base import Model
 from hydragent.models.errors import MalformedResponseError
 from hydragent.runner import run_job
@@ -120,6 +120,20 @@ def test_an_unreachable_server_is_the_sdks_connection_error() -> None:
     model = OpenAIServerModel("m", api_base="http://127.0.0.1:9/v1", api_key="k", retry=False)
     with pytest.raises(openai.APIConnectionError):
         agenerate(model)
+
+
+def test_an_endpoint_that_never_answers_fails_fast_on_the_loop_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(retry, "ENDPOINTS", retry._Endpoints())  # this test's own record
+    dead = "http://127.0.0.1:1/v1"
+    model = OpenAIServerModel("m", api_base=dead, api_key="k", retry=FAST_RETRY)
+    with pytest.raises(retry.EndpointUnreachable, match=r"127\.0\.0\.1:1"):
+        agenerate(model)  # spends its retries, then names the endpoint
+    began = time.monotonic()
+    with pytest.raises(retry.EndpointUnreachable):
+        agenerate(model)  # the next call fails at once, without retrying
+    assert time.monotonic() - began < 0.05
 
 
 def test_a_malformed_body_is_a_clear_error_on_the_loop(server: LoopbackServer) -> None:
