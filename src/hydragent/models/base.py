@@ -208,18 +208,8 @@ class Model(SmolagentsCompat):
         grammar: Grammar | dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> ChatMessage:
-        """`generate` for the runner's event loop (agents/steps.py). A subclass that
-        customised `generate` and is not routed (runner/request_path.py) has its own
-        `generate` called in the thread pool; any other model builds the request and awaits
-        `arequest`."""
-        if overrides_generate(type(self)) and "arequest" not in vars(self):
-            import asyncio
-
-            call = dict(kwargs, stop_sequences=stop_sequences, response_format=response_format)
-            call.update(tools_to_call_from=tools_to_call_from)
-            if grammar is not None:
-                call["grammar"] = grammar
-            return await asyncio.to_thread(self.generate, messages, **call)
+        """`generate` for the runner's event loop (agents/steps.py): the same request, awaited
+        through `arequest` (a subclass that customised `generate` gets it back there)."""
         request = Model.build_request(
             self, messages, stop_sequences, response_format, tools_to_call_from, grammar, kwargs
         )
@@ -239,9 +229,8 @@ class Model(SmolagentsCompat):
         )
 
     async def arequest(self, req: ModelRequest) -> ChatMessage:
-        """Send one request from the event loop. A backend with an async client implements
-        it (chat_completions.py); any other model, a local engine or a user's subclass with
-        only a sync `generate`, runs its sync request in the runner's thread pool."""
+        """Send one request from the event loop: natively where a backend has an async client
+        (chat_completions.py), else its sync request (or `generate`) in the thread pool."""
         import asyncio
 
         return await asyncio.to_thread(send_request, self, req)
@@ -288,8 +277,7 @@ class Model(SmolagentsCompat):
         """Release engines or connections; the runner calls it once a job ends."""
 
     async def aclose(self) -> None:
-        """Release what the async path holds on the running event loop (its connections);
-        the runner awaits it before its loop ends."""
+        """Release what the async path holds on this event loop (the runner awaits it)."""
 
     @property
     def supports_stop_parameter(self) -> bool:
