@@ -238,8 +238,9 @@ def check_tool_calling(command: str, tmp_path: Path, **_: Any) -> None:
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Done, Path]:
-    """The README's sweep, run once for its own check and the report's."""
-    [command] = [c for c in readme_commands() if c.startswith("hydragent run -m ")]
+    """The Quickstart's sweep (the one `hydragent report`/`view` then read), run once for its
+    own check and the report's."""
+    [command] = [c for c in readme_commands() if c.startswith("hydragent run -m model=scripted")]
     done = shell(command, tmp_path_factory.mktemp("sweep"), clean_env()).ok()
     [folder] = (done.cwd / "multirun").glob("*/*")
     return done, folder

@@ -96,3 +96,18 @@ def test_a_truncated_summary_is_rebuilt_from_the_samples_with_a_warning(
     assert f"rebuilt from {run_dir / 'samples.jsonl'}" in result.stderr
     if command == "report":
         assert "1.000" in result.stdout  # the metric, from the records
+
+
+@pytest.mark.parametrize("command", ["report", "view"])
+def test_lines_of_samples_that_are_not_records_are_named_not_skipped_in_silence(
+    tmp_path: Path, command: str
+) -> None:
+    run_dir = tmp_path / "run"
+    smoke = ("model=scripted", "task=smoke", f"hydra.run.dir={run_dir}")
+    assert run_cli("run", *smoke, cwd=tmp_path).returncode == 0
+    samples = run_dir / "samples.jsonl"
+    with samples.open("ab") as handle:
+        handle.write(b'{"id": "torn", "inp')  # a line cut short by a kill
+    result = run_cli(command, str(run_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"{samples}: 1 line(s) are not records" in result.stderr

@@ -124,6 +124,21 @@ def test_serve_refuses_paths_that_climb_out_of_view_files(served: tuple[Path, in
     assert status == 200 and body == (root / "view_files" / "tx-1.js").read_bytes()
 
 
+def test_serve_refuses_a_link_planted_in_view_files(served: tuple[Path, int]) -> None:
+    """A symlink inside view_files/ (to a run's config, or anywhere on the host) is not served:
+    only plain files that really live there are."""
+    root, port = served
+    secret = root / "0" / ".hydra" / "config.yaml"
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text("api_key: not-for-the-browser\n")
+    (root / "view_files" / "linked.js").symlink_to(secret)
+    (root / "view_files" / "passwd").symlink_to("/etc/passwd")
+    for path in ("/view_files/linked.js", "/view_files/passwd"):
+        status, body = _get(port, path)
+        assert status == 404 and b"not-for-the-browser" not in body and b"root:" not in body
+    assert _get(port, "/view_files/tx-1.js")[0] == 200
+
+
 @settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

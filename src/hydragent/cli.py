@@ -117,43 +117,17 @@ def _run_task(cfg: Any) -> Any:
 
 def _validate_task(cfg: Any) -> None:
     """The `hydragent validate` job: the dry assembly `run` makes, then the resolved config
-    (secrets masked), the backend, the sandbox and what is forwarded."""
+    (secrets masked) and one line on what will run (config/describe.py)."""
     import yaml
 
     from hydragent.config.assemble import assemble
-    from hydragent.config.describe import describe
+    from hydragent.config.describe import ok_line
     from hydragent.config.preflight import checked_assembly
 
     # a single run's Assembly is the one the pre-flight check made; a sweep's job has its own
     assembly = checked_assembly() or assemble(cfg, dry_run=True)
     sys.stdout.write(yaml.safe_dump(assembly.config, sort_keys=False, default_flow_style=False))
-    facts = describe(assembly)
-    notes = [
-        f"backend {facts['backend']} (grammars: {', '.join(facts['grammars']) or 'none'}; "
-        f"{', '.join(facts['features']) or 'no extra features'}; "
-        f"helper groups: {', '.join(facts['helpers'])})",
-        f"{facts['samples']} samples",
-        f"sandbox: {facts['sandbox'] or 'not needed (nothing runs model-written code)'}",
-    ]
-    if facts["forwarded"]:
-        notes.append(f"forwarded to every completion call: {', '.join(facts['forwarded'])}")
-    notes += _listener_notes(assembly.config)
-    notes += facts["unsent"]
-    sys.stdout.write(f"# config OK; {'; '.join(notes)}\n")
-
-
-def _listener_notes(config: dict[str, Any]) -> list[str]:
-    """Each local endpoint of the model (and judge): does something listen there?"""
-    from hydragent.config.endpoints import ENDPOINT_KEYS, listener_note
-
-    notes = []
-    for role in ("model", "judge"):
-        node = config.get(role)
-        for key in ENDPOINT_KEYS if isinstance(node, dict) else ():
-            note = listener_note(str(node[key])) if node.get(key) else None
-            if note:
-                notes.append(f"{role}.{key}: {note}")
-    return notes
+    sys.stdout.write(ok_line(assembly) + "\n")
 
 
 def _given(key: str, args: list[str]) -> dict[str, str]:

@@ -38,3 +38,35 @@ def _sandbox_shown(spec: Any) -> str | None:
     """The sandbox as validate names it: the unsafe one says so, landlock's names what the
     code can see."""
     return None if spec is None else spec.summary
+
+
+def ok_line(assembly: Assembly) -> str:
+    """validate's last line: the backend and what it can do, the samples, the sandbox, what is
+    forwarded, whether something listens at a local endpoint, and settings not sent."""
+    facts = describe(assembly)
+    notes = [
+        f"backend {facts['backend']} (grammars: {', '.join(facts['grammars']) or 'none'}; "
+        f"{', '.join(facts['features']) or 'no extra features'}; "
+        f"helper groups: {', '.join(facts['helpers'])})",
+        f"{facts['samples']} samples",
+        f"sandbox: {facts['sandbox'] or 'not needed (nothing runs model-written code)'}",
+    ]
+    if facts["forwarded"]:
+        notes.append(f"forwarded to every completion call: {', '.join(facts['forwarded'])}")
+    notes += _listener_notes(assembly.config)
+    notes += facts["unsent"]
+    return f"# config OK; {'; '.join(notes)}"
+
+
+def _listener_notes(config: Mapping[str, Any]) -> list[str]:
+    """Each local endpoint of the model (and judge): does something listen there?"""
+    from hydragent.config.endpoints import ENDPOINT_KEYS, listener_note
+
+    notes = []
+    for role in ("model", "judge"):
+        node = config.get(role)
+        for key in ENDPOINT_KEYS if isinstance(node, dict) else ():
+            note = listener_note(str(node[key])) if node.get(key) else None
+            if note:
+                notes.append(f"{role}.{key}: {note}")
+    return notes

@@ -187,3 +187,19 @@ def open_governor(
         price=lambda usage: price(None if pricing else model_id, usage, pricing),
         lease_ttl_s=limits.lease_ttl_s,
     )
+
+
+def limit_layers(
+    settings: Mapping[str, Any], output_dir: Path, model: Any, judge: Any
+) -> tuple[Governor | None, Limited | None, Limited | None]:
+    """The job's governor and the request-path layers of its model and judge (None when
+    `limits` sets no limit). The judge's governor shares the model's store: one budget pays
+    for both."""
+    governor = open_governor(settings, output_dir, model)
+    if governor is None:
+        return None, None, None
+    judge_limit = None
+    if judge is not None:
+        judge_governor = open_governor(settings, output_dir, judge, "judge", governor.store)
+        judge_limit = Limited(judge, judge_governor) if judge_governor is not None else None
+    return governor, Limited(model, governor), judge_limit

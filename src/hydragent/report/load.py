@@ -213,6 +213,12 @@ def read_summary(folder: Path) -> dict[str, Any]:
 def load_job(root: Path, folder: Path, number: int, group_by: str = "group") -> Job:
     summary = read_summary(folder)
     raw, unreadable = read_records(folder / SAMPLES_FILE)
+    if unreadable:
+        log.warning(
+            "%s: %d line(s) are not records (torn by a kill, or not JSON) and are left out",
+            folder / SAMPLES_FILE,
+            unreadable,
+        )
     # A resumed job may hold an id twice (kept line, then rerun): the last line wins.
     latest: dict[str, dict[str, Any]] = {}
     for position, record in enumerate(raw):

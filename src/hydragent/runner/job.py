@@ -274,21 +274,13 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     model, samples = assembly.model, assembly.samples
     for line in unsent_lines(assembly.unsent_generation, assembly.backend):
         log.warning("%s", line)
-    from hydragent.limits.model import Limited, open_governor  # limits: the one hook
+    from hydragent.limits.model import limit_layers  # limits: the one hook
 
-    governor = open_governor(assembly.settings, output_dir, model)
-    judge_governor = None
-    if governor is not None and assembly.judge is not None:  # one budget pays for both
-        judge_governor = open_governor(
-            assembly.settings, output_dir, assembly.judge, "judge", governor.store
-        )
+    governor, model_limit, judge_limit = limit_layers(
+        assembly.settings, output_dir, model, assembly.judge
+    )
     routed = route_parts(
-        model,
-        assembly.judge,
-        assembly.settings,
-        assembly.backend,
-        Limited(model, governor) if governor is not None else None,
-        Limited(assembly.judge, judge_governor) if judge_governor is not None else None,
+        model, assembly.judge, assembly.settings, assembly.backend, model_limit, judge_limit
     )
     judge, cache = routed.judge, routed.cache
     recording = stop.Recording()  # till the summary is written, a signal only asks

@@ -211,11 +211,17 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def _allow(self) -> bool:
         path = servable(self.path)
-        if path is None:
+        if path is None or not self._plain(path):
             self.send_error(404, "only the viewer is served")
             return False
         self.path = path
         return True
+
+    def _plain(self, path: str) -> bool:
+        """No link anywhere on the way: a symlink planted in view_files/ (or as view.html)
+        would otherwise serve whatever it points to."""
+        root = os.path.realpath(self.directory)
+        return os.path.realpath(self.translate_path(path)) == os.path.join(root, path.lstrip("/"))
 
     def list_directory(self, path: str | os.PathLike[str]) -> None:
         self.send_error(404, "only the viewer is served")  # never a folder listing
