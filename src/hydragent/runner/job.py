@@ -24,7 +24,7 @@ from hydragent.runner import lock, stop
 from hydragent.runner.build import route_parts
 from hydragent.runner.errors import RunFailed, error_report
 from hydragent.runner.execute import Outcome, run_all, work_on
-from hydragent.runner.pool import closing, collector_spared, run_loop
+from hydragent.runner.pool import collector_spared, run_loop
 from hydragent.runner.records import (
     RecordWriter,
     config_hash,
@@ -224,11 +224,9 @@ def _check_failures(summary: dict[str, Any], output_dir: Path) -> None:
 
 
 def _warm_statistics() -> None:
-    """Import what the summary's intervals need (scipy) in the background while the samples
-    run: a stopped job must write its summary within the second a stop allows, and this
-    import alone takes 1.3 s on a busy 2-vCPU machine. Started once the job is built, not
-    before: imports hold the GIL, and beside the model's client import it delayed the first
-    request by a second, while during the run it fills the loop's waits on the network."""
+    """Import what the summary's intervals need (scipy, 1.3 s on a busy 2-vCPU machine) in the
+    background once the job is built (before, it delayed the first request by a second): a
+    stopped job must write its summary within the second a stop allows."""
     import importlib
 
     threading.Thread(
@@ -315,28 +313,26 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         try:
             with logging_setup.lines_off_the_bar(), collector_spared():
                 not_run = run_loop(
-                    closing(
-                        [model, judge],
-                        run_all(
-                            todo,
-                            lambda s: work_on(
-                                s,
-                                assembly.agent,
-                                model,
-                                assembly.grammar,
-                                assembly.scorers,
-                                attempts,
-                                routed.meter,
-                                routed.replies,
-                            ),
-                            sink,
-                            max_concurrency=max(1, int(runner.get("max_concurrency", 4))),
-                            sample_timeout_s=runner.get("sample_timeout_s"),
-                            timeout_s=runner.get("timeout_s"),
-                            tick=sink.tick,
-                            stop=stop.requested,
+                    run_all(
+                        todo,
+                        lambda s: work_on(
+                            s,
+                            assembly.agent,
+                            model,
+                            assembly.grammar,
+                            assembly.scorers,
+                            attempts,
+                            routed.meter,
+                            routed.replies,
                         ),
-                    )
+                        sink,
+                        max_concurrency=max(1, int(runner.get("max_concurrency", 4))),
+                        sample_timeout_s=runner.get("sample_timeout_s"),
+                        timeout_s=runner.get("timeout_s"),
+                        tick=sink.tick,
+                        stop=stop.requested,
+                    ),
+                    close=[model, judge],
                 )
         finally:
             sink.close()

@@ -20,7 +20,7 @@ import contextlib
 import gc
 import queue
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -82,9 +82,11 @@ class DaemonPool(ThreadPoolExecutor):
                 self._jobs.put(None)
 
 
-def run_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run `main` on a fresh event loop whose default executor is a DaemonPool. Called from
-    a thread that already runs a loop (a notebook), it runs on a thread of its own."""
+def run_loop(main: Coroutine[Any, Any, T], close: Iterable[Any] = ()) -> T:
+    """Run `main` on a fresh event loop whose default executor is a DaemonPool, then let each
+    model in `close` close what its async path holds on that loop (`aclose`). Called from a
+    thread that already runs a loop (a notebook), it runs on a thread of its own."""
+    main = _closing(list(close), main)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -111,7 +113,7 @@ def _run(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-async def closing(models: list[Any], main: Coroutine[Any, Any, T]) -> T:
+async def _closing(models: list[Any], main: Coroutine[Any, Any, T]) -> T:
     """Await `main`, then let each model close what its async path holds on this loop."""
     try:
         return await main
