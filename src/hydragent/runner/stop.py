@@ -92,21 +92,25 @@ def command_started() -> None:
         os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [current, TRACKER_WARNING]))
 
 
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
 def _become_subreaper() -> None:
     """Orphans below this process are re-parented to it (Linux, prctl PR_SET_CHILD_SUBREAPER):
     a job whose launcher process ended first stays a descendant the stop can kill."""
     import ctypes
 
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def linger(exit_code: int) -> NoReturn:
-    """A stopped job's last act in a launcher's worker: its summary is on disk, so it lets go
-    of its folder's lock (which tells the command it is done) and waits to be killed. Ending
-    the process instead would break a loky pool, whose manager then kills the other workers,
-    jobs still writing their summaries among them; returning would let the worker take the
-    next job. It ends by itself once the command is gone, or after a bound."""
+    """A stopped job's last act in a launcher's worker: its summary is on disk (unless it
+    was stopped while building, before its samples began), so it lets go of its folder's
+    lock (which tells the command it is done) and waits to be killed. Ending the process
+    instead would break a loky pool, whose manager then kills the other workers, jobs still
+    writing their summaries among them; returning would let the worker take the next job.
+    It ends by itself once the command is gone, or after a bound."""
     from hydragent.runner import lock
 
     for number in SIGNALS:  # a second signal must not cut the wait short
