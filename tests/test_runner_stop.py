@@ -213,3 +213,72 @@ def test_once_a_stop_is_requested_no_model_call_starts() -> None:
     finally:
         stop.requested.clear()
     assert len(model.calls) == 1  # the refused call never reached the backend
+
+
+PARALLEL = [p for p in LAUNCHERS if p.id != "basic"]
+
+
+def _files(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("launcher", PARALLEL)
+def test_every_job_in_flight_of_a_parallel_sweep_records_its_stop_before_the_command_returns(
+    tmp_path: Path, launcher: list[str]
+) -> None:
+    """Two jobs run side by side against a slow server (2 s a call, so calls are in flight at
+    the stop); Ctrl-C. Each job writes its interrupted summary before the command returns
+    (it waits for the jobs' folder locks), the message counts them, and nothing is written
+    afterwards: no job is killed mid-summary and none outlives the command."""
+    task, sweep_dir = _task(tmp_path, n=20), tmp_path / "sweep"
+    with LatencyServer(latency_ms=2000, steps=1) as slow:
+        args = ["run", "-m", *_overrides(slow, task), "runner.max_error_rate=1", *launcher]
+        args += ["seed=0,1,2" if "joblib" in str(launcher) else "seed=0,1"]
+        args.append(f"hydra.sweep.dir={sweep_dir}")
+        process = _start(args, tmp_path)
+        deadline = time.monotonic() + 180
+        while not all(_records(sweep_dir / job / "samples.jsonl") for job in ("0", "1")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the jobs never recorded a sample"
+            time.sleep(0.1)
+        took, workers, out, err = _stop(process, signal.SIGINT)
+        written = _files(sweep_dir)
+        time.sleep(max(0.0, 2.0 - took))
+        assert _alive(workers) == []
+        time.sleep(1.0)
+        assert _files(sweep_dir) == written  # nothing was written after the command returned
+
+    assert process.returncode == 130, err
+    assert "Traceback" not in out + err
+    in_flight = [f for f in sweep_dir.glob("[0-9]*") if _records(f / "samples.jsonl")]
+    assert len(in_flight) >= 2
+    for folder in in_flight:
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["interrupted"] is True
+        assert summary["counts"]["ok"] == len(_records(folder / "samples.jsonl"))
+    *_, said, resume_line = err.strip().splitlines()
+    assert f"0 job(s) finished, {len(in_flight)} interrupted in this run" in said
+    assert "before writing a summary" not in said
+    assert resume_line.endswith(f"hydra.sweep.dir={sweep_dir}")
+
+
+def test_a_job_stopped_while_starting_is_counted_as_such(tmp_path: Path) -> None:
+    """A basic sweep stopped while job 1 builds: job 0 finished, job 1 has a folder (its Hydra
+    config, an empty log) but no summary; the message says so instead of 'no folder yet'."""
+    from datetime import datetime, timezone
+
+    from hydragent.runner.stop import Interrupted, stop_lines
+
+    started = datetime.now(timezone.utc).replace(microsecond=0)
+    for job in ("0", "1"):
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+        (tmp_path / job / ".hydra" / "config.yaml").write_text("seed: 0\n")
+    finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    (tmp_path / "0" / "summary.json").write_text(
+        json.dumps({"interrupted": False, "finished_at": finished_at})
+    )
+    stopped = Interrupted(signal.SIGINT, output_dir=tmp_path)
+    said = stop_lines(stopped, ["-m", "seed=0,1,2"], started)[0]
+    assert "1 job(s) finished, 0 interrupted, 1 stopped before writing a summary" in said

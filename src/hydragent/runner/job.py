@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -249,9 +248,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             return _run_job(cfg, output_dir)
     except stop.Interrupted as stopped:
         if stop.in_launcher_worker():  # a joblib/submitit worker: its job has recorded the stop
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(stopped.exit_code)
+            stop.linger(stopped.exit_code)
         raise
     finally:
         lock.release(output_dir)

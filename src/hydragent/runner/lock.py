@@ -108,6 +108,15 @@ def release(folder: Path | str) -> None:
             os.close(entry[0])  # closing drops the POSIX lock
 
 
+def release_all() -> None:
+    """Let go of every folder this process holds at once: a stopped job's worker takes no
+    other job, and the command waits for exactly these locks (runner/stop.py)."""
+    with _guard:
+        for descriptor, _ in _held.values():
+            os.close(descriptor)
+        _held.clear()
+
+
 def run_root() -> Path | None:
     """The run or sweep folder this process's command locked first (for the stop message)."""
     return _root[0] if _root else None

@@ -8,13 +8,17 @@ from then on (`check`). The job then raises `Interrupted`, a BaseException, so H
 do not catch it as a failed job and start the next one.
 
 Where no sample loop runs in this process (a joblib or submitit sweep's parent, or a job still
-building its model), the handler forwards the signal to every child process, gives them up to
-`GRACE_S` to end, and raises `Interrupted`. A job in a launcher's worker process writes its
-interrupted summary and then ends its process (`in_launcher_worker`), so the parent's wait
-ends as soon as every job has recorded its stop. The CLI then reaps: every descendant still
-alive after `GRACE_S` is killed, so no worker outlives the command by more than about 2 s,
-and it prints what was done and the command that resumes (exit 130 for SIGINT, 143 for
-SIGTERM).
+building its model), the command waits for its jobs by their folder locks, not by guessing from
+the process tree: every job holds its folder's OS lock (runner/lock.py) from its start until its
+summary is written and it ends, so the processes holding a lock under the command's run or
+sweep folder are exactly the jobs in flight. The handler sends them the signal (only them: a
+launcher's controller or idle worker that got it would kill its jobs on its own clock) and
+waits until no lock there is held, up to `JOBS_GRACE_S`, then raises `Interrupted`. A job in a
+launcher's worker writes its interrupted summary and ends its process (`in_launcher_worker`).
+The CLI then reaps: it kills every descendant and every process still holding a job's lock, and
+waits until they are gone, so nothing writes after the command returns; the command is a child
+subreaper, so a job whose launcher process died first is still its descendant. It prints what
+was done and the command that resumes (exit 130 for SIGINT, 143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -22,15 +26,17 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-GRACE_S = 1.0  # how long children get to finish their records before they are killed
+GRACE_S = 0.5  # how long killed children get to disappear
+JOBS_GRACE_S = 5.0  # how long the jobs in flight get to write their interrupted summaries
 requested = threading.Event()
 _state: dict[str, Any] = {"signum": None, "loops": 0, "installed": 0}
 _state_lock = threading.Lock()
@@ -80,9 +86,47 @@ def command_started() -> None:
     keep the resource tracker a launcher starts quiet: after a stop it would print a warning
     about the semaphores of the workers that were ended."""
     os.environ[COMMAND_PID] = str(os.getpid())
+    _become_subreaper()
     current = os.environ.get("PYTHONWARNINGS", "")
     if TRACKER_WARNING not in current:
         os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [current, TRACKER_WARNING]))
+
+
+PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def _become_subreaper() -> None:
+    """Orphans below this process are re-parented to it (Linux, prctl PR_SET_CHILD_SUBREAPER):
+    a job whose launcher process ended first stays a descendant the stop can kill."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def linger(exit_code: int) -> NoReturn:
+    """A stopped job's last act in a launcher's worker: its summary is on disk (unless it
+    was stopped while building, before its samples began), so it lets go of its folder's
+    lock (which tells the command it is done) and waits to be killed. Ending the process
+    instead would break a loky pool, whose manager then kills the other workers, jobs still
+    writing their summaries among them; returning would let the worker take the next job.
+    It ends by itself once the command is gone, or after a bound."""
+    from hydragent.runner import lock
+
+    for number in SIGNALS:  # a second signal must not cut the wait short
+        signal.signal(number, signal.SIG_IGN)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    lock.release_all()
+    command = int(os.environ.get(COMMAND_PID) or 0)
+    deadline = time.monotonic() + JOBS_GRACE_S + 5.0
+    while command and time.monotonic() < deadline:
+        try:
+            os.kill(command, 0)
+        except OSError:
+            break
+        time.sleep(0.1)
+    os._exit(exit_code)
 
 
 def in_launcher_worker() -> bool:
@@ -95,13 +139,53 @@ def in_launcher_worker() -> bool:
 def _handler(number: int, frame: Any) -> None:
     _state["signum"] = _state["signum"] or number
     requested.set()
-    forward(number)
     if _state["loops"]:
+        forward(number)
         return  # the sample loop winds down by itself within 50 ms
-    deadline = time.monotonic() + GRACE_S  # a sweep's workers finish their summaries
-    while _workers() and time.monotonic() < deadline:
-        time.sleep(0.02)
+    if not in_launcher_worker():
+        wait_for_jobs(number)  # a sweep's jobs write their interrupted summaries
     raise Interrupted(number)
+
+
+def jobs_in_flight() -> dict[Path, int]:
+    """Folder -> PID of every other process holding a job lock under the command's folder:
+    a job holds it from its start until it has written its summary and ended."""
+    from hydragent.runner import lock
+
+    root = lock.run_root()
+    found: dict[Path, int] = {}
+    if root is None:
+        return found
+    for path in Path(root).rglob(lock.LOCK_FILE):
+        try:
+            descriptor = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            pid = lock.holder(descriptor)
+        except OSError:
+            pid = None
+        finally:
+            os.close(descriptor)
+        if pid and pid != os.getpid():
+            found[path.parent] = pid
+    return found
+
+
+def wait_for_jobs(number: int, bound_s: float = JOBS_GRACE_S) -> None:
+    """Send `number` to every job in flight (and to any that starts meanwhile) and wait until
+    none holds its lock, up to `bound_s`."""
+    told: set[int] = set()
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        holders = set(jobs_in_flight().values())
+        if not holders:
+            return
+        for pid in holders - told:
+            with contextlib.suppress(OSError):
+                os.kill(pid, number)
+        told |= holders
+        time.sleep(0.02)
 
 
 @contextlib.contextmanager
@@ -186,15 +270,15 @@ def forward(number: int) -> None:
 
 
 def reap(grace_s: float = GRACE_S) -> None:
-    """Give the children `grace_s` to end, then kill whatever is left of them."""
-    deadline = time.monotonic() + grace_s
-    while _workers() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    for pid in _workers():
+    """End the stop: every job in flight gets its bounded wait (a single run's own children
+    were told by the handler), then every descendant and every process still holding a job's
+    lock is killed, and this waits up to `grace_s` until they are gone."""
+    wait_for_jobs(signum())
+    for pid in set(_workers()) | set(jobs_in_flight().values()):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 0.5
-    while _workers() and time.monotonic() < deadline:
+    deadline = time.monotonic() + grace_s
+    while (_workers() or jobs_in_flight()) and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
@@ -235,20 +319,39 @@ def stop_lines(stopped: Interrupted, given: list[str], started: datetime) -> lis
 
 
 def _sweep_progress(root: Path, started: datetime) -> str:
-    """How a stopped sweep's jobs stand, from their summaries written in this command."""
+    """How a stopped sweep's jobs stand: each folder this command started (its Hydra config
+    written since the start) either has a summary from this command or was stopped before
+    writing one (while it was starting: a resume runs it whole)."""
     import json
 
-    finished = interrupted = 0
-    for path in root.glob("*/summary.json"):
-        try:
-            summary = json.loads(path.read_text())
-            if datetime.fromisoformat(summary["finished_at"]) < started:
-                continue
-        except (OSError, ValueError, KeyError, TypeError):
+    since = started.replace(microsecond=0)  # finished_at has whole seconds
+    finished = interrupted = unwritten = 0
+    for config in root.glob("**/.hydra/config.yaml"):
+        folder = config.parent.parent
+        if folder == root or _mtime(config) < since.timestamp():
             continue
-        interrupted += bool(summary.get("interrupted"))
-        finished += not summary.get("interrupted")
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+            fresh = datetime.fromisoformat(summary["finished_at"]) >= since
+        except (OSError, ValueError, KeyError, TypeError):
+            summary, fresh = {}, False
+        if not fresh:
+            unwritten += 1
+        elif summary.get("interrupted"):
+            interrupted += 1
+        else:
+            finished += 1
+    parts = [f"{finished} job(s) finished", f"{interrupted} interrupted"]
+    if unwritten:
+        parts.append(f"{unwritten} stopped before writing a summary")
     return (
-        f"{finished} job(s) finished and {interrupted} interrupted in this run (their "
-        "summary.json says interrupted: true); jobs not started have no folder yet"
+        f"{', '.join(parts)} in this run (an interrupted job's summary.json says interrupted: "
+        "true; a resume runs what no job recorded); jobs not started have no folder yet"
     )
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
