@@ -164,3 +164,44 @@ def test_cost_based_routing_over_local_deployments_answers(tmp_path: Path) -> No
         assert ran.returncode == 0, ran.stderr
         assert summary_of(ran.stdout)["counts"]["error"] == 0  # type: ignore[index]
         assert len(first.requests) + len(second.requests) == 6
+
+
+def test_a_folder_holding_another_configs_results_is_refused_by_validate_too(
+    tmp_path: Path,
+) -> None:
+    first = hydragent("run", "model=scripted", "seed=0", "hydra.run.dir=D", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = (tmp_path / "D" / "samples.jsonl").read_bytes()
+    results = both("model=scripted", "seed=5", "hydra.run.dir=D", cwd=tmp_path)
+    for code, stderr in results:
+        assert code == 2, stderr
+        line = stderr.strip().splitlines()[-1]
+        assert "already holds 6 results of another config" in line, line
+        assert "was seed=0; now seed=5" in line and "runner.resume=new_config" in line, line
+    assert (tmp_path / "D" / "samples.jsonl").read_bytes() == before
+    same = hydragent("validate", "model=scripted", "seed=0", "hydra.run.dir=D", cwd=tmp_path)
+    assert same.returncode == 0, same.stderr  # the same config resumes: validate agrees
+
+
+def test_a_sweep_refuses_a_conflicting_job_before_any_job_writes(tmp_path: Path) -> None:
+    sweep = ("-m", "model=scripted", "hydra.sweep.dir=S")
+    first = hydragent("run", *sweep, "seed=0,1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "S").rglob("*") if p.is_file()}
+    for code, stderr in both(*sweep, "seed=0,2", cwd=tmp_path):
+        assert code == 2, stderr
+        line = stderr.strip().splitlines()[-1]
+        assert line.startswith("hydragent: config error: job 1 (model=scripted seed=2)"), line
+        assert "S/1 already holds 6 results" in line and "hydra.sweep.dir" in line, line
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "S").rglob("*") if p.is_file()}
+    assert after == written, "job 0 ran again before job 1 was refused"
+
+
+def test_two_sweep_jobs_sharing_one_folder_is_a_config_error(tmp_path: Path) -> None:
+    args = ("-m", "model=scripted", "seed=0,1", "hydra.sweep.dir=S", "hydra.sweep.subdir=same")
+    for code, stderr in both(*args, cwd=tmp_path):
+        assert code == 2, stderr
+        line = stderr.strip().splitlines()[-1]
+        assert "hydra.sweep.subdir=same: jobs 0, 1 resolve to one folder" in line, line
+        assert "${hydra.job.num}" in line, line
+    assert not (tmp_path / "S").exists()
