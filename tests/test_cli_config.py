@@ -205,3 +205,16 @@ def test_two_sweep_jobs_sharing_one_folder_is_a_config_error(tmp_path: Path) -> 
         assert "hydra.sweep.subdir=same: jobs 0, 1 resolve to one folder" in line, line
         assert "${hydra.job.num}" in line, line
     assert not (tmp_path / "S").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "env"),
+    [('hydra.run.dir="lit\\${x}"', {}), ("hydra.run.dir=${oc.env:RD}", {"RD": "e${x}"})],
+    ids=["escaped", "from-env"],
+)
+def test_a_run_folder_holding_a_literal_interpolation_is_a_config_error(
+    tmp_path: Path, override: str, env: dict[str, str]
+) -> None:
+    results = both("model=scripted", override, cwd=tmp_path, env=env)
+    assert_refused_alike(results, tmp_path, "hydra.run.dir", "'${'")
+    assert list(tmp_path.iterdir()) == []

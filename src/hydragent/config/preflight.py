@@ -57,6 +57,9 @@ LAUNCH_KEYS = (
     "hydra.job.env_set",
 )
 FOLDER_KEY = {"run": "hydra.run.dir", "multirun": "hydra.sweep.dir"}
+#: the keys that make a job's folder: Hydra puts it in `hydra.runtime.output_dir`, which the
+#: log file's name interpolates, so a '${' in the resolved folder is read as an interpolation
+FOLDER_PARTS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
 
 
 @contextlib.contextmanager
@@ -238,6 +241,13 @@ def launch_problems(config: Any, mode: str) -> list[str]:
             value = _with_hydra(work, lambda c, k=key: _resolved(c, k))
         except OmegaConfBaseException as error:
             problems.append(unresolved(key, error))
+            continue
+        if key in FOLDER_PARTS and "${" in str(value):
+            problems.append(
+                f"{key} resolves to {str(value)!r}, which holds '${{': Hydra reads the run "
+                f"folder again as a config value (the log file's name), where '${{' starts an "
+                f"interpolation; choose a folder name without '${{'"
+            )
             continue
         folders[key] = value
     folder_key = FOLDER_KEY[mode]
