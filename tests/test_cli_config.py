@@ -218,3 +218,17 @@ def test_a_run_folder_holding_a_literal_interpolation_is_a_config_error(
     results = both("model=scripted", override, cwd=tmp_path, env=env)
     assert_refused_alike(results, tmp_path, "hydra.run.dir", "'${'")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "seed", ["seed=99999999999999999999", "seed=-1", "generation.seed=4294967296"]
+)
+def test_a_seed_out_of_range_is_refused_naming_the_range(tmp_path: Path, seed: str) -> None:
+    results = both("model=scripted", seed, cwd=tmp_path)
+    assert_refused_alike(results, tmp_path, seed, "0 <= seed < 2**32")
+
+
+def test_the_largest_seed_runs(tmp_path: Path) -> None:
+    ran = hydragent("run", "model=scripted", "seed=4294967295", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert summary_of(ran.stdout)["counts"]["ok"] == 6  # type: ignore[index]
