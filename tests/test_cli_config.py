@@ -232,3 +232,10 @@ def test_the_largest_seed_runs(tmp_path: Path) -> None:
     ran = hydragent("run", "model=scripted", "seed=4294967295", cwd=tmp_path)
     assert ran.returncode == 0, ran.stderr
     assert summary_of(ran.stdout)["counts"]["ok"] == 6  # type: ignore[index]
+
+
+@pytest.mark.parametrize("args", [("hydra.run.dir=''",), ("-m", "hydra.sweep.dir=''")])
+def test_an_empty_output_folder_is_a_config_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    results = both(*args, "model=scripted", cwd=tmp_path)
+    assert_refused_alike(results, tmp_path, args[-1].split("=")[0], "empty folder name")
+    assert list(tmp_path.iterdir()) == [], "nothing written into the current folder"

@@ -334,6 +334,12 @@ def output_problem(key: str, folder: str) -> str | None:
     file is unlinked at once: nothing is left on disk."""
     import tempfile
 
+    if not folder.strip():
+        fresh = "outputs/<date>/<time>" if key == "hydra.run.dir" else "multirun/<date>/<time>"
+        return (
+            f"{key}={folder!r}: an empty folder name would put the run's files in the current "
+            f"folder; give a folder, or leave {key} out for a fresh one ({fresh})"
+        )
     path = Path(folder).expanduser().absolute()
     long = [part for part in path.parts if len(part.encode()) > 255]
     if long or len(str(path).encode()) >= 4096:
