@@ -6,6 +6,7 @@ The properties behind them are tested with generated inputs in test_properties_c
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -239,3 +240,20 @@ def test_an_empty_output_folder_is_a_config_error(tmp_path: Path, args: tuple[st
     results = both(*args, "model=scripted", cwd=tmp_path)
     assert_refused_alike(results, tmp_path, args[-1].split("=")[0], "empty folder name")
     assert list(tmp_path.iterdir()) == [], "nothing written into the current folder"
+
+
+def test_a_cache_file_cut_short_is_refused_naming_the_file(tmp_path: Path) -> None:
+    cache = tmp_path / "replies.sqlite"
+    made = hydragent("run", "model=scripted", "cache=on", f"cache.path={cache}", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    whole = cache.read_bytes()
+    untouched = hydragent(
+        "validate", "model=scripted", "cache=replay", f"cache.path={cache}", cwd=tmp_path
+    )
+    assert untouched.returncode == 0, untouched.stderr
+    assert cache.read_bytes() == whole and sorted(tmp_path.glob("replies*")) == [cache]
+    cache.write_bytes(whole[: len(whole) // 2])
+    for mode in ("on", "replay"):
+        shutil.rmtree(tmp_path / "outputs", ignore_errors=True)  # the first run's folder
+        results = both("model=scripted", f"cache={mode}", f"cache.path={cache}", cwd=tmp_path)
+        assert_refused_alike(results, tmp_path, "cache.path", str(cache), "damaged", f"rm {cache}")
