@@ -257,3 +257,34 @@ def test_a_cache_file_cut_short_is_refused_naming_the_file(tmp_path: Path) -> No
         shutil.rmtree(tmp_path / "outputs", ignore_errors=True)  # the first run's folder
         results = both("model=scripted", f"cache={mode}", f"cache.path={cache}", cwd=tmp_path)
         assert_refused_alike(results, tmp_path, "cache.path", str(cache), "damaged", f"rm {cache}")
+
+
+def test_a_dict_given_whole_says_the_forms_that_work_and_they_do(tmp_path: Path) -> None:
+    results = both("model=scripted", "runner.backend_concurrency={scripted:2}", cwd=tmp_path)
+    assert_refused_alike(
+        results, tmp_path, "+runner.backend_concurrency.scripted=2",
+        "++runner.backend_concurrency={scripted:2}",
+    )  # fmt: skip
+    for form in (
+        "+runner.backend_concurrency.scripted=2",
+        "++runner.backend_concurrency={scripted:2}",
+    ):
+        ran = hydragent("run", "model=scripted", form, cwd=tmp_path)
+        assert ran.returncode == 0, (form, ran.stderr)
+
+
+def test_a_value_hydras_own_key_refuses_names_the_key_and_its_choices(tmp_path: Path) -> None:
+    results = both("model=scripted", "hydra.job.chdir=maybe", cwd=tmp_path)
+    assert_refused_alike(results, tmp_path, "hydra.job.chdir=maybe", "valid: true, false")
+
+
+def test_a_task_path_naming_a_folder_says_so(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    results = both("model=scripted", "task=file", f"task.path={tmp_path / 'data'}", cwd=tmp_path)
+    assert_refused_alike(results, tmp_path, "task.path", "is a folder, not a file")
+
+
+def test_report_of_a_file_says_it_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "summary.json").write_text("{}")
+    shown = hydragent("report", "summary.json", cwd=tmp_path)
+    assert shown.returncode == 2 and "is a file, not a folder" in shown.stderr, shown.stderr
