@@ -210,9 +210,13 @@ def test_a_damaged_cache_file_is_named_with_the_fix_by_every_command(tmp_path: P
         (line,) = result.stderr.strip().splitlines()  # one line, no traceback
         assert f"cache file {path} cannot be read (database disk image is malformed)" in line
         assert f"rm {path}" in line and "cache=off" in line
+    runs = sorted(tmp_path.glob("outputs/*/*"))  # the run that recorded the cache
     run = run_cli("run", "model=scripted", "task=smoke", "cache=on", cwd=tmp_path, env=env)
-    assert run.returncode == 1 and "Traceback" not in run.stderr
-    assert f"CacheUnreadable: cache file {path} cannot be read" in run.stdout + run.stderr
+    assert run.returncode == 2 and "Traceback" not in run.stderr  # refused at the start check
+    line = run.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"hydragent: config error: cache.path='{path}': cannot be read"), line
+    assert f"rm {path}" in line and "cache=off" in line
+    assert sorted(tmp_path.glob("outputs/*/*")) == runs, "no run folder made"
 
 
 def test_a_file_that_is_not_a_cache_is_named(tmp_path: Path) -> None:

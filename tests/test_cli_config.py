@@ -6,6 +6,7 @@ The properties behind them are tested with generated inputs in test_properties_c
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,3 +165,126 @@ def test_cost_based_routing_over_local_deployments_answers(tmp_path: Path) -> No
         assert ran.returncode == 0, ran.stderr
         assert summary_of(ran.stdout)["counts"]["error"] == 0  # type: ignore[index]
         assert len(first.requests) + len(second.requests) == 6
+
+
+def test_a_folder_holding_another_configs_results_is_refused_by_validate_too(
+    tmp_path: Path,
+) -> None:
+    first = hydragent("run", "model=scripted", "seed=0", "hydra.run.dir=D", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = (tmp_path / "D" / "samples.jsonl").read_bytes()
+    results = both("model=scripted", "seed=5", "hydra.run.dir=D", cwd=tmp_path)
+    for code, stderr in results:
+        assert code == 2, stderr
+        line = stderr.strip().splitlines()[-1]
+        assert "already holds 6 results of another config" in line, line
+        assert "was seed=0; now seed=5" in line and "runner.resume=new_config" in line, line
+    assert (tmp_path / "D" / "samples.jsonl").read_bytes() == before
+    same = hydragent("validate", "model=scripted", "seed=0", "hydra.run.dir=D", cwd=tmp_path)
+    assert same.returncode == 0, same.stderr  # the same config resumes: validate agrees
+
+
+def test_a_sweep_refuses_a_conflicting_job_before_any_job_writes(tmp_path: Path) -> None:
+    sweep = ("-m", "model=scripted", "hydra.sweep.dir=S")
+    first = hydragent("run", *sweep, "seed=0,1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    written = {p: p.stat().st_mtime_ns for p in (tmp_path / "S").rglob("*") if p.is_file()}
+    for code, stderr in both(*sweep, "seed=0,2", cwd=tmp_path):
+        assert code == 2, stderr
+        line = stderr.strip().splitlines()[-1]
+        assert line.startswith("hydragent: config error: job 1 (model=scripted seed=2)"), line
+        assert "S/1 already holds 6 results" in line and "hydra.sweep.dir" in line, line
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "S").rglob("*") if p.is_file()}
+    assert after == written, "job 0 ran again before job 1 was refused"
+
+
+def test_two_sweep_jobs_sharing_one_folder_is_a_config_error(tmp_path: Path) -> None:
+    args = ("-m", "model=scripted", "seed=0,1", "hydra.sweep.dir=S", "hydra.sweep.subdir=same")
+    for code, stderr in both(*args, cwd=tmp_path):
+        assert code == 2, stderr
+        line = stderr.strip().splitlines()[-1]
+        assert "hydra.sweep.subdir=same: jobs 0, 1 resolve to one folder" in line, line
+        assert "${hydra.job.num}" in line, line
+    assert not (tmp_path / "S").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "env"),
+    [('hydra.run.dir="lit\\${x}"', {}), ("hydra.run.dir=${oc.env:RD}", {"RD": "e${x}"})],
+    ids=["escaped", "from-env"],
+)
+def test_a_run_folder_holding_a_literal_interpolation_is_a_config_error(
+    tmp_path: Path, override: str, env: dict[str, str]
+) -> None:
+    results = both("model=scripted", override, cwd=tmp_path, env=env)
+    assert_refused_alike(results, tmp_path, "hydra.run.dir", "'${'")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "seed", ["seed=99999999999999999999", "seed=-1", "generation.seed=4294967296"]
+)
+def test_a_seed_out_of_range_is_refused_naming_the_range(tmp_path: Path, seed: str) -> None:
+    results = both("model=scripted", seed, cwd=tmp_path)
+    assert_refused_alike(results, tmp_path, seed, "0 <= seed < 2**32")
+
+
+def test_the_largest_seed_runs(tmp_path: Path) -> None:
+    ran = hydragent("run", "model=scripted", "seed=4294967295", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert summary_of(ran.stdout)["counts"]["ok"] == 6  # type: ignore[index]
+
+
+@pytest.mark.parametrize("args", [("hydra.run.dir=''",), ("-m", "hydra.sweep.dir=''")])
+def test_an_empty_output_folder_is_a_config_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    results = both(*args, "model=scripted", cwd=tmp_path)
+    assert_refused_alike(results, tmp_path, args[-1].split("=")[0], "empty folder name")
+    assert list(tmp_path.iterdir()) == [], "nothing written into the current folder"
+
+
+def test_a_cache_file_cut_short_is_refused_naming_the_file(tmp_path: Path) -> None:
+    cache = tmp_path / "replies.sqlite"
+    made = hydragent("run", "model=scripted", "cache=on", f"cache.path={cache}", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    whole = cache.read_bytes()
+    untouched = hydragent(
+        "validate", "model=scripted", "cache=replay", f"cache.path={cache}", cwd=tmp_path
+    )
+    assert untouched.returncode == 0, untouched.stderr
+    assert cache.read_bytes() == whole and sorted(tmp_path.glob("replies*")) == [cache]
+    cache.write_bytes(whole[: len(whole) // 2])
+    for mode in ("on", "replay"):
+        shutil.rmtree(tmp_path / "outputs", ignore_errors=True)  # the first run's folder
+        results = both("model=scripted", f"cache={mode}", f"cache.path={cache}", cwd=tmp_path)
+        assert_refused_alike(results, tmp_path, "cache.path", str(cache), "damaged", f"rm {cache}")
+
+
+def test_a_dict_given_whole_says_the_forms_that_work_and_they_do(tmp_path: Path) -> None:
+    results = both("model=scripted", "runner.backend_concurrency={scripted:2}", cwd=tmp_path)
+    assert_refused_alike(
+        results, tmp_path, "+runner.backend_concurrency.scripted=2",
+        "++runner.backend_concurrency={scripted:2}",
+    )  # fmt: skip
+    for form in (
+        "+runner.backend_concurrency.scripted=2",
+        "++runner.backend_concurrency={scripted:2}",
+    ):
+        ran = hydragent("run", "model=scripted", form, cwd=tmp_path)
+        assert ran.returncode == 0, (form, ran.stderr)
+
+
+def test_a_value_hydras_own_key_refuses_names_the_key_and_its_choices(tmp_path: Path) -> None:
+    results = both("model=scripted", "hydra.job.chdir=maybe", cwd=tmp_path)
+    assert_refused_alike(results, tmp_path, "hydra.job.chdir=maybe", "valid: true, false")
+
+
+def test_a_task_path_naming_a_folder_says_so(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    results = both("model=scripted", "task=file", f"task.path={tmp_path / 'data'}", cwd=tmp_path)
+    assert_refused_alike(results, tmp_path, "task.path", "is a folder, not a file")
+
+
+def test_report_of_a_file_says_it_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "summary.json").write_text("{}")
+    shown = hydragent("report", "summary.json", cwd=tmp_path)
+    assert shown.returncode == 2 and "is a file, not a folder" in shown.stderr, shown.stderr

@@ -9,11 +9,30 @@ constructor keys and per-call keywords win over this node.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+
+
+#: a seed's range, 0 <= seed < 2**32: numpy's and transformers' seeding take an unsigned
+#: 32-bit integer, and a larger one failed every sample of the run (`Overflow when unpacking
+#: long long`) after validate said OK. APIs that take a seed take this range too.
+SEED_LIMIT = 2**32
+
+
+def _seed_in_range(seed: int) -> int:
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(
+            f"a seed is 0 <= seed < 2**32 ({SEED_LIMIT}): numpy and transformers seed with an "
+            f"unsigned 32-bit integer; choose one in that range"
+        )
+    return seed
+
+
+#: a seed, range-checked (the top-level `seed` and `generation.seed`)
+Seed = Annotated[int, AfterValidator(_seed_in_range)]
 
 
 class GenerationConfig(BaseModel):
@@ -26,7 +45,7 @@ class GenerationConfig(BaseModel):
     top_p: float | None = Field(None, gt=0, le=1)
     top_k: int | None = Field(None, ge=1)
     stop: list[str] | None = Field(None, description="extra stop sequences, after the call's own")
-    seed: int | None = None
+    seed: Seed | None = None
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     reasoning_effort: ReasoningEffort | None = Field(

@@ -67,12 +67,17 @@ def explain(error: BaseException, args: list[str]) -> BaseException:
             owner = str(parent._get_full_key(None) or "") or "the config"
             added = next((a for a in args if a.split("=", 1)[0] == key), f"{key}=VALUE")
             keys = [str(k) for k in parent]
+            if owner == key:  # a dict given whole to a node that holds keys as they come
+                return ConfigError([_dict_whole(key, added)])
             hint = _deeper(key, owner, parent)
             if hint:  # scorer.tolerance: the key is one level down, under the chosen option
                 where = f"{hint[0]}.{hint[1]}"
                 problem = f"{key} is not a key of {owner} (did you mean {where}?); its keys: "
                 return ConfigError([problem + ", ".join(keys)])
             return ConfigError([unknown_key(key, owner, keys, _fix(added, key, keys, parent))])
+        merging = re.match(r"Error merging override (\S+?)=(.*)", text)
+        if merging and cause is not None:  # hydra.job.chdir=maybe: a value the key's type refuses
+            return ConfigError([_refused_value(merging[1].lstrip("+~"), merging[2], cause)])
     if isinstance(error, MissingConfigException):
         found = re.search(r"Could not load '([^'/]+)/([^']+)'", text)
         if found and "Available options" not in text:
@@ -103,6 +108,33 @@ def explain(error: BaseException, args: list[str]) -> BaseException:
                 ]
             )
     return error
+
+
+def _dict_whole(key: str, override: str) -> str:
+    """`runner.backend_concurrency={scripted:2}`: Hydra merges a dict into a node of the
+    config key by key, and refuses keys the node does not hold yet. Says the forms that work,
+    with the user's own keys and values."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    value = override.split("=", 1)[1] if "=" in override else "{...}"
+    try:
+        given = OverridesParser.create().parse_override(override.lstrip("+~")).value()
+    except Exception:  # not a plain dict: show the form with placeholders
+        given = None
+    each = " ".join(
+        f"+{key}.{k}={v}" for k, v in (given.items() if isinstance(given, dict) else [])
+    )
+    return (
+        f"{override}: {key} takes its keys one at a time ({each or f'+{key}.NAME=VALUE'}), "
+        f"or replaced whole with ++{key}={value}"
+    )
+
+
+def _refused_value(key: str, value: str, cause: BaseException) -> str:
+    """`KEY=VALUE: why; valid: ...`, from OmegaConf's first line (the rest repeats the key)."""
+    why = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+    valid = "; valid: true, false" if "valid bool" in why else ""
+    return f"{key}={value}: {why}{valid}"
 
 
 def _fix(override: str, key: str, keys: list[str], parent: Any) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -56,6 +57,9 @@ LAUNCH_KEYS = (
     "hydra.job.env_set",
 )
 FOLDER_KEY = {"run": "hydra.run.dir", "multirun": "hydra.sweep.dir"}
+#: the keys that make a job's folder: Hydra puts it in `hydra.runtime.output_dir`, which the
+#: log file's name interpolates, so a '${' in the resolved folder is read as an interpolation
+FOLDER_PARTS = ("hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
 
 
 @contextlib.contextmanager
@@ -111,25 +115,51 @@ class Preflight(Callback):  # type: ignore[misc,valid-type]
         loader = GlobalHydra.instance().config_loader()
         jobs = sweep_jobs(config)
         found: dict[str, list[str]] = {}  # problem -> the jobs that have it
+        folders: dict[Path, list[int]] = {}  # folder -> the jobs that write there
         for number, overrides in enumerate(jobs):
+            label = f"job {number} ({' '.join(overrides) or 'the base config'})"
             try:
                 job = loader.load_sweep_config(config, list(overrides))
                 _with_hydra(job, lambda c: _assemble(c))
+                folder = job_folder(job, "multirun", number)
+                refusal = (
+                    None if folder is None else resume_problem(job, folder, FOLDER_KEY["multirun"])
+                )
             except ConfigError as error:
                 if len(jobs) == 1:
                     raise PreflightFailed(ConfigError(launch + error.problems)) from error
-                label = f"job {number} ({' '.join(overrides) or 'the base config'})"
                 for problem in error.problems:
                     found.setdefault(problem, []).append(label)
+                continue
             except Exception as error:  # task=smoke,nonexistent: before multirun.yaml
                 raise PreflightFailed(error) from error
+            if folder is not None:
+                folders.setdefault(folder, []).append(number)
+            if refusal:  # each job's own folder, so the line names it: one line per job
+                found.setdefault(f"{label}: {refusal}", [])
         every = f"all {len(jobs)} jobs"
         problems = launch + [
-            f"{every if len(where) == len(jobs) else ', '.join(where)}: {problem}"
+            problem
+            if not where
+            else f"{every if len(where) == len(jobs) else ', '.join(where)}: {problem}"
             for problem, where in found.items()
         ]
+        problems += _collisions(config, folders)
         if problems:
             raise PreflightFailed(ConfigError(problems))
+
+
+def _collisions(config: Any, folders: dict[Path, list[int]]) -> list[str]:
+    """Two jobs of a sweep whose folders are one: the second would resume into (or be
+    refused by) the first's results mid-sweep, or find the folder locked by it."""
+    subdir = config.hydra.sweep._get_node("subdir")._value()  # as written, unresolved
+    return [
+        f"hydra.sweep.subdir={subdir}: jobs {', '.join(map(str, numbers))} resolve to one "
+        f"folder ({folder}); each job needs its own: keep the default "
+        f"hydra.sweep.subdir=${{hydra.job.num}}, or put ${{hydra.job.num}} in yours"
+        for folder, numbers in folders.items()
+        if len(numbers) > 1
+    ]
 
 
 def checked_assembly() -> Any | None:
@@ -150,31 +180,61 @@ def check_start(config: Any, mode: str) -> Any:
         assembly = _with_hydra(config, _assemble)
     except ConfigError as error:
         raise ConfigError(problems + error.problems) from None
+    folder = job_folder(config, mode)
+    refusal = resume_problem(config, folder) if folder is not None else None
+    problems += [refusal] if refusal else []
     if problems:
         raise ConfigError(problems)
     return assembly
+
+
+def job_folder(config: Any, mode: str, number: int = 0) -> Path | None:
+    """The folder the job writes to, as Hydra will make it (the user's own folder where
+    `validate` shadows it): `hydra.run.dir`, or a sweep job's `hydra.sweep.dir`/`subdir`.
+    None when it does not resolve (launch_problems reports that)."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    work = _work_copy(config, number)
+    keys = ["hydra.run.dir"] if mode == "run" else ["hydra.sweep.dir", "hydra.sweep.subdir"]
+    try:
+        parts = [str(_with_hydra(work, lambda c, k=key: _resolved(c, k))) for key in keys]
+    except OmegaConfBaseException:
+        return None
+    return Path(*parts).expanduser().absolute()
+
+
+def resume_problem(config: Any, folder: Path, folder_key: str = "hydra.run.dir") -> str | None:
+    """The resume refusal (hydragent.resume_rule) the run would meet in `folder`, asked here
+    with the config hash the run will record, so `validate` reports it and a sweep refuses
+    before any job writes."""
+    from omegaconf import OmegaConf
+
+    from hydragent.record import SAMPLES_FILE
+    from hydragent.resume_rule import config_hash, conflict
+    from hydragent.secrets import mask_override
+
+    try:
+        if not (folder / SAMPLES_FILE).is_file():
+            return None
+    except OSError:  # a name too long: output_problem reports the folder
+        return None
+    job = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    resolved = _with_hydra(config, lambda c: OmegaConf.to_container(job, resolve=True))
+    mode = str((resolved.get("runner") or {}).get("resume") or "auto")
+    task = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+    overrides = [mask_override(str(o)) for o in task]
+    return conflict(folder, config_hash(resolved), mode, overrides, folder_key=folder_key)
 
 
 def launch_problems(config: Any, mode: str) -> list[str]:
     """Each `hydra` key the launch resolves that does not resolve (naming the key and the
     environment variable), and an output folder that cannot be made. The user's own folder
     overrides count, also where `validate` shadows them with its scratch folder."""
-    import copy
-
-    from omegaconf import OmegaConf, open_dict, read_write
     from omegaconf.errors import OmegaConfBaseException
 
     from hydragent.config.resolve import unresolved
 
-    work = copy.deepcopy(config)
-    with read_write(work), open_dict(work):
-        for key, value in (_USER_DIRS.get() or {}).items():
-            OmegaConf.update(work, key, value, merge=False)
-        for node, key, value in ((work.hydra.job, "num", 0), (work.hydra.job, "id", "0")):
-            if OmegaConf.is_missing(node, key):  # set only when a job is launched
-                node[key] = value
-        if OmegaConf.is_missing(work.hydra.runtime, "output_dir"):
-            work.hydra.runtime.output_dir = "."
+    work = _work_copy(config, 0)
     problems, folders = [], {}
     for key in LAUNCH_KEYS:
         try:
@@ -182,12 +242,50 @@ def launch_problems(config: Any, mode: str) -> list[str]:
         except OmegaConfBaseException as error:
             problems.append(unresolved(key, error))
             continue
+        if key in FOLDER_PARTS and "${" in str(value):
+            problems.append(
+                f"{key} resolves to {str(value)!r}, which holds '${{': Hydra reads the run "
+                f"folder again as a config value (the log file's name), where '${{' starts an "
+                f"interpolation; choose a folder name without '${{'"
+            )
+            continue
         folders[key] = value
     folder_key = FOLDER_KEY[mode]
     if folder_key in folders:
         problem = output_problem(folder_key, str(folders[folder_key]))
         problems += [problem] if problem else []
     return problems
+
+
+def _work_copy(config: Any, number: int) -> Any:
+    """A copy of `config` as job `number` will see it at launch: the user's own folder
+    overrides, and the `hydra.job` keys Hydra sets only when it launches a job."""
+    import copy
+
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    work = copy.deepcopy(config)
+    _inherit_readonly(work.hydra)  # Hydra marks its nodes read-only, and a copy keeps that
+    with read_write(work), open_dict(work):
+        for key, value in (_USER_DIRS.get() or {}).items():
+            OmegaConf.update(work, key, value, merge=False)
+        for key, value in (("num", number), ("id", str(number))):
+            if OmegaConf.is_missing(work.hydra.job, key):  # set only when a job is launched
+                work.hydra.job[key] = value
+        if OmegaConf.is_missing(work.hydra.runtime, "output_dir"):
+            work.hydra.runtime.output_dir = "."
+    return work
+
+
+def _inherit_readonly(node: Any) -> None:
+    """Drop the read-only flag set on `node` and each node under it, so they take the root's."""
+    from omegaconf import Container, DictConfig
+
+    node._set_flag("readonly", None)
+    for key in node.keys() if isinstance(node, DictConfig) else range(len(node)):
+        child = node._get_node(key)
+        if isinstance(child, Container):
+            _inherit_readonly(child)
 
 
 def _resolved(config: Any, key: str) -> Any:
@@ -235,8 +333,13 @@ def output_problem(key: str, folder: str) -> str | None:
     folder above it that exists, takes no new entries; None when it can be made. The probe
     file is unlinked at once: nothing is left on disk."""
     import tempfile
-    from pathlib import Path
 
+    if not folder.strip():
+        fresh = "outputs/<date>/<time>" if key == "hydra.run.dir" else "multirun/<date>/<time>"
+        return (
+            f"{key}={folder!r}: an empty folder name would put the run's files in the current "
+            f"folder; give a folder, or leave {key} out for a fresh one ({fresh})"
+        )
     path = Path(folder).expanduser().absolute()
     long = [part for part in path.parts if len(part.encode()) > 255]
     if long or len(str(path).encode()) >= 4096:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from hydragent.config.problems import join, nearest, shown, unknown_key
 from hydragent.cost import Pricing
+from hydragent.generation import Seed
 
 #: what a rerun into a folder with earlier results does (runner/resume.py acts on it).
 ResumeMode = Literal["auto", "new_config", "fresh"]
@@ -112,7 +113,7 @@ class TopLevel(Node):
     cache: Any = None
     limits: Any = None
     sandbox: Any = None
-    seed: int | None = 0
+    seed: Seed | None = 0
     pricing: Pricing | None = None
     hydra: Any = None
 

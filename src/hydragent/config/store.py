@@ -3,6 +3,7 @@ same verdict, by the run's own build (the file is config/paths.py's `default_cac
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,9 @@ def _unwritable(path: Path) -> str:
     if path.is_file():
         with path.open("rb") as handle:
             head = handle.read(16)
-        return "" if head in (b"", b"SQLite format 3\x00") else "is not an SQLite file"
+        if head not in (b"", b"SQLite format 3\x00"):
+            return "is not an SQLite file"
+        return _damaged(path) if head else ""
     folder = path.parent
     while not folder.exists():
         folder = folder.parent
@@ -55,3 +58,25 @@ def _unwritable(path: Path) -> str:
             return ""
     except OSError as error:
         return f"cannot create a file in {folder} ({error.strerror or error})"
+
+
+def _damaged(path: Path) -> str:
+    """Why sqlite cannot read the file the run would open ('' when it can): a file cut short
+    passes the header check, then failed the run after its folder was made. Read as the
+    run's first read would meet it: the schema, then `PRAGMA quick_check`. Not opened
+    read-only: such a connection cannot remove the -wal/-shm files it makes on closing."""
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(str(path), timeout=5)) as db:
+            db.execute("SELECT name FROM sqlite_master").fetchall()
+            verdict = db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.OperationalError as error:
+        if "locked" in str(error):  # another run writing it: readable, just busy
+            return ""
+        return f"cannot be read ({error}): it is damaged; delete it (rm {path}) to start anew"
+    except sqlite3.DatabaseError as error:
+        return f"cannot be read ({error}): it is damaged; delete it (rm {path}) to start anew"
+    if verdict and verdict[0] != "ok":
+        return f"is damaged (sqlite: {verdict[0]}); delete it (rm {path}) to start anew"
+    return ""

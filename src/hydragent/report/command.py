@@ -21,6 +21,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _folder(value: str) -> Path:
     folder = Path(value)
+    if folder.exists() and not folder.is_dir():
+        raise _Usage(f"{folder} is a file, not a folder: give a run (or sweep) folder")
     if not folder.is_dir():
         raise _Usage(f"folder not found: {folder}")
     return folder

@@ -3,41 +3,27 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from hydragent.record import GARBLED_FILE, SAMPLES_FILE, SUMMARY_FILE, dumps, encode_record
-from hydragent.secrets import has_credential_shape, is_secret_key, redact_text
+from hydragent.resume_rule import RESULT_NEUTRAL, Scan, config_hash, scan
+from hydragent.secrets import has_credential_shape, redact_text
 
-__all__ = ["GARBLED_FILE", "SAMPLES_FILE", "SUMMARY_FILE"]  # the names live in hydragent.record
-
-# Keys that change how a run goes, never what a sample's result is.
-RESULT_NEUTRAL = {
-    "runner": (
-        "max_concurrency",
-        "backend_concurrency",
-        "timeout_s",
-        "sample_timeout_s",
-        "progress",
-        "max_error_rate",
-        "resume",
-    ),
-    "task": ("limit",),
-}
-
-
-def _without_secrets(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_secrets(v) for k, v in value.items() if not is_secret_key(k)}
-    if isinstance(value, list):
-        return [_without_secrets(v) for v in value]
-    return value
+# the names live in hydragent.record, and (the resume rule) in hydragent.resume_rule
+__all__ = [
+    "GARBLED_FILE",
+    "RESULT_NEUTRAL",
+    "SAMPLES_FILE",
+    "SUMMARY_FILE",
+    "Scan",
+    "config_hash",
+    "scan",
+]
 
 
 def redact(value: Any, secrets: list[str]) -> Any:
@@ -64,49 +50,6 @@ def record_line(record: dict[str, Any], secrets: list[str]) -> tuple[dict[str, A
     if known or has_credential_shape(line):
         record, line = encode_record(redact(record, secrets))
     return record, line
-
-
-def config_hash(resolved: dict[str, Any]) -> str:
-    """Hash of the resolved config minus secrets, output paths, cache mode, `limits` (how
-    fast and how much, never what a sample answers) and the knobs in RESULT_NEUTRAL, so a
-    rerun with more threads, a larger limit or a larger budget still resumes."""
-    config = _without_secrets(
-        {k: v for k, v in resolved.items() if k not in ("hydra", "cache", "limits")}
-    )
-    for group, keys in RESULT_NEUTRAL.items():
-        if isinstance(config.get(group), dict):
-            config[group] = {k: v for k, v in config[group].items() if k not in keys}
-    text = json.dumps(config, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-@dataclass
-class Scan:
-    """What a samples.jsonl holds: its records in file order, and the lines that are not
-    records (byte offset, raw bytes), e.g. a line torn by a kill mid-write."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    garbled: list[tuple[int, bytes]] = field(default_factory=list)
-
-
-def scan(path: Path) -> Scan:
-    result = Scan()
-    if not path.exists():
-        return result
-    offset = 0
-    for raw in path.read_bytes().splitlines(keepends=True):
-        line = raw.rstrip(b"\r\n")
-        if line.strip():
-            try:
-                record = json.loads(line)
-            except ValueError:  # JSONDecodeError and UnicodeDecodeError
-                record = None
-            if isinstance(record, dict) and "id" in record:
-                result.records.append(record)
-            else:
-                result.garbled.append((offset, line))
-        offset += len(raw)
-    return result
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

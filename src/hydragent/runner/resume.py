@@ -33,6 +33,7 @@ from omegaconf import OmegaConf
 from hydragent.config import ConfigError
 from hydragent.config.problems import PreflightFailed
 from hydragent.config.schemas import ResumeMode
+from hydragent.resume_rule import SUPERSEDED_DIR, conflict
 from hydragent.runner.records import (
     GARBLED_FILE,
     SAMPLES_FILE,
@@ -46,7 +47,6 @@ from hydragent.secrets import mask_override
 
 log = logging.getLogger(__name__)
 RESUME_MODES: tuple[str, ...] = get_args(ResumeMode)
-SUPERSEDED_DIR = "superseded"
 RESULT_FILES = (SAMPLES_FILE, SUMMARY_FILE, GARBLED_FILE, ".hydra")
 
 
@@ -64,24 +64,6 @@ class ResumeRefused(PreflightFailed):
     def __reduce__(self) -> tuple[type, tuple[BaseException]]:
         """Survives pickling, so a joblib sweep job reports the conflict itself."""
         return (type(self), (self.error,))
-
-
-def _earlier_overrides(records: list[dict[str, Any]]) -> list[str] | None:
-    for record in reversed(records):
-        if isinstance(record.get("overrides"), list):
-            return [str(o) for o in record["overrides"]]
-    return None
-
-
-def _difference(before: list[str] | None, now: list[str] | None) -> str:
-    if before is None or now is None:
-        return ""
-    gone = [o for o in before if o not in now]
-    new = [o for o in now if o not in before]
-    if not gone and not new:
-        return " (same overrides: a config file changed)"
-    parts = [f"was {' '.join(gone)}" if gone else "", f"now {' '.join(new)}" if new else ""]
-    return f" ({'; '.join(p for p in parts if p)})"
 
 
 def set_aside(folder: Path, old_hash: str | None) -> Path:
@@ -110,18 +92,11 @@ def prepare_folder(
         raise ConfigError([f"runner.resume={mode}: valid: {', '.join(RESUME_MODES)}"])
     path = folder / SAMPLES_FILE
     found = scan(path)
-    hashes = [r.get("config_hash") for r in found.records]
-    others = sorted({h for h in hashes if h != chash}, key=str)
+    refusal = conflict(folder, chash, mode, overrides, found)
+    if refusal:
+        raise ResumeConflict(refusal)
+    others = sorted({r.get("config_hash") for r in found.records} - {chash}, key=str)
     has_results = path.exists() or (folder / SUMMARY_FILE).exists()
-    if others and mode == "auto":
-        raise ResumeConflict(
-            f"{folder} already holds {sum(h != chash for h in hashes)} results of another "
-            f"config (config_hash {', '.join(map(str, others))}, this run {chash})"
-            f"{_difference(_earlier_overrides(found.records), overrides)}. To keep them and "
-            f"start this config there: runner.resume=new_config (they move to "
-            f"{folder / SUPERSEDED_DIR}/, where hydragent report still reads them); "
-            f"or run into a new folder (another hydra.run.dir, or none for a fresh one)"
-        )
     if has_results and (mode == "fresh" or others):
         set_aside(folder, str(others[-1]) if others else chash)
         return Scan()

@@ -21,6 +21,8 @@ from hydragent.textfile import TextFileError, first_char, iter_lines, json_docum
 
 BUILTIN_TASKS = ("smoke", "arithmetic", "json_extraction")
 FILE_FORMATS = ("jsonl", "json", "csv", "parquet")
+#: what task.path names, said where it names something else
+_WANTED = "give the path of a .jsonl, .json, .csv or .parquet file"
 DATA_EXTRA = "pip install 'hydragent[data]'"
 
 Rows = Iterator[tuple[str, Any]]
@@ -134,6 +136,8 @@ class FileTask(Task):
             raise ValueError("task=file needs task.path=FILE (.jsonl, .json, .csv or .parquet)")
         self.path = Path(path).expanduser()
         self.fields = check_fields(fields)
+        if self.path.is_dir():  # before the format, which a folder's name would not give
+            raise ValueError(f"task.path {self.path} is a folder, not a file; {_WANTED}")
         self.format = (format or self.path.suffix.lstrip(".")).lower()
         if self.format not in FILE_FORMATS:
             raise ValueError(
@@ -153,6 +157,8 @@ class FileTask(Task):
     def check(self) -> list[Problem]:
         """The file exists and every row parses into a sample (streamed: nothing is kept
         but the ids); for Parquet only the schema is read. Each problem names file:line."""
+        if self.path.is_dir():
+            return [("path", f"{self.path} is a folder, not a file; {_WANTED}")]
         if not self.path.is_file():
             return [("path", f"no such file: {self.path} (a .jsonl, .json, .csv or .parquet)")]
         try:
