@@ -207,3 +207,30 @@ def test_a_sweep_whose_budget_runs_out_prints_the_sweep_command_that_continues(
         assert second.returncode == 0, second.stderr[-3000:]
         assert server.requests == 12 - asked  # only what the first run left
     assert all(job["counts"]["ok"] == 6 for job in summaries(sweep))
+
+
+def test_a_relative_sqlite_store_is_one_file_in_the_launch_directory_whatever_chdir_says(
+    tmp_path: Path,
+) -> None:
+    """`limits.store=sqlite:///shared.sqlite` with `hydra.job.chdir=true`: both jobs of the
+    sweep share the one file next to where hydragent was started, not one file each in
+    their own folders (which would make the shared limits silently per-job)."""
+    done = hydragent(
+        "run",
+        "-m",
+        "model=scripted",
+        "task=smoke",
+        "runner.progress=false",
+        "limits.store=sqlite:///shared.sqlite",
+        "limits.max_concurrency=2",
+        "hydra.job.chdir=true",
+        "seed=0,1",
+        "hydra.sweep.dir=S",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.sqlite")) == [
+        Path("shared.sqlite")
+    ]
+    stores = {s["limits"]["store"] for s in summaries(tmp_path / "S")}
+    assert stores == {f"sqlite:///{tmp_path / 'shared.sqlite'}"}

@@ -81,6 +81,11 @@ class StaticChecks:
         cache = self.plain.get("cache")
         if isinstance(cache, dict) and "cache" not in self.broken and cache.get("path"):
             cache["path"] = str(Path(self.launch_dir, Path(cache["path"]).expanduser()))
+        limits = self.plain.get("limits")
+        if isinstance(limits, dict) and "limits" not in self.broken:
+            from hydragent.limits.stores import anchored_store
+
+            limits["store"] = anchored_store(str(limits.get("store") or "auto"), self.launch_dir)
         if self.plain.get("sandbox") is not None and not self.has_missing("sandbox"):
             from hydragent.sandbox import SandboxConfig
 
