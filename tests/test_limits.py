@@ -357,6 +357,26 @@ def test_a_store_that_cannot_serve_is_a_config_error_naming_limits_store(tmp_pat
         assert any(p.startswith("limits.store=") and why in p for p in found), found
 
 
+def test_a_sqlite_store_whose_folder_is_missing_or_a_file_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    """The parent of the SQLite file must be an existing folder: the error names
+    limits.store, the problem, and how relative and absolute paths are spelled."""
+    (tmp_path / "afile").write_text("")
+    for parent, why in ((tmp_path / "afile", "is a file"), (tmp_path / "nope", "does not exist")):
+        found = problems(
+            [
+                "model=scripted",
+                "limits.max_concurrency=2",
+                f"limits.store=sqlite:///{parent / 'x.sqlite'}",
+            ]
+        )
+        assert len(found) == 1, found
+        assert found[0].startswith("limits.store=") and why in found[0], found
+        assert "sqlite:////abs/x.sqlite" in found[0] and "relative" in found[0]
+    assert not (tmp_path / "nope").exists()  # nothing is created
+
+
 def test_tokens_per_minute_weighs_each_call_and_a_larger_reply_pays_back_the_excess(
     store_url: str, tmp_path: Path
 ) -> None:

@@ -234,3 +234,19 @@ def test_a_relative_sqlite_store_is_one_file_in_the_launch_directory_whatever_ch
     ]
     stores = {s["limits"]["store"] for s in summaries(tmp_path / "S")}
     assert stores == {f"sqlite:///{tmp_path / 'shared.sqlite'}"}
+
+
+@pytest.mark.parametrize("parent", ["afile", "missing"])
+def test_validate_and_run_agree_on_a_sqlite_store_outside_a_folder(
+    tmp_path: Path, parent: str
+) -> None:
+    """`limits.store=sqlite:///afile/x.sqlite` (a file as its folder) or a missing folder:
+    validate and run both exit 2 with one line naming limits.store, and run writes nothing."""
+    (tmp_path / "afile").write_text("")
+    args = ("model=scripted", "task=smoke", "limits.max_concurrency=2")
+    store = f"limits.store=sqlite:///{parent}/x.sqlite"
+    for command in ("validate", "run"):
+        result = hydragent(command, *args, store, "hydra.run.dir=out", cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stderr[-2000:])
+        assert f"limits.store={store.split('=', 1)[1]!r}" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

@@ -20,8 +20,11 @@ def _priced(target: Any, node: dict[str, Any]) -> bool:
     return price(str(model_id), {"input_tokens": 1, "output_tokens": 1}) is not None
 
 
-def limits_problems(plain: dict[str, Any], located: dict[str, Any]) -> list[str]:
-    """A limit set without the `limits` extra, or a store it cannot use; then the budget's."""
+def limits_problems(
+    plain: dict[str, Any], located: dict[str, Any], launch_dir: str = "."
+) -> list[str]:
+    """A limit set without the `limits` extra, or a store it cannot use; then the budget's.
+    A relative SQLite path is relative to `launch_dir` (where hydragent was started)."""
     import importlib.util
 
     limits = plain.get("limits") or {}
@@ -41,25 +44,19 @@ def limits_problems(plain: dict[str, Any], located: dict[str, Any]) -> list[str]
             f"{chosen[0]}: {', '.join(missing)} is not installed; pip install 'hydragent[limits]'"
         ]
     store = str(limits.get("store") or "auto")
-    return store_problems(store) + budget_problems(limits, plain, located)
+    return store_problems(store, launch_dir) + budget_problems(limits, plain, located)
 
 
-def store_problems(url: str) -> list[str]:
+def store_problems(url: str, launch_dir: str = ".") -> list[str]:
     """A store that cannot serve: a Redis that does not answer, a SQLite path that is a
-    folder or another kind of file. (A malformed URL is the schema's problem.)"""
-    from pathlib import Path
-
+    folder or another kind of file, or not in a folder. (A malformed URL is the schema's
+    problem.)"""
     from hydragent.limits.stores import store_problem
 
     if store_problem(url) or url == "auto":
         return []
     if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///")).expanduser()
-        if path.is_dir():
-            return [f"limits.store={url!r}: {path} is a folder; name a file, or use auto"]
-        if path.is_file() and _head(path) not in (b"", b"SQLite format 3\x00"):
-            return [f"limits.store={url!r}: {path} is not a SQLite file; name another file"]
-        return []
+        return sqlite_problems(url, launch_dir)
     import redis
 
     client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
@@ -72,6 +69,37 @@ def store_problems(url: str) -> list[str]:
         ]
     finally:
         client.close()
+    return []
+
+
+def sqlite_problems(url: str, launch_dir: str = ".") -> list[str]:
+    """A SQLite path that is a folder or another kind of file, or whose parent is not an
+    existing folder (missing, or a file): refused here, so validate and run agree and
+    nothing is written (the store's folder is the user's to create, as for a task file)."""
+    from pathlib import Path
+
+    from hydragent.limits.stores import sqlite_path
+
+    path = Path(launch_dir, sqlite_path(url))
+    forms = (
+        "sqlite:///rel/x.sqlite is relative to where hydragent is started, "
+        "sqlite:////abs/x.sqlite (four slashes) absolute"
+    )
+    if path.is_dir():
+        return [f"limits.store={url!r}: {path} is a folder; name a file, or use auto"]
+    if path.is_file() and _head(path) not in (b"", b"SQLite format 3\x00"):
+        return [f"limits.store={url!r}: {path} is not a SQLite file; name another file"]
+    parent = path.parent
+    if not parent.exists():
+        return [
+            f"limits.store={url!r}: the folder {parent} does not exist; create it "
+            f"(mkdir -p {parent}) or name another file ({forms})"
+        ]
+    if not parent.is_dir():
+        return [
+            f"limits.store={url!r}: {parent} is a file, not a folder; name a file in a "
+            f"folder ({forms})"
+        ]
     return []
 
 

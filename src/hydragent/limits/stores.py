@@ -54,7 +54,11 @@ def store_problem(url: str) -> str:
         return (
             ""
             if url.startswith("sqlite:///") and len(url) > len("sqlite:///")
-            else ("a SQLite store is sqlite:///PATH (three slashes, then the file)")
+            else (
+                "a SQLite store is sqlite:///PATH (three slashes, then the file: "
+                "sqlite:///rel/x.sqlite relative to where hydragent is started, "
+                "sqlite:////abs/x.sqlite absolute)"
+            )
         )
     if parsed.scheme in ("redis", "rediss"):
         try:
