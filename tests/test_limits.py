@@ -68,20 +68,34 @@ def test_an_unknown_limits_key_names_the_valid_keys() -> None:
     assert any("limits.rpm" in p and "requests_per_minute" in p for p in found), found
 
 
-def test_a_budget_for_a_model_with_no_known_price_is_a_config_error_naming_pricing() -> None:
+def test_a_budget_for_a_model_with_no_known_price_is_a_config_error_whose_fix_works_as_typed() -> (
+    None
+):
     found = problems(["model=scripted", "limits.budget_usd=1"])
-    assert any("limits.budget_usd=1" in p and "pricing.input_per_mtok" in p for p in found)
-    # the pricing node is the fix: with it, the same config assembles
-    assemble(
-        compose(
-            [
-                "model=scripted",
-                "limits.budget_usd=1",
-                "+pricing.input_per_mtok=1",
-                "+pricing.output_per_mtok=4",
-            ]
-        ),
-        dry_run=True,
+    (line,) = [p for p in found if p.startswith("limits.budget_usd=1")]
+    fix = line.split("dollars per million tokens: ", 1)[1].split(" (", 1)[0].split()
+    assert fix == ["pricing.input_per_mtok=0.5", "pricing.output_per_mtok=1.5"], line
+    # the fix, typed exactly as the error gives it, assembles the same config (and so do
+    # the `+key` and the whole-node forms)
+    for forms in (fix, ["+pricing.input_per_mtok=1", "+pricing.output_per_mtok=4"]):
+        settings = assemble(
+            compose(["model=scripted", "limits.budget_usd=1", *forms]), dry_run=True
+        ).settings
+        assert settings["pricing"]["input_per_mtok"] > 0
+    whole = compose(["model=scripted", "pricing={input_per_mtok:1,output_per_mtok:4}"])
+    assert assemble(whole, dry_run=True).settings["pricing"]["output_per_mtok"] == 4
+
+
+def test_the_pricing_node_is_typed_and_unset_by_default() -> None:
+    """`pricing` declares its keys (a misspelt one: test_limits_cli.py); a price with one
+    side unset names the other; and the declared, empty node is no pricing and hashes as
+    `pricing: null` did, so runs made before the node was declared still resume."""
+    found = problems(["model=scripted", "pricing.input_per_mtok=1"])
+    assert any("pricing.output_per_mtok is not set" in p for p in found), found
+    assert assemble(compose(["model=scripted"]), dry_run=True).settings["pricing"] is None
+    declared = {"input_per_mtok": None, "output_per_mtok": None, "cached_input_per_mtok": None}
+    assert config_hash({"seed": 0, "pricing": declared}) == config_hash(
+        {"seed": 0, "pricing": None}
     )
 
 
@@ -90,8 +104,8 @@ def test_a_budget_needs_an_output_cap() -> None:
         [
             "model=scripted",
             "limits.budget_usd=1",
-            "+pricing.input_per_mtok=1",
-            "+pricing.output_per_mtok=1",
+            "pricing.input_per_mtok=1",
+            "pricing.output_per_mtok=1",
             "generation.max_tokens=null",
         ]
     )

@@ -250,3 +250,22 @@ def test_validate_and_run_agree_on_a_sqlite_store_outside_a_folder(
         assert result.returncode == 2, (command, result.stderr[-2000:])
         assert f"limits.store={store.split('=', 1)[1]!r}" in result.stderr, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_the_budgets_pricing_fix_works_as_typed_and_a_misspelt_price_lists_the_keys(
+    tmp_path: Path,
+) -> None:
+    """`validate limits.budget_usd=0.01` on an unpriced model says how to price it; typing
+    that fix (with the model's prices) is accepted; a misspelt pricing key lists the real
+    ones."""
+    base = ("validate", "model=scripted", "task=smoke", "limits.budget_usd=0.01")
+    refused = hydragent(*base, cwd=tmp_path)
+    assert refused.returncode == 2
+    fix = refused.stderr.split("dollars per million tokens: ", 1)[1].split(" (", 1)[0]
+    assert fix.split() == ["pricing.input_per_mtok=0.5", "pricing.output_per_mtok=1.5"]
+    accepted = hydragent(*base, *shlex.split(fix), cwd=tmp_path)
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    misspelt = hydragent(*base, "pricing.input_per_mtoks=1", cwd=tmp_path)
+    assert misspelt.returncode == 2
+    assert "input_per_mtok" in misspelt.stderr and "output_per_mtok" in misspelt.stderr
+    assert "valid keys: none" not in misspelt.stderr

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydragent.cost import given_pricing
+
 _CAPS = ("max_tokens", "max_completion_tokens", "max_new_tokens")
+#: the fix for an unpriced model, as it can be typed (with the model's own prices)
+PRICING_FIX = "pricing.input_per_mtok=0.5 pricing.output_per_mtok=1.5 (your model's prices)"
 
 
 def _priced(target: Any, node: dict[str, Any]) -> bool:
@@ -118,11 +122,11 @@ def budget_problems(
         return []  # unset, or a wrong type the schema reports
     problems = []
     model = plain.get("model") or {}
-    if not plain.get("pricing") and not _priced(located.get("model"), model):
+    if not given_pricing(plain.get("pricing")) and not _priced(located.get("model"), model):
         problems.append(
             f"limits.budget_usd={budget:g}: no price is known for model "
-            f"{model.get('model_id')!r} (LiteLLM's cost map lacks it); set the pricing node: "
-            "pricing.input_per_mtok=... pricing.output_per_mtok=... (dollars per million tokens)"
+            f"{model.get('model_id')!r} (LiteLLM's cost map lacks it); set its prices in "
+            f"dollars per million tokens: {PRICING_FIX}"
         )
     judge = plain.get("judge")
     if isinstance(judge, dict) and not _priced(located.get("judge"), judge):

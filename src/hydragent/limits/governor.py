@@ -151,8 +151,9 @@ class Governor:
         dollars = self.price(usage) if self.price else None
         if dollars is None:
             raise BudgetExhausted(
-                f"limits.budget_usd={self.budget_usd:g}: no price for this call; set the "
-                "pricing node (pricing.input_per_mtok, pricing.output_per_mtok)"
+                f"limits.budget_usd={self.budget_usd:g}: no price for this call; set its "
+                "prices in dollars per million tokens: pricing.input_per_mtok=0.5 "
+                "pricing.output_per_mtok=1.5 (your model's prices)"
             )
         return dollars
 

@@ -167,13 +167,13 @@ def open_governor(
     limit (then no store is opened at all). The judge's shares the model's `store`, so one
     budget pays for both; `pricing` prices the model only, the judge is priced by its id."""
     from hydragent.config.schemas import LimitsConfig
-    from hydragent.cost import price
+    from hydragent.cost import given_pricing, price
     from hydragent.limits.stores import open_store
 
     limits = LimitsConfig.model_validate(resolved.get("limits") or {})
     if not limits.active:
         return None
-    pricing = resolved.get("pricing") if group == "model" else None
+    pricing = given_pricing(resolved.get("pricing")) if group == "model" else None
     backend = model
     model_id = str(getattr(backend, "model_id", "") or "")
     key = limits.key or limit_key(resolved.get(group) or {}, type(backend).__name__)
