@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 from hydragent.config import ConfigError, compose
 from hydragent.config.assemble import assemble
-from hydragent.limits import BudgetExhausted, Estimate, Governor
+from hydragent.limits import BudgetExhausted, CallTooLarge, Estimate, Governor
 from hydragent.limits.model import ratelimit_wait
 from hydragent.limits.stores import open_store
 from hydragent.runner.records import config_hash
@@ -409,6 +410,41 @@ def test_tokens_per_minute_weighs_each_call_and_a_larger_reply_pays_back_the_exc
     repaid = time.monotonic() - began - waited
     assert 0.8 < waited < 2.0
     assert 1.2 < repaid < 2.5
+    # the report's waiting time counts both: before the call, and paying the excess back
+    assert governor.report()["waited_s"] >= waited + repaid - 0.2
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    limit=st.integers(1, 5_000),
+    prompt=st.integers(0, 5_000),
+    cap=st.one_of(st.none(), st.integers(1, 5_000)),
+)
+def test_a_call_larger_than_a_minutes_tokens_is_refused_at_once_and_any_other_starts(
+    tmp_path: Path, limit: int, prompt: int, cap: int | None
+) -> None:
+    """Against a full bucket, a call either starts at once or, when its own estimate is more
+    than `limits.tokens_per_minute` admits in a minute, is refused at once with an error
+    naming that key; it never waits for a bucket that could never hold it."""
+    store = open_store(f"sqlite:///{tmp_path / 'tokens.sqlite'}", tmp_path)
+    governor = Governor(store, uuid.uuid4().hex, tokens_per_minute=limit)  # a full bucket
+    call = Estimate(prompt, prompt, cap)
+    began = time.monotonic()
+    try:
+        if call.tokens > limit:
+            named = rf"limits\.tokens_per_minute={limit}\b"
+            with pytest.raises(CallTooLarge, match=named), governor.acquire(call):
+                pass
+            assert governor.report()["requests"] == 0
+        else:
+            with governor.acquire(call):
+                pass
+            assert governor.report()["requests"] == 1
+    finally:
+        governor.close()
+    assert time.monotonic() - began < 1.0
 
 
 class Refused(Exception):

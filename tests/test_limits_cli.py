@@ -269,3 +269,24 @@ def test_the_budgets_pricing_fix_works_as_typed_and_a_misspelt_price_lists_the_k
     assert misspelt.returncode == 2
     assert "input_per_mtok" in misspelt.stderr and "output_per_mtok" in misspelt.stderr
     assert "valid keys: none" not in misspelt.stderr
+
+
+def test_a_tokens_per_minute_too_small_for_one_call_is_refused_not_stalled(
+    tmp_path: Path,
+) -> None:
+    """`limits.tokens_per_minute=10` with an output cap of 32: validate and run exit 2 naming
+    the key and the cap. With a cap of 5, whether the call fits depends on its prompt: each
+    call is refused at once naming limits.tokens_per_minute (exit 1), instead of the first
+    sample taking a minute and the rest never finishing."""
+    base = ("model=scripted", "task=smoke", "runner.progress=false", "limits.tokens_per_minute=10")
+    for command in ("validate", "run"):
+        refused = hydragent(command, *base, "hydra.run.dir=out", cwd=tmp_path, timeout=60)
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        assert "limits.tokens_per_minute=10" in refused.stderr
+        assert "generation.max_tokens=32" in refused.stderr
+    assert not (tmp_path / "out").exists()
+    ran = hydragent("run", *base, "generation.max_tokens=5", "hydra.run.dir=out", cwd=tmp_path)
+    assert ran.returncode == 1, ran.stderr[-2000:]
+    assert "CallTooLarge: limits.tokens_per_minute=10" in ran.stderr + ran.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["limits"]["requests"] == 0 and summary["limits"]["waited_s"] < 1

@@ -48,7 +48,33 @@ def limits_problems(
             f"{chosen[0]}: {', '.join(missing)} is not installed; pip install 'hydragent[limits]'"
         ]
     store = str(limits.get("store") or "auto")
-    return store_problems(store, launch_dir) + budget_problems(limits, plain, located)
+    return (
+        store_problems(store, launch_dir)
+        + tokens_problems(limits, plain)
+        + budget_problems(limits, plain, located)
+    )
+
+
+def tokens_problems(limits: dict[str, Any], plain: dict[str, Any]) -> list[str]:
+    """`limits.tokens_per_minute` below one call's output cap: no call could ever fit in a
+    minute's allowance (each call weighs its prompt plus its cap), so it is refused here
+    rather than found out at run time (the governor refuses a call whose prompt tips it)."""
+    limit = limits.get("tokens_per_minute")
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        return []
+    model = plain.get("model") or {}
+    generation = plain.get("generation") or {}
+    caps = [(f"model.{k}", model.get(k)) for k in _CAPS] + [
+        ("generation.max_tokens", generation.get("max_tokens"))
+    ]
+    key, cap = next(((k, v) for k, v in caps if isinstance(v, int) and v > 0), ("", 0))
+    if cap < limit:
+        return []
+    return [
+        f"limits.tokens_per_minute={limit} is not above one call's output cap ({key}={cap}): "
+        f"no call would ever fit in a minute; raise limits.tokens_per_minute above {cap} "
+        f"(plus the prompt), or lower {key}"
+    ]
 
 
 def store_problems(url: str, launch_dir: str = ".") -> list[str]:
