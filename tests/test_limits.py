@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 from hydragent.config import ConfigError, compose
 from hydragent.config.assemble import assemble
-from hydragent.limits import BudgetExhausted, Estimate, Governor
+from hydragent.limits import BudgetExhausted, CallTooLarge, Estimate, Governor
 from hydragent.limits.model import ratelimit_wait
 from hydragent.limits.stores import open_store
 from hydragent.runner.records import config_hash
@@ -68,20 +69,34 @@ def test_an_unknown_limits_key_names_the_valid_keys() -> None:
     assert any("limits.rpm" in p and "requests_per_minute" in p for p in found), found
 
 
-def test_a_budget_for_a_model_with_no_known_price_is_a_config_error_naming_pricing() -> None:
+def test_a_budget_for_a_model_with_no_known_price_is_a_config_error_whose_fix_works_as_typed() -> (
+    None
+):
     found = problems(["model=scripted", "limits.budget_usd=1"])
-    assert any("limits.budget_usd=1" in p and "pricing.input_per_mtok" in p for p in found)
-    # the pricing node is the fix: with it, the same config assembles
-    assemble(
-        compose(
-            [
-                "model=scripted",
-                "limits.budget_usd=1",
-                "+pricing.input_per_mtok=1",
-                "+pricing.output_per_mtok=4",
-            ]
-        ),
-        dry_run=True,
+    (line,) = [p for p in found if p.startswith("limits.budget_usd=1")]
+    fix = line.split("dollars per million tokens: ", 1)[1].split(" (", 1)[0].split()
+    assert fix == ["pricing.input_per_mtok=0.5", "pricing.output_per_mtok=1.5"], line
+    # the fix, typed exactly as the error gives it, assembles the same config (and so do
+    # the `+key` and the whole-node forms)
+    for forms in (fix, ["+pricing.input_per_mtok=1", "+pricing.output_per_mtok=4"]):
+        settings = assemble(
+            compose(["model=scripted", "limits.budget_usd=1", *forms]), dry_run=True
+        ).settings
+        assert settings["pricing"]["input_per_mtok"] > 0
+    whole = compose(["model=scripted", "pricing={input_per_mtok:1,output_per_mtok:4}"])
+    assert assemble(whole, dry_run=True).settings["pricing"]["output_per_mtok"] == 4
+
+
+def test_the_pricing_node_is_typed_and_unset_by_default() -> None:
+    """`pricing` declares its keys (a misspelt one: test_limits_cli.py); a price with one
+    side unset names the other; and the declared, empty node is no pricing and hashes as
+    `pricing: null` did, so runs made before the node was declared still resume."""
+    found = problems(["model=scripted", "pricing.input_per_mtok=1"])
+    assert any("pricing.output_per_mtok is not set" in p for p in found), found
+    assert assemble(compose(["model=scripted"]), dry_run=True).settings["pricing"] is None
+    declared = {"input_per_mtok": None, "output_per_mtok": None, "cached_input_per_mtok": None}
+    assert config_hash({"seed": 0, "pricing": declared}) == config_hash(
+        {"seed": 0, "pricing": None}
     )
 
 
@@ -90,8 +105,8 @@ def test_a_budget_needs_an_output_cap() -> None:
         [
             "model=scripted",
             "limits.budget_usd=1",
-            "+pricing.input_per_mtok=1",
-            "+pricing.output_per_mtok=1",
+            "pricing.input_per_mtok=1",
+            "pricing.output_per_mtok=1",
             "generation.max_tokens=null",
         ]
     )
@@ -357,6 +372,26 @@ def test_a_store_that_cannot_serve_is_a_config_error_naming_limits_store(tmp_pat
         assert any(p.startswith("limits.store=") and why in p for p in found), found
 
 
+def test_a_sqlite_store_whose_folder_is_missing_or_a_file_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    """The parent of the SQLite file must be an existing folder: the error names
+    limits.store, the problem, and how relative and absolute paths are spelled."""
+    (tmp_path / "afile").write_text("")
+    for parent, why in ((tmp_path / "afile", "is a file"), (tmp_path / "nope", "does not exist")):
+        found = problems(
+            [
+                "model=scripted",
+                "limits.max_concurrency=2",
+                f"limits.store=sqlite:///{parent / 'x.sqlite'}",
+            ]
+        )
+        assert len(found) == 1, found
+        assert found[0].startswith("limits.store=") and why in found[0], found
+        assert "sqlite:////abs/x.sqlite" in found[0] and "relative" in found[0]
+    assert not (tmp_path / "nope").exists()  # nothing is created
+
+
 def test_tokens_per_minute_weighs_each_call_and_a_larger_reply_pays_back_the_excess(
     store_url: str, tmp_path: Path
 ) -> None:
@@ -375,6 +410,41 @@ def test_tokens_per_minute_weighs_each_call_and_a_larger_reply_pays_back_the_exc
     repaid = time.monotonic() - began - waited
     assert 0.8 < waited < 2.0
     assert 1.2 < repaid < 2.5
+    # the report's waiting time counts both: before the call, and paying the excess back
+    assert governor.report()["waited_s"] >= waited + repaid - 0.2
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    limit=st.integers(1, 5_000),
+    prompt=st.integers(0, 5_000),
+    cap=st.one_of(st.none(), st.integers(1, 5_000)),
+)
+def test_a_call_larger_than_a_minutes_tokens_is_refused_at_once_and_any_other_starts(
+    tmp_path: Path, limit: int, prompt: int, cap: int | None
+) -> None:
+    """Against a full bucket, a call either starts at once or, when its own estimate is more
+    than `limits.tokens_per_minute` admits in a minute, is refused at once with an error
+    naming that key; it never waits for a bucket that could never hold it."""
+    store = open_store(f"sqlite:///{tmp_path / 'tokens.sqlite'}", tmp_path)
+    governor = Governor(store, uuid.uuid4().hex, tokens_per_minute=limit)  # a full bucket
+    call = Estimate(prompt, prompt, cap)
+    began = time.monotonic()
+    try:
+        if call.tokens > limit:
+            named = rf"limits\.tokens_per_minute={limit}\b"
+            with pytest.raises(CallTooLarge, match=named), governor.acquire(call):
+                pass
+            assert governor.report()["requests"] == 0
+        else:
+            with governor.acquire(call):
+                pass
+            assert governor.report()["requests"] == 1
+    finally:
+        governor.close()
+    assert time.monotonic() - began < 1.0
 
 
 class Refused(Exception):

@@ -207,3 +207,86 @@ def test_a_sweep_whose_budget_runs_out_prints_the_sweep_command_that_continues(
         assert second.returncode == 0, second.stderr[-3000:]
         assert server.requests == 12 - asked  # only what the first run left
     assert all(job["counts"]["ok"] == 6 for job in summaries(sweep))
+
+
+def test_a_relative_sqlite_store_is_one_file_in_the_launch_directory_whatever_chdir_says(
+    tmp_path: Path,
+) -> None:
+    """`limits.store=sqlite:///shared.sqlite` with `hydra.job.chdir=true`: both jobs of the
+    sweep share the one file next to where hydragent was started, not one file each in
+    their own folders (which would make the shared limits silently per-job)."""
+    done = hydragent(
+        "run",
+        "-m",
+        "model=scripted",
+        "task=smoke",
+        "runner.progress=false",
+        "limits.store=sqlite:///shared.sqlite",
+        "limits.max_concurrency=2",
+        "hydra.job.chdir=true",
+        "seed=0,1",
+        "hydra.sweep.dir=S",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.sqlite")) == [
+        Path("shared.sqlite")
+    ]
+    stores = {s["limits"]["store"] for s in summaries(tmp_path / "S")}
+    assert stores == {f"sqlite:///{tmp_path / 'shared.sqlite'}"}
+
+
+@pytest.mark.parametrize("parent", ["afile", "missing"])
+def test_validate_and_run_agree_on_a_sqlite_store_outside_a_folder(
+    tmp_path: Path, parent: str
+) -> None:
+    """`limits.store=sqlite:///afile/x.sqlite` (a file as its folder) or a missing folder:
+    validate and run both exit 2 with one line naming limits.store, and run writes nothing."""
+    (tmp_path / "afile").write_text("")
+    args = ("model=scripted", "task=smoke", "limits.max_concurrency=2")
+    store = f"limits.store=sqlite:///{parent}/x.sqlite"
+    for command in ("validate", "run"):
+        result = hydragent(command, *args, store, "hydra.run.dir=out", cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stderr[-2000:])
+        assert f"limits.store={store.split('=', 1)[1]!r}" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_the_budgets_pricing_fix_works_as_typed_and_a_misspelt_price_lists_the_keys(
+    tmp_path: Path,
+) -> None:
+    """`validate limits.budget_usd=0.01` on an unpriced model says how to price it; typing
+    that fix (with the model's prices) is accepted; a misspelt pricing key lists the real
+    ones."""
+    base = ("validate", "model=scripted", "task=smoke", "limits.budget_usd=0.01")
+    refused = hydragent(*base, cwd=tmp_path)
+    assert refused.returncode == 2
+    fix = refused.stderr.split("dollars per million tokens: ", 1)[1].split(" (", 1)[0]
+    assert fix.split() == ["pricing.input_per_mtok=0.5", "pricing.output_per_mtok=1.5"]
+    accepted = hydragent(*base, *shlex.split(fix), cwd=tmp_path)
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    misspelt = hydragent(*base, "pricing.input_per_mtoks=1", cwd=tmp_path)
+    assert misspelt.returncode == 2
+    assert "input_per_mtok" in misspelt.stderr and "output_per_mtok" in misspelt.stderr
+    assert "valid keys: none" not in misspelt.stderr
+
+
+def test_a_tokens_per_minute_too_small_for_one_call_is_refused_not_stalled(
+    tmp_path: Path,
+) -> None:
+    """`limits.tokens_per_minute=10` with an output cap of 32: validate and run exit 2 naming
+    the key and the cap. With a cap of 5, whether the call fits depends on its prompt: each
+    call is refused at once naming limits.tokens_per_minute (exit 1), instead of the first
+    sample taking a minute and the rest never finishing."""
+    base = ("model=scripted", "task=smoke", "runner.progress=false", "limits.tokens_per_minute=10")
+    for command in ("validate", "run"):
+        refused = hydragent(command, *base, "hydra.run.dir=out", cwd=tmp_path, timeout=60)
+        assert refused.returncode == 2, refused.stderr[-2000:]
+        assert "limits.tokens_per_minute=10" in refused.stderr
+        assert "generation.max_tokens=32" in refused.stderr
+    assert not (tmp_path / "out").exists()
+    ran = hydragent("run", *base, "generation.max_tokens=5", "hydra.run.dir=out", cwd=tmp_path)
+    assert ran.returncode == 1, ran.stderr[-2000:]
+    assert "CallTooLarge: limits.tokens_per_minute=10" in ran.stderr + ran.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["limits"]["requests"] == 0 and summary["limits"]["waited_s"] < 1

@@ -28,6 +28,15 @@ class Pricing(BaseModel):
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
 
 
+def given_pricing(node: Mapping[str, Any] | Pricing | None) -> Mapping[str, Any] | Pricing | None:
+    """The `pricing` node as given, or None when it is unset: conf/config.yaml declares the
+    node with its keys all null (so `pricing.input_per_mtok=1` works as typed), and that
+    declared, empty node means "no pricing", exactly as `pricing: null` did."""
+    if isinstance(node, Mapping) and all(v is None for v in node.values()):
+        return None
+    return node
+
+
 def _tokens(usage: Mapping[str, Any], key: str) -> int:
     value = usage.get(key) or 0
     return int(value) if isinstance(value, int | float) else 0

@@ -48,6 +48,10 @@ def config_hash(resolved: dict[str, Any]) -> str:
     config = _without_secrets(
         {k: v for k, v in resolved.items() if k not in ("hydra", "cache", "limits")}
     )
+    if "pricing" in config:  # the declared, unset node hashes as `pricing: null` did
+        from hydragent.cost import given_pricing
+
+        config["pricing"] = given_pricing(config["pricing"])
     for group, keys in RESULT_NEUTRAL.items():
         if isinstance(config.get(group), dict):
             config[group] = {k: v for k, v in config[group].items() if k not in keys}

@@ -91,7 +91,13 @@ class StaticChecks:
         if not self.has_missing("limits"):
             from hydragent.limits.checks import limits_problems
 
-            self.add("limits", limits_problems(plain, self.located))
+            self.add("limits", limits_problems(plain, self.located, self.launch_dir))
+            limits = self.plain.get("limits")
+            if isinstance(limits, dict) and "limits" not in self.broken:
+                from hydragent.limits.stores import anchored_store
+
+                store = str(limits.get("store") or "auto")
+                limits["store"] = anchored_store(store, self.launch_dir)
         self.add("runner", self.caps_problems())
         self.problems = self.without_echoes(self.problems)
 

@@ -117,6 +117,24 @@ class TopLevel(Node):
     pricing: Pricing | None = None
     hydra: Any = None
 
+    @field_validator("pricing", mode="before")
+    @classmethod
+    def _unset_pricing(cls, node: Any) -> Any:
+        """The declared node with every price null (conf/config.yaml) is no pricing; one
+        with a price must have both (an input price alone would price output at nothing)."""
+        from hydragent.cost import given_pricing
+
+        if not isinstance(node, dict) or given_pricing(node) is None:
+            return None if isinstance(node, dict) else node
+        unset = [k for k in ("input_per_mtok", "output_per_mtok") if node.get(k) is None]
+        if unset:
+            raise ValueError(
+                f"pricing.{unset[0]} is not set (a price needs input_per_mtok and "
+                f"output_per_mtok, dollars per million tokens); set pricing.{unset[0]}=1.5 "
+                "(your model's price)"
+            )
+        return node
+
 
 # --- ranges of `_target_` groups, by parameter name --------------------------------------
 

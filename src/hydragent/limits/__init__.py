@@ -9,12 +9,13 @@ same store (DESIGN.md §3, docs/architecture.md "Limits").
 
 from __future__ import annotations
 
-from hydragent.limits.governor import BudgetExhausted, Estimate, Governor, Lease
+from hydragent.limits.governor import BudgetExhausted, CallTooLarge, Estimate, Governor, Lease
 from hydragent.limits.stores import STORE_FORMS, open_store, store_problem
 
 __all__ = [
     "STORE_FORMS",
     "BudgetExhausted",
+    "CallTooLarge",
     "Estimate",
     "Governor",
     "Lease",

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from hydragent.cost import given_pricing
+
 _CAPS = ("max_tokens", "max_completion_tokens", "max_new_tokens")
+#: the fix for an unpriced model, as it can be typed (with the model's own prices)
+PRICING_FIX = "pricing.input_per_mtok=0.5 pricing.output_per_mtok=1.5 (your model's prices)"
 
 
 def _priced(target: Any, node: dict[str, Any]) -> bool:
@@ -20,8 +24,11 @@ def _priced(target: Any, node: dict[str, Any]) -> bool:
     return price(str(model_id), {"input_tokens": 1, "output_tokens": 1}) is not None
 
 
-def limits_problems(plain: dict[str, Any], located: dict[str, Any]) -> list[str]:
-    """A limit set without the `limits` extra, or a store it cannot use; then the budget's."""
+def limits_problems(
+    plain: dict[str, Any], located: dict[str, Any], launch_dir: str = "."
+) -> list[str]:
+    """A limit set without the `limits` extra, or a store it cannot use; then the budget's.
+    A relative SQLite path is relative to `launch_dir` (where hydragent was started)."""
     import importlib.util
 
     limits = plain.get("limits") or {}
@@ -41,25 +48,45 @@ def limits_problems(plain: dict[str, Any], located: dict[str, Any]) -> list[str]
             f"{chosen[0]}: {', '.join(missing)} is not installed; pip install 'hydragent[limits]'"
         ]
     store = str(limits.get("store") or "auto")
-    return store_problems(store) + budget_problems(limits, plain, located)
+    return (
+        store_problems(store, launch_dir)
+        + tokens_problems(limits, plain)
+        + budget_problems(limits, plain, located)
+    )
 
 
-def store_problems(url: str) -> list[str]:
+def tokens_problems(limits: dict[str, Any], plain: dict[str, Any]) -> list[str]:
+    """`limits.tokens_per_minute` below one call's output cap: no call could ever fit in a
+    minute's allowance (each call weighs its prompt plus its cap), so it is refused here
+    rather than found out at run time (the governor refuses a call whose prompt tips it)."""
+    limit = limits.get("tokens_per_minute")
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        return []
+    model = plain.get("model") or {}
+    generation = plain.get("generation") or {}
+    caps = [(f"model.{k}", model.get(k)) for k in _CAPS] + [
+        ("generation.max_tokens", generation.get("max_tokens"))
+    ]
+    key, cap = next(((k, v) for k, v in caps if isinstance(v, int) and v > 0), ("", 0))
+    if cap < limit:
+        return []
+    return [
+        f"limits.tokens_per_minute={limit} is not above one call's output cap ({key}={cap}): "
+        f"no call would ever fit in a minute; raise limits.tokens_per_minute above {cap} "
+        f"(plus the prompt), or lower {key}"
+    ]
+
+
+def store_problems(url: str, launch_dir: str = ".") -> list[str]:
     """A store that cannot serve: a Redis that does not answer, a SQLite path that is a
-    folder or another kind of file. (A malformed URL is the schema's problem.)"""
-    from pathlib import Path
-
+    folder or another kind of file, or not in a folder. (A malformed URL is the schema's
+    problem.)"""
     from hydragent.limits.stores import store_problem
 
     if store_problem(url) or url == "auto":
         return []
     if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///")).expanduser()
-        if path.is_dir():
-            return [f"limits.store={url!r}: {path} is a folder; name a file, or use auto"]
-        if path.is_file() and _head(path) not in (b"", b"SQLite format 3\x00"):
-            return [f"limits.store={url!r}: {path} is not a SQLite file; name another file"]
-        return []
+        return sqlite_problems(url, launch_dir)
     import redis
 
     client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
@@ -72,6 +99,37 @@ def store_problems(url: str) -> list[str]:
         ]
     finally:
         client.close()
+    return []
+
+
+def sqlite_problems(url: str, launch_dir: str = ".") -> list[str]:
+    """A SQLite path that is a folder or another kind of file, or whose parent is not an
+    existing folder (missing, or a file): refused here, so validate and run agree and
+    nothing is written (the store's folder is the user's to create, as for a task file)."""
+    from pathlib import Path
+
+    from hydragent.limits.stores import sqlite_path
+
+    path = Path(launch_dir, sqlite_path(url))
+    forms = (
+        "sqlite:///rel/x.sqlite is relative to where hydragent is started, "
+        "sqlite:////abs/x.sqlite (four slashes) absolute"
+    )
+    if path.is_dir():
+        return [f"limits.store={url!r}: {path} is a folder; name a file, or use auto"]
+    if path.is_file() and _head(path) not in (b"", b"SQLite format 3\x00"):
+        return [f"limits.store={url!r}: {path} is not a SQLite file; name another file"]
+    parent = path.parent
+    if not parent.exists():
+        return [
+            f"limits.store={url!r}: the folder {parent} does not exist; create it "
+            f"(mkdir -p {parent}) or name another file ({forms})"
+        ]
+    if not parent.is_dir():
+        return [
+            f"limits.store={url!r}: {parent} is a file, not a folder; name a file in a "
+            f"folder ({forms})"
+        ]
     return []
 
 
@@ -90,11 +148,11 @@ def budget_problems(
         return []  # unset, or a wrong type the schema reports
     problems = []
     model = plain.get("model") or {}
-    if not plain.get("pricing") and not _priced(located.get("model"), model):
+    if not given_pricing(plain.get("pricing")) and not _priced(located.get("model"), model):
         problems.append(
             f"limits.budget_usd={budget:g}: no price is known for model "
-            f"{model.get('model_id')!r} (LiteLLM's cost map lacks it); set the pricing node: "
-            "pricing.input_per_mtok=... pricing.output_per_mtok=... (dollars per million tokens)"
+            f"{model.get('model_id')!r} (LiteLLM's cost map lacks it); set its prices in "
+            f"dollars per million tokens: {PRICING_FIX}"
         )
     judge = plain.get("judge")
     if isinstance(judge, dict) and not _priced(located.get("judge"), judge):

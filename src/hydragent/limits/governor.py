@@ -31,6 +31,12 @@ class BudgetExhausted(RuntimeError):
     """The next call's worst-case cost does not fit in `limits.budget_usd`."""
 
 
+class CallTooLarge(RuntimeError):
+    """One call's own token estimate is more than `limits.tokens_per_minute` admits in a
+    minute: it could only be let through by pretending the bucket were larger, so it is
+    refused before it starts rather than stalling every sharer for a minute a call."""
+
+
 @dataclass
 class Estimate:
     """A call before it is made: its prompt's token bound and its output cap."""
@@ -79,6 +85,7 @@ class Governor:
         self.store = store
         self.key = key
         self.max_concurrency = max_concurrency
+        self.tokens_per_minute = tokens_per_minute
         self.budget_usd = budget_usd
         self.price = price
         self.lease_ttl_s = lease_ttl_s
@@ -102,7 +109,9 @@ class Governor:
 
     @contextmanager
     def acquire(self, estimate: Estimate) -> Iterator[Lease]:
-        """Wait until the call may start (see the module's docstring); yield its lease."""
+        """Wait until the call may start (see the module's docstring); yield its lease.
+        A call larger than one minute's token allowance raises CallTooLarge at once."""
+        self._fits(estimate)
         began = time.monotonic()
         lease = Lease(self, estimate)
         self._pause()
@@ -128,6 +137,17 @@ class Governor:
                 self.settle(lease, None, billed=started)
             self.store.release_slot(lease.slot, self.key, self.max_concurrency, grow=ok)
 
+    def _fits(self, estimate: Estimate) -> None:
+        limit = self.tokens_per_minute
+        if self.tokens is None or not limit or estimate.tokens <= limit:
+            return
+        cap = f" ({estimate.max_tokens} of them the output cap)" if estimate.max_tokens else ""
+        raise CallTooLarge(
+            f"limits.tokens_per_minute={limit}: this call is estimated at {estimate.tokens} "
+            f"tokens{cap}, more than one minute admits, so it would never fit; raise "
+            f"limits.tokens_per_minute above {estimate.tokens}, or lower generation.max_tokens"
+        )
+
     def _pause(self) -> None:
         while (left := self.store.pause_left(self.key)) > 0:
             time.sleep(min(left, 1.0))
@@ -151,8 +171,9 @@ class Governor:
         dollars = self.price(usage) if self.price else None
         if dollars is None:
             raise BudgetExhausted(
-                f"limits.budget_usd={self.budget_usd:g}: no price for this call; set the "
-                "pricing node (pricing.input_per_mtok, pricing.output_per_mtok)"
+                f"limits.budget_usd={self.budget_usd:g}: no price for this call; set its "
+                "prices in dollars per million tokens: pricing.input_per_mtok=0.5 "
+                "pricing.output_per_mtok=1.5 (your model's prices)"
             )
         return dollars
 
@@ -197,7 +218,9 @@ class Governor:
             self.store.settle(lease.reservation, lease.reserved_usd, actual)
             self._count(spent_usd=actual)
         if self.tokens is not None and tokens > lease.estimate.tokens:
+            began = time.monotonic()
             self.tokens.wait(tokens - lease.estimate.tokens)  # pay the excess back
+            self._count(waited_s=time.monotonic() - began)  # waited on limits too
 
     def refused(self, lease: Lease, retry_after_s: float | None) -> None:
         """The provider answered 429 (or a rate-limit header said none are left): every

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hydragent.limits.governor import BudgetExhausted, Estimate, Governor
+from hydragent.limits.governor import BudgetExhausted, CallTooLarge, Estimate, Governor
 from hydragent.messages import ChatMessage
 from hydragent.models.api import ApiModel
 from hydragent.models.base import ModelRequest
@@ -114,7 +114,7 @@ class Limited:
     ) -> ChatMessage:
         guess = estimate(self.model, req)
 
-        def attempt() -> ChatMessage | BudgetExhausted:
+        def attempt() -> ChatMessage | BudgetExhausted | CallTooLarge:
             try:
                 with self.governor.acquire(guess) as lease:
                     try:
@@ -128,7 +128,7 @@ class Limited:
                         raise
                     lease.settle(reply.token_usage.dict())
                     return reply
-            except BudgetExhausted as error:
+            except (BudgetExhausted, CallTooLarge) as error:
                 return error  # returned, not raised: the retry policy must not retry it
 
         result = (
@@ -138,7 +138,7 @@ class Limited:
                 attempt, self.policy, describe=f"{type(self.model).__name__} call"
             )
         )
-        if isinstance(result, BudgetExhausted):
+        if isinstance(result, BudgetExhausted | CallTooLarge):
             raise result
         return result
 
@@ -167,13 +167,13 @@ def open_governor(
     limit (then no store is opened at all). The judge's shares the model's `store`, so one
     budget pays for both; `pricing` prices the model only, the judge is priced by its id."""
     from hydragent.config.schemas import LimitsConfig
-    from hydragent.cost import price
+    from hydragent.cost import given_pricing, price
     from hydragent.limits.stores import open_store
 
     limits = LimitsConfig.model_validate(resolved.get("limits") or {})
     if not limits.active:
         return None
-    pricing = resolved.get("pricing") if group == "model" else None
+    pricing = given_pricing(resolved.get("pricing")) if group == "model" else None
     backend = model
     model_id = str(getattr(backend, "model_id", "") or "")
     key = limits.key or limit_key(resolved.get(group) or {}, type(backend).__name__)

@@ -2,8 +2,9 @@
 
 `auto` is a SQLite file at the sweep's root folder (every job of a `-m` sweep on this machine
 shares it), or in the run folder for a single run; `sqlite:///PATH` names the file (several
-runs can share one); `redis://HOST:PORT/DB` (or `rediss://`) is for processes on many
-machines.
+runs can share one): `sqlite:///rel/x.sqlite` is relative to the directory hydragent was
+started from (whatever `hydra.job.chdir` says), `sqlite:////abs/x.sqlite` absolute;
+`redis://HOST:PORT/DB` (or `rediss://`) is for processes on many machines.
 """
 
 from __future__ import annotations
@@ -53,7 +54,11 @@ def store_problem(url: str) -> str:
         return (
             ""
             if url.startswith("sqlite:///") and len(url) > len("sqlite:///")
-            else ("a SQLite store is sqlite:///PATH (three slashes, then the file)")
+            else (
+                "a SQLite store is sqlite:///PATH (three slashes, then the file: "
+                "sqlite:///rel/x.sqlite relative to where hydragent is started, "
+                "sqlite:////abs/x.sqlite absolute)"
+            )
         )
     if parsed.scheme in ("redis", "rediss"):
         try:
@@ -65,6 +70,22 @@ def store_problem(url: str) -> str:
             return "a Redis store is redis://HOST:PORT/DB (DB a number)"
         return "" if port is None or 0 < port < 65536 else "the port is out of range"
     return f"unknown store form {url!r}"
+
+
+def sqlite_path(url: str) -> Path:
+    """The file of a `sqlite:///PATH` store: `sqlite:///rel/x.sqlite` is relative (to the
+    directory hydragent was started from, once `anchored_store` has run), `sqlite:////abs/x`
+    absolute (four slashes), `sqlite:///~/x` under the home folder."""
+    return Path(url.removeprefix("sqlite:///")).expanduser()
+
+
+def anchored_store(url: str, launch_dir: str) -> str:
+    """`url` with a relative SQLite path made absolute against `launch_dir`, so that every
+    job of a sweep opens the one file whatever `hydra.job.chdir` says (as task.path and
+    cache.path are); any other store unchanged."""
+    if not url.startswith("sqlite:///") or store_problem(url):
+        return url
+    return f"sqlite:///{Path(launch_dir, sqlite_path(url))}"
 
 
 def auto_folder(output_dir: Path) -> Path:
@@ -90,7 +111,7 @@ def open_store(url: str, output_dir: Path) -> LimitStore:
     if url.startswith("sqlite:///"):
         from hydragent.limits.sqlite_store import SqliteStore
 
-        return SqliteStore(Path(url.removeprefix("sqlite:///")).expanduser())
+        return SqliteStore(sqlite_path(url))
     from hydragent.limits.redis_store import RedisStore
 
     return RedisStore(url)

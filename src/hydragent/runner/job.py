@@ -302,7 +302,7 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             },
             secrets=secrets,
             show_progress=bool(runner.get("progress", True)),
-            price=_pricer(model, resolved.get("pricing")),
+            price=_pricer(model, assembly.settings.get("pricing")),  # typed: unset is None
             judge_price=_pricer(judge, None) if judge is not None else None,
         )
         attempts = int(runner.get("attempts", 1) or 1)
