@@ -85,6 +85,8 @@ def test_a_samples_full_transcript_is_two_clicks_from_the_sweep(viewer: Viewer) 
     page = viewer.page
     assert page.locator("#jobs-table tbody tr").count() == 4
     assert page.locator("#constant").inner_text().count("task=arithmetic") == 1
+    # no stray text between the settings and the toolbar (a left-out node once showed "null")
+    assert "null" not in page.locator("#app").inner_text().split("Scores:")[0]
     viewer.click('#jobs-table tr[data-job="2"]')
     page.wait_for_selector(".vbody .vrow")
     viewer.click(".vbody .vrow >> nth=1")  # the second sample: a tool-calling transcript

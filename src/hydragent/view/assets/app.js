@@ -247,8 +247,9 @@ function renderJobs() {
     h("h2", {}, `${JOBS.length} job${JOBS.length === 1 ? "" : "s"}`),
     h("div", { class: "chips", id: "constant" }, h("span", { class: "note", text: "same in every job:" }),
       constant.length ? constant.map(([k, v]) => h("span", { class: "chip", text: `${k}=${v}` })) : h("span", { class: "note", text: "–" })),
-    WIDE ? h("div", { class: "chips", id: "usual" }, h("span", { class: "note", text: "the usual settings (most jobs):" }),
-      Object.entries(D.usual).map(([k, v]) => h("span", { class: "chip", text: `${k}=${v}` }))) : null,
+    // replaceChildren writes a null argument as the text "null": leave the node out instead
+    ...(WIDE ? [h("div", { class: "chips", id: "usual" }, h("span", { class: "note", text: "the usual settings (most jobs):" }),
+      Object.entries(D.usual).map(([k, v]) => h("span", { class: "chip", text: `${k}=${v}` })))] : []),
     h("div", { class: "toolbar" }, filter, poolSelect, compareButton, count),
     h("p", { class: "note", text: "Scores: mean [95% CI] over scored samples (n below). Errored samples are counted apart, never as wrong answers. Click a job for its samples." }),
     table);
