@@ -25,7 +25,7 @@ from hydragent.config.assemble import assemble
 from hydragent.limits import BudgetExhausted, CallTooLarge, Estimate, Governor
 from hydragent.limits.model import ratelimit_wait
 from hydragent.limits.stores import open_store
-from hydragent.runner.records import config_hash
+from hydragent.resume_rule import config_hash
 
 REPO = Path(__file__).resolve().parent.parent
 STORES = ["sqlite", "redis"]

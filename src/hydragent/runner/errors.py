@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hydragent.runner.records import SUMMARY_FILE
+from hydragent.record import SUMMARY_FILE
 
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.I)
 _HEX = re.compile(r"\b(?=[0-9a-f-]*\d)[0-9a-f-]{8,}\b", re.I)

@@ -19,6 +19,7 @@ from hydragent.config.assemble import assemble, unsent_lines
 from hydragent.models.api import ApiModel
 from hydragent.models.base import Model
 from hydragent.record import RECORD_FIELDS, SAMPLES_FILE, SUMMARY_FILE, sample_hash
+from hydragent.resume_rule import config_hash
 from hydragent.runner import lock, stop
 from hydragent.runner.build import route_parts
 from hydragent.runner.errors import RunFailed, error_report
@@ -26,7 +27,6 @@ from hydragent.runner.execute import Outcome, run_all, work_on
 from hydragent.runner.pool import collector_spared, run_loop
 from hydragent.runner.records import (
     RecordWriter,
-    config_hash,
     current_results,
     record_line,
     redact,

@@ -10,20 +10,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from hydragent.record import GARBLED_FILE, SAMPLES_FILE, SUMMARY_FILE, dumps, encode_record
-from hydragent.resume_rule import RESULT_NEUTRAL, Scan, config_hash, scan
+from hydragent.record import GARBLED_FILE, dumps, encode_record
+from hydragent.resume_rule import Scan, scan
 from hydragent.secrets import has_credential_shape, redact_text
-
-# the names live in hydragent.record, and (the resume rule) in hydragent.resume_rule
-__all__ = [
-    "GARBLED_FILE",
-    "RESULT_NEUTRAL",
-    "SAMPLES_FILE",
-    "SUMMARY_FILE",
-    "Scan",
-    "config_hash",
-    "scan",
-]
 
 
 def redact(value: Any, secrets: list[str]) -> Any:

@@ -33,16 +33,9 @@ from omegaconf import OmegaConf
 from hydragent.config import ConfigError
 from hydragent.config.problems import PreflightFailed
 from hydragent.config.schemas import ResumeMode
-from hydragent.resume_rule import SUPERSEDED_DIR, conflict
-from hydragent.runner.records import (
-    GARBLED_FILE,
-    SAMPLES_FILE,
-    SUMMARY_FILE,
-    Scan,
-    config_hash,
-    move_garbled_aside,
-    scan,
-)
+from hydragent.record import GARBLED_FILE, SAMPLES_FILE, SUMMARY_FILE
+from hydragent.resume_rule import SUPERSEDED_DIR, Scan, config_hash, conflict, scan
+from hydragent.runner.records import move_garbled_aside
 from hydragent.secrets import mask_override
 
 log = logging.getLogger(__name__)
