@@ -9,7 +9,7 @@ from typing import Any
 
 _EXPORTS = {
     "RunFailed": "hydragent.runner.errors",
-    "config_hash": "hydragent.runner.records",
+    "config_hash": "hydragent.resume_rule",
     "read_records": "hydragent.runner.records",
     "latest_by_id": "hydragent.runner.records",
     "run_job": "hydragent.runner.job",
