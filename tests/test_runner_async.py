@@ -23,7 +23,7 @@ from hydragent.agents.base import Agent, AgentResult
 from hydragent.agents.steps import Blocking, Generate, adrive, drive
 from hydragent.messages import ChatMessage, MessageRole, TokenUsage
 from hydragent.models import OpenAIServerModel, retry
-from hydragent.models.base import Model
+from hydragent.models.base import Model, clients_on_first_use
 from hydragent.models.errors import MalformedResponseError
 from hydragent.runner import run_job
 from hydragent.runner.execute import Outcome, run_all
@@ -41,6 +41,18 @@ HI = [{"role": "user", "content": "hi"}]
 def server() -> Iterator[LoopbackServer]:
     with running(openai_app) as loopback:
         yield loopback
+
+
+@pytest.fixture(autouse=True, params=["client at construction", "client on first use"])
+def client_built(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Every test here runs twice: with the SDK client built in the constructor (as a user's
+    code builds a model) and as the runner builds models, where the async path posts without
+    the SDK (models/openai.py, `plain_endpoint`) and builds it only to raise its errors."""
+    if request.param == "client at construction":
+        yield request.param
+        return
+    with clients_on_first_use():
+        yield request.param
 
 
 def make_model(server: LoopbackServer, **kwargs: Any) -> OpenAIServerModel:
@@ -75,6 +87,61 @@ def test_the_async_path_sends_what_the_sync_path_sends(server: LoopbackServer) -
     assert second.json == first.json and second.json["top_k"] == 3
     assert second.headers["Authorization"] == "Bearer sk-test"
     assert second.path == first.path == "/v1/chat/completions"
+
+
+# What only an HTTP stack decides, and the SDK's telemetry, which the plain path leaves out.
+NOT_COMPARED = {"host", "content-length", "accept-encoding", "connection"}
+
+
+def test_the_async_path_reaches_the_server_with_the_sdks_url_query_and_headers(
+    server: LoopbackServer,
+) -> None:
+    """Organization, project, the user's default headers and query: the same on the wire
+    whether the SDK's client sends them or the async path does without it."""
+    server.replies.extend([Reply(content="a"), Reply(content="a")])
+    settings = {
+        "organization": "org-1",
+        "project": "proj-1",
+        "client_kwargs": {"default_headers": {"X-Team": "evals"}, "default_query": {"v": "2"}},
+    }
+    async_ = agenerate(make_model(server, **settings))
+    sync = make_model(server, **settings).generate(HI)
+    assert async_.content == sync.content == "a"
+    by_sdk, by_loop = server.requests[1], server.requests[0]
+    assert by_loop.path == by_sdk.path and by_loop.query == by_sdk.query == {"v": "2"}
+
+    def compared(headers: dict[str, str]) -> dict[str, str]:
+        kept = {k.lower(): v for k, v in headers.items()}
+        return {k: v for k, v in kept.items() if k not in NOT_COMPARED and "stainless" not in k}
+
+    assert compared(by_loop.headers) == compared(by_sdk.headers)
+    assert compared(by_sdk.headers)["openai-organization"] == "org-1"
+    assert compared(by_sdk.headers)["x-team"] == "evals"
+
+
+def test_the_plain_endpoint_keeps_the_sdks_default_timeout() -> None:
+    from openai._constants import DEFAULT_TIMEOUT
+
+    from hydragent.models.async_http import SDK_TIMEOUT_S
+
+    assert (DEFAULT_TIMEOUT.connect, DEFAULT_TIMEOUT.read) == SDK_TIMEOUT_S
+
+
+def test_settings_only_the_sdk_can_read_make_the_async_path_build_its_client(
+    monkeypatch: pytest.MonkeyPatch, server: LoopbackServer
+) -> None:
+    """An allow-list: an environment variable the SDK reads, or a client setting the plain
+    path does not know, and the SDK builds the client the async path posts with."""
+    with clients_on_first_use():
+        plain = make_model(server)
+        assert plain.plain_endpoint() is not None
+        assert make_model(server, client_kwargs={"http_client": None}).plain_endpoint() is None
+        monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", "X-From-Env: 1")
+        model = make_model(server)
+        assert model.plain_endpoint() is None
+        server.replies.append(Reply(content="ok"))
+        assert agenerate(model).content == "ok"
+        assert model._client is not None  # built by the SDK, as settings it alone reads ask
 
 
 def test_a_429_is_retried_after_the_servers_retry_after_on_the_loop(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -90,36 +91,63 @@ def mean_ci(
     pooled rows too) all show.
 
     A score lives in [0, 1], so its interval must too. Pass/fail scores get the Wilson score
-    interval (scipy's binomtest): it does not collapse to a point at 0 of n or n of n, as the
-    t interval does. Fractions (partial credit, scores averaged over replicates) get the t
-    interval on the logit scale, mapped back: a t interval on the raw scale reaches past 1
-    for a mean near 1 (0.875 ± 0.125 on four samples gave [0.48, 1.27]). Values with no such
-    bound (`bounded=False`, e.g. latencies), or outside [0, 1], get the plain t interval."""
+    interval (scipy's `binomtest(...).proportion_ci(method="wilson")`, in closed form on the
+    normal quantile): it does not collapse to a point at 0 of n or n of n, as the t interval
+    does. Fractions (partial credit, scores averaged over replicates) get the t interval on the
+    logit scale, mapped back: a t interval on the raw scale reaches past 1 for a mean near 1
+    (0.875 ± 0.125 on four samples gave [0.48, 1.27]). Values with no such bound
+    (`bounded=False`, e.g. latencies), or outside [0, 1], get the plain t interval.
+
+    Every run's summary calls this once per metric, so it needs only the standard library and,
+    for a t quantile, `scipy.special` (0.3 s to import, where `scipy.stats` takes 1.3 s of a
+    run's start-up or teardown: docs/benchmarks.md, P1-scale)."""
     n = len(values)
     if n == 0:
         return {"mean": None, "ci_low": None, "ci_high": None, "stderr": None, "n": 0}
-    import numpy as np
-    from scipy import stats
-
-    data = np.asarray(values, dtype=float)
-    mean = float(data.mean())
+    data = [float(value) for value in values]
+    mean = math.fsum(data) / n
     if n < 2:
         return {"mean": mean, "ci_low": None, "ci_high": None, "stderr": None, "n": n}
-    stderr = float(stats.sem(data))
-    in_unit = bounded and bool(((data >= 0.0) & (data <= 1.0)).all())
-    if in_unit and is_binary(data):
-        interval = stats.binomtest(int(data.sum()), n).proportion_ci(confidence, "wilson")
-        low, high = interval.low, interval.high
+    stderr = math.sqrt(math.fsum((value - mean) ** 2 for value in data) / (n - 1) / n)
+    in_unit = bounded and all(0.0 <= value <= 1.0 for value in data)
+    if in_unit and all(value in (0.0, 1.0) for value in data):
+        low, high = _wilson(sum(data), n, confidence)
     elif not stderr:
         low = high = mean
     elif in_unit:  # a fraction with spread: 0 < mean < 1, so its logit is finite
-        from scipy.special import expit, logit
-
-        half = stats.t.ppf((1 + confidence) / 2, n - 1) * stderr / (mean * (1 - mean))
-        low, high = expit(logit(mean) - half), expit(logit(mean) + half)
+        half = _t_quantile(confidence, n - 1) * stderr / (mean * (1 - mean))
+        centre = math.log(mean / (1 - mean))
+        low, high = _expit(centre - half), _expit(centre + half)
     else:
-        low, high = stats.t.interval(confidence, n - 1, loc=mean, scale=stderr)
+        half = _t_quantile(confidence, n - 1) * stderr
+        low, high = mean - half, mean + half
     return {"mean": mean, "ci_low": float(low), "ci_high": float(high), "stderr": stderr, "n": n}
+
+
+def _wilson(successes: float, n: int, confidence: float) -> tuple[float, float]:
+    """The Wilson score interval of `successes` in `n` (no continuity correction), clipped to
+    [0, 1] against rounding."""
+    z = NormalDist().inv_cdf((1 + confidence) / 2)
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _t_quantile(confidence: float, df: int) -> float:
+    """The two-sided Student t quantile for `confidence` at `df` degrees of freedom."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, (1 + confidence) / 2))
+
+
+def _expit(x: float) -> float:
+    """The logistic function, without overflow for large |x|."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
 
 
 def is_binary(values: np.ndarray) -> bool:

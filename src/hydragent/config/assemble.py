@@ -183,7 +183,7 @@ class _Assembler(StaticChecks):
             return None
         if "retry" in self.broken and "retry" in self.plain[group]:
             return None  # its `retry: ${retry}` is reported once, as retry.*
-        from hydragent.models import dry_build
+        from hydragent.models.base import clients_on_first_use, dry_build
 
         target = self.located[group]
         extra: dict[str, Any] = {}
@@ -191,10 +191,9 @@ class _Assembler(StaticChecks):
             extra["generation"] = self.plain.get("generation")
 
         def build() -> Any:
-            if self.dry_run:
-                with dry_build():
-                    return self.construct(group, **extra)
-            return self.construct(group, **extra)
+            # a real build's clients wait for their first call: keys and extras were checked
+            with dry_build() if self.dry_run else clients_on_first_use():
+                return self.construct(group, **extra)
 
         model = self.attempt(group, group, build)
         if model is None:

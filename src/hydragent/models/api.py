@@ -9,7 +9,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from hydragent.models.base import Model, in_dry_build
+from hydragent.models.base import Model, clients_wait_for_first_use, in_dry_build
 from hydragent.models.retry import (
     RateLimiter,
     RetryPolicy,
@@ -48,9 +48,9 @@ class ApiModel(Model):
 
     def build_client(self) -> None:
         """Create the client now, as smolagents does in its constructors, so that a missing
-        key or extra fails at construction; never inside `dry_build()`. Backends call it at
-        the end of their `__init__`."""
-        if self._client is None and not in_dry_build():
+        key or extra fails at construction; never inside `dry_build()`, and on first use inside
+        the runner's `clients_on_first_use()`. Backends call it at the end of `__init__`."""
+        if self._client is None and not in_dry_build() and not clients_wait_for_first_use():
             self._client = self.create_client()
 
     @property

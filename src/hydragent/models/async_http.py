@@ -3,12 +3,16 @@
 The runner holds thousands of requests in flight on one event loop. The SDK's AsyncOpenAI
 sends through httpx's async pool, whose every request scans every connection: at 256 in
 flight that scan alone cost 1.5 ms of CPU per request, ten times a bare aiohttp POST
-(docs/benchmarks.md, P1-scale). So the runner's async path posts the body itself, with what
-the SDK's sync client would send (its base URL, auth and default headers, query and timeout),
-and raises what the SDK would raise: a status error is built by the client's own
+(docs/benchmarks.md, P1-scale). So the runner's async path posts the body itself, to the
+`Endpoint` the SDK client would post to (its base URL, auth and default headers, query and
+timeout), and raises what the SDK would raise: a status error is built by the client's own
 `_make_status_error_from_response` (RateLimitError with its Retry-After headers, ...), a
 transport failure is APIConnectionError, a timeout APITimeoutError. The retry policy and the
 records read them exactly as they read the sync path's (models/retry.py).
+
+The endpoint is read off a built client (`Endpoint.of_client`), or, where the model can say
+it without the SDK (models/openai.py, `plain_endpoint`), from the model's own settings: then
+the SDK is imported only when an error must be built in its types.
 """
 
 from __future__ import annotations
@@ -16,29 +20,63 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+# The SDK's DEFAULT_TIMEOUT (openai/_constants.py): 600 s to read, 5 s to connect; a test
+# checks it against the installed SDK.
+SDK_TIMEOUT_S = (5.0, 600.0)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how one client POSTs: base URL, the headers and query sent with every
+    request, and its timeout (seconds in all, or (connect, read) seconds)."""
+
+    base_url: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    timeout: float | tuple[float | None, float | None] | None
+
+    @classmethod
+    def of_client(cls, client: Any) -> Endpoint:
+        """What a built SDK client sends (an `Omit` header is left out)."""
+        sent = {**getattr(client, "auth_headers", {}), **client.default_headers}
+        timeout = client.timeout
+        if not isinstance(timeout, int | float | None):
+            timeout = (getattr(timeout, "connect", None), getattr(timeout, "read", None))
+        return cls(
+            base_url=str(client.base_url).rstrip("/"),
+            headers={k: v for k, v in sent.items() if isinstance(v, str)},
+            query={k: v for k, v in client.default_query.items() if isinstance(v, str)},
+            timeout=timeout,
+        )
+
+
+def client_timeout(timeout: Any) -> Any:
+    """aiohttp's timeout for seconds in all, or (connect, read) seconds, or an httpx Timeout
+    (a request's own `timeout` option)."""
+    import aiohttp
+
+    if timeout is None or isinstance(timeout, int | float):
+        return aiohttp.ClientTimeout(total=None if timeout is None else float(timeout))
+    if isinstance(timeout, tuple):
+        return aiohttp.ClientTimeout(connect=timeout[0], sock_read=timeout[1])
+    return aiohttp.ClientTimeout(
+        connect=getattr(timeout, "connect", None), sock_read=getattr(timeout, "read", None)
+    )
 
 
 class SdkPoster:
-    """POSTs JSON for one SDK client, over one aiohttp session per event loop."""
+    """POSTs JSON to one `Endpoint`, over one aiohttp session per event loop. `sdk_client`
+    gives the SDK client whose error types a failure is raised in (built then, if need be)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.base_url = str(client.base_url).rstrip("/")
-        sent = {**getattr(client, "auth_headers", {}), **client.default_headers}
-        self.headers = {k: v for k, v in sent.items() if isinstance(v, str)}  # Omit: left out
-        self.query = {k: v for k, v in client.default_query.items() if isinstance(v, str)}
+    def __init__(self, endpoint: Endpoint, sdk_client: Callable[[], Any]) -> None:
+        self.endpoint = endpoint
+        self.sdk_client = sdk_client
+        self._timeout = client_timeout(endpoint.timeout)
         self._session: tuple[asyncio.AbstractEventLoop, Any] | None = None
-
-    def _timeout(self, given: Any) -> Any:
-        import aiohttp
-
-        timeout = self.client.timeout if given is None else given
-        if isinstance(timeout, int | float):
-            return aiohttp.ClientTimeout(total=float(timeout))
-        return aiohttp.ClientTimeout(
-            connect=getattr(timeout, "connect", None), sock_read=getattr(timeout, "read", None)
-        )
 
     def session(self) -> Any:
         """The running loop's session (a later loop, a second job, gets its own)."""
@@ -55,17 +93,17 @@ class SdkPoster:
         them (headers, params, extra_json, timeout)."""
         import aiohttp
 
-        payload = {**body, **(options.get("extra_json") or {})}
-        headers = {**self.headers, **(options.get("headers") or {})}
-        params = {**self.query, **(options.get("params") or {})}
-        url = self.base_url + path
+        endpoint = self.endpoint
+        extra_json, headers, params = (options.get(k) for k in ("extra_json", "headers", "params"))
+        timeout = options.get("timeout")
+        url = endpoint.base_url + path
         try:
             async with self.session().post(
                 url,
-                data=json.dumps(payload),
-                headers=headers,
-                params=params or None,
-                timeout=self._timeout(options.get("timeout")),
+                data=json.dumps({**body, **extra_json} if extra_json else body),
+                headers={**endpoint.headers, **headers} if headers else endpoint.headers,
+                params={**endpoint.query, **(params or {})} or None,
+                timeout=self._timeout if timeout is None else client_timeout(timeout),
             ) as response:
                 text = await response.text()
                 if response.status >= 400:
@@ -78,7 +116,7 @@ class SdkPoster:
 
     def _request(self, url: str) -> Any:
         """An httpx request as the SDK's errors carry one, built by the client's own httpx."""
-        return self.client._client.build_request("POST", url)
+        return self.sdk_client()._client.build_request("POST", url)
 
     def _status_error(self, url: str, status: int, headers: Any, text: str) -> Exception:
         request = self._request(url)
@@ -86,11 +124,12 @@ class SdkPoster:
         response = httpx.Response(
             status, headers=list(headers.items()), content=text.encode(), request=request
         )
-        return self.client._make_status_error_from_response(response)  # type: ignore[no-any-return]
+        return self.sdk_client()._make_status_error_from_response(response)  # type: ignore[no-any-return]
 
     def _sdk_error(self, name: str, url: str) -> Exception:
+        request = self._request(url)
         openai = importlib.import_module("openai")
-        return getattr(openai, name)(request=self._request(url))  # type: ignore[no-any-return]
+        return getattr(openai, name)(request=request)  # type: ignore[no-any-return]
 
     async def aclose(self) -> None:
         """Close this loop's session (the runner awaits it before its loop ends)."""

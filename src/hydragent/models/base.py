@@ -74,6 +74,31 @@ def in_dry_build() -> bool:
     return _DRY_BUILD.get()
 
 
+_CLIENTS_ON_FIRST_USE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "hydragent_clients_on_first_use", default=False
+)
+
+
+@contextlib.contextmanager
+def clients_on_first_use() -> Iterator[None]:
+    """Build models whose network clients are made when first used, not in the constructor.
+
+    smolagents builds an API model's client at construction, so that a missing key fails
+    there; the runner has checked keys and extras before it builds (config/preflight.py), and
+    its async request path may never need the client library at all (the `openai` SDK takes
+    0.6 to 1 s to import: docs/benchmarks.md, P1-scale). The runner builds inside this."""
+    token = _CLIENTS_ON_FIRST_USE.set(True)
+    try:
+        yield
+    finally:
+        _CLIENTS_ON_FIRST_USE.reset(token)
+
+
+def clients_wait_for_first_use() -> bool:
+    """Whether the current context is a `clients_on_first_use()`."""
+    return _CLIENTS_ON_FIRST_USE.get()
+
+
 @dataclasses.dataclass(frozen=True)
 class Capabilities:
     """What one model instance can do; assembly checks a config against it."""

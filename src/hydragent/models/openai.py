@@ -15,6 +15,20 @@ from hydragent.models.chat_completions import ChatCompletionsModel, chat_generat
 from hydragent.models.errors import extra_problems, missing_extra
 from hydragent.models.spec import BackendSpec, declare
 
+# The client settings `plain_endpoint` reads itself; any other makes the SDK build the client.
+_PLAIN_SETTINGS = {"base_url", "api_key", "organization", "project", "max_retries"}
+# The SDK reads these from the environment when not given; any other `OPENAI_*` variable may
+# change what it sends (OPENAI_CUSTOM_HEADERS, a provider), so only the SDK is trusted then.
+_PLAIN_ENVIRONMENT = {"OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID"}
+SDK_DEFAULT = object()  # no timeout given: the SDK's default
+
+
+def _plain_environment() -> bool:
+    return not any(
+        name.startswith("OPENAI_") and name not in _PLAIN_ENVIRONMENT for name in os.environ
+    )
+
+
 # `chat.completions.create` arguments that are request options, not body fields.
 _REQUEST_OPTIONS = {
     "extra_headers": "headers",
@@ -148,7 +162,8 @@ class OpenAIServerModel(ChatCompletionsModel):
         the CPU per request at high concurrency). A client the model did not build itself
         (a mock, a user's) is called as given, in the thread pool; so are streams."""
         client = self._client
-        if body.get("stream") or client is None or client is not getattr(self, "_built", None):
+        built = getattr(self, "_built", None)
+        if body.get("stream") or (client is not None and client is not built):
             return await super().asend(body)
         body = dict(body)
         options = {
@@ -157,10 +172,62 @@ class OpenAIServerModel(ChatCompletionsModel):
             if argument in body
         }
         if getattr(self, "_poster", None) is None:
-            from hydragent.models.async_http import SdkPoster
+            from hydragent.models.async_http import Endpoint, SdkPoster
 
-            self._poster = SdkPoster(client)
+            endpoint = self.plain_endpoint() if client is None else None
+            if endpoint is None:
+                endpoint = Endpoint.of_client(self.client)
+            self._poster = SdkPoster(endpoint, lambda: self.client)
         return await self._poster.post("/chat/completions", body, options)
+
+    def plain_endpoint(self) -> Any:
+        """The `Endpoint` the SDK's client would post to, said without importing the SDK
+        (0.6 to 1 s of a run's start-up), or None where only the SDK can say it.
+
+        An allow-list: this class's own client, a string key, `client_kwargs` of `timeout`
+        (seconds), `default_headers` and `default_query` only, and no `OPENAI_*` variable
+        in the environment but the four read here. The SDK's own telemetry headers
+        (`X-Stainless-*`) are not sent. tests/test_openai_backend.py checks that the sync
+        path (the SDK) and this one reach a server with the same URL, query and headers."""
+        if type(self).create_client is not OpenAIServerModel.create_client:
+            return None  # a subclass's client (Azure's, a user's) is its own
+        settings = self.client_settings()
+        extra = {k: v for k, v in settings.items() if k not in _PLAIN_SETTINGS}
+        timeout = extra.pop("timeout", SDK_DEFAULT)
+        headers, query = extra.pop("default_headers", None), extra.pop("default_query", None)
+        if extra or not isinstance(settings["api_key"], str) or not _plain_environment():
+            return None
+        if not isinstance(timeout, int | float | None) and timeout is not SDK_DEFAULT:
+            return None
+        if not all(isinstance(v, str) for v in {**(headers or {}), **(query or {})}.values()):
+            return None
+        from importlib.metadata import PackageNotFoundError, version
+
+        from hydragent.models.async_http import SDK_TIMEOUT_S, Endpoint
+
+        try:
+            sdk_version = version("openai")
+        except PackageNotFoundError:
+            return None  # building the client says which extra to install
+
+        organization = settings["organization"] or os.environ.get("OPENAI_ORG_ID")
+        project = settings["project"] or os.environ.get("OPENAI_PROJECT_ID")
+        base_url = settings["base_url"] or os.environ.get("OPENAI_BASE_URL")
+        sent = {
+            "Authorization": f"Bearer {settings['api_key']}" if settings["api_key"] else None,
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": f"OpenAI/Python {sdk_version}",
+            "OpenAI-Organization": organization,
+            "OpenAI-Project": project,
+            **(headers or {}),
+        }
+        return Endpoint(
+            base_url=str(base_url or "https://api.openai.com/v1").rstrip("/"),
+            headers={k: v for k, v in sent.items() if v is not None},
+            query=dict(query or {}),
+            timeout=SDK_TIMEOUT_S if timeout is SDK_DEFAULT else timeout,
+        )
 
     async def aclose(self) -> None:
         poster = getattr(self, "_poster", None)

@@ -128,9 +128,10 @@ def collector_spared() -> Iterator[None]:
     """While samples run, the garbage collector leaves alone what the job built (modules,
     config, model): frozen, its objects are not rescanned by every full collection, and
     young collections come seventy times less often. At 1,024 samples in flight the collector took a
-    third of the runner's CPU (docs/benchmarks.md, P1-scale)."""
+    third of the runner's CPU (docs/benchmarks.md, P1-scale). No collection runs first: the
+    start-up's few cycles wait in the frozen set until the loop ends (a full collection of a
+    big job's heap took 0.25 s before the first request)."""
     threshold = gc.get_threshold()
-    gc.collect()
     gc.freeze()
     gc.set_threshold(max(threshold[0], 50_000), threshold[1], threshold[2])
     try:
