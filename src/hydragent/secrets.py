@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
@@ -24,7 +25,10 @@ NOT_SECRET = re.compile(
 ENV_REFERENCE = re.compile(r"^\$\{oc\.env:[A-Za-z_][A-Za-z0-9_]*(,\s*(null)?)?\}$")
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: Any) -> bool:
+    """Whether a key names a secret. Cached: the runner masks every sample's transcript, and
+    its keys are the same few (`role`, `content`, ...) thousands of times."""
     text = str(key)
     return bool(SECRET_KEY.search(text)) and not NOT_SECRET.search(text)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
@@ -242,18 +241,6 @@ def _check_failures(summary: dict[str, Any], output_dir: Path) -> None:
     )
 
 
-def _warm_statistics() -> None:
-    """Import the one part of scipy the summary's t intervals need (`scipy.special`, 0.3 s on a
-    busy 2-vCPU machine; hydragent/stats.py) in the background once the job is built: before,
-    it delayed the first request, and after the loop it would delay the exit. A stopped job
-    must write its summary within the second a stop allows."""
-    import importlib
-
-    threading.Thread(
-        target=importlib.import_module, args=("scipy.special",), daemon=True, name="warm-scipy"
-    ).start()
-
-
 def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     """Run every sample not already done into `output_dir`; return the summary.
 
@@ -327,7 +314,6 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             judge_price=_pricer(judge, None) if judge is not None else None,
         )
         attempts = int(runner.get("attempts", 1) or 1)
-        _warm_statistics()
         try:
             with logging_setup.lines_off_the_bar(), collector_spared():
                 not_run = run_loop(

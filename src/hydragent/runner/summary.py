@@ -7,6 +7,7 @@ errors are counted beside them with their causes (runner/errors.py).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hydragent.runner.errors import error_causes
@@ -45,8 +46,28 @@ def summarise(records: list[dict[str, Any]], not_run: int = 0, **extra: Any) -> 
         "token_usage": _total_usage(records, "token_usage"),
         "judge_token_usage": _total_usage(records, "judge_token_usage"),
         "cost_usd": round(sum(costs), 6) if costs else None,
-        "latency_s": mean_ci([float(r.get("latency_s") or 0.0) for r in records], bounded=False),
+        "latency_s": latency_summary([float(r.get("latency_s") or 0.0) for r in records]),
         **extra,
+    }
+
+
+def latency_summary(latencies: list[float]) -> dict[str, Any]:
+    """Seconds per sample: the mean and the quantiles a user reads latency by (the median,
+    the 90th percentile, the slowest). Not a confidence interval: latency is no metric, and a
+    t interval would make every run import scipy (docs/benchmarks.md, P1-scale)."""
+    if not latencies:
+        return {"mean": None, "p50": None, "p90": None, "max": None, "n": 0}
+    ordered = sorted(latencies)
+
+    def at(share: float) -> float:  # the nearest-rank quantile: a latency that was seen
+        return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+    return {
+        "mean": round(math.fsum(ordered) / len(ordered), 4),
+        "p50": at(0.5),
+        "p90": at(0.9),
+        "max": ordered[-1],
+        "n": len(ordered),
     }
 
 
