@@ -132,9 +132,11 @@ def _run_task(cfg: Any) -> Any:
     (config/preflight.py); the runner assembles it for real."""
     from hydra.core.hydra_config import HydraConfig
 
+    from hydragent.config.preflight import checked_assembly
     from hydragent.runner import run_job
 
-    return run_job(cfg, Path(HydraConfig.get().runtime.output_dir))
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    return run_job(cfg, output_dir, checked=checked_assembly())
 
 
 def _validate_task(cfg: Any) -> None:

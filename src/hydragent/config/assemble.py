@@ -57,16 +57,19 @@ class Assembly:
     unsent_generation: dict[str, list[str]] = field(default_factory=dict)
 
 
-def assemble(cfg: Any, dry_run: bool) -> Assembly:
+def assemble(cfg: Any, dry_run: bool, checked: Assembly | None = None) -> Assembly:
     """Check and build a composed config (with or without its `hydra` node); raise
-    ConfigError with every problem found."""
-    return _Assembler(cfg, dry_run).assemble()
+    ConfigError with every problem found. `checked`: the dry Assembly the start check made
+    of this job (config/preflight.py); a real build takes its task and samples when the task
+    node is the same, so a run reads its rows once, and runs the rows that were checked."""
+    return _Assembler(cfg, dry_run, checked).assemble()
 
 
 class _Assembler(StaticChecks):
-    def __init__(self, cfg: Any, dry_run: bool) -> None:
+    def __init__(self, cfg: Any, dry_run: bool, checked: Assembly | None = None) -> None:
         super().__init__(cfg)
         self.dry_run = dry_run
+        self.checked = checked
         self.unsent_generation: dict[str, list[str]] = {}
 
     # --- the flow ---------------------------------------------------------------------
@@ -146,18 +149,30 @@ class _Assembler(StaticChecks):
     def build_task(self) -> tuple[Any, list[Any]]:
         if "task" in self.broken or self.plain.get("task") is None:
             return None, []
+        checked = self.checked
+        if checked and checked.samples and checked.settings.get("task") == self.plain["task"]:
+            return checked.task, list(checked.samples)
         task = self.attempt("task", "task", lambda: self.construct("task"))
         if task is None:
             return None, []
-        if self.dry_run and hasattr(task, "check"):  # the task's own words: file:line, key
-            found = self.attempt("task", "task", task.check) or []
+        if self.dry_run and hasattr(task, "check"):
+            # Load first: `check` finds, without loading, what a load would fail on, in the
+            # task's own words (file:line, the key to fix); it streams the whole file, so it
+            # is asked only when the load fails (a large task was read three times a run).
+            try:
+                return task, self._loaded(list(task.samples()))
+            except Exception:
+                found = self.attempt("task", "task", task.check) or []
             self.add(
                 "task", [f"task.{key}: {text}" if key else f"task: {text}" for key, text in found]
             )
             if found:
                 return task, []
         found_samples = self.attempt("task", "task", task.samples)  # the scorer rules read them
-        samples = None if found_samples is None else list(found_samples)
+        return task, self._loaded(None if found_samples is None else list(found_samples))
+
+    def _loaded(self, samples: list[Any] | None) -> list[Any]:
+        """The samples; a dry run names a task that yields none (a run would do nothing)."""
         if samples == [] and self.dry_run:
             where = self.plain["task"].get("path") or self.choices.get("task") or "the task"
             self.add(
@@ -167,7 +182,7 @@ class _Assembler(StaticChecks):
                     "file's rows, task.format and task.fields"
                 ],
             )
-        return task, list(samples or [])
+        return list(samples or [])
 
     def build_grammar(self) -> Any:
         if "grammar" in self.broken:

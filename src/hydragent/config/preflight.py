@@ -92,11 +92,11 @@ class Preflight(Callback):  # type: ignore[misc,valid-type]
             assembly = check_start(config, "run")
         except Exception as error:
             raise PreflightFailed(error) from error
+        _CHECKED.get().append(assembly)  # type: ignore[union-attr]
         scratch = _SCRATCH.get()
         if scratch is not None:  # validate writes nothing: Hydra's run folder is thrown away
             from omegaconf import read_write
 
-            _CHECKED.get().append(assembly)  # type: ignore[union-attr]
             with read_write(config.hydra.run):
                 config.hydra.run.dir = scratch
 
@@ -163,8 +163,9 @@ def _collisions(config: Any, folders: dict[Path, list[int]]) -> list[str]:
 
 
 def checked_assembly() -> Any | None:
-    """The Assembly `validate`'s pre-flight check made for its single run, once; else None
-    (a sweep's job, checked at the sweep's start, assembles in its own task)."""
+    """The dry Assembly the pre-flight check made for a single run, once (`validate` shows
+    it; `run` builds from it: config/assemble.py); else None (a sweep's job, checked at the
+    sweep's start, assembles on its own)."""
     checked = _CHECKED.get()
     return checked.pop() if checked else None
 

@@ -241,19 +241,21 @@ def _check_failures(summary: dict[str, Any], output_dir: Path) -> None:
     )
 
 
-def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+def run_job(cfg: DictConfig, output_dir: Path, checked: Any = None) -> dict[str, Any]:
     """Run every sample not already done into `output_dir`; return the summary.
 
     Holds the folder's lock for the job's life (runner/lock.py: a second writer exits 2).
     Raises ResumeConflict (exit 2) before writing anything when the folder holds another
     config's results (runner.resume); RunFailed (exit 1) after writing the summary when more
     samples failed than runner.max_error_rate allows; Interrupted (exit 130/143) after
-    writing a summary that says `interrupted: true` when SIGINT or SIGTERM stopped it."""
+    writing a summary that says `interrupted: true` when SIGINT or SIGTERM stopped it.
+    `checked`: the dry Assembly `hydragent run`'s start check made of this config, whose
+    task rows the build takes (config/assemble.py)."""
     output_dir = Path(output_dir)
     lock.acquire(output_dir)
     try:
         with stop.handling():
-            return _run_job(cfg, output_dir)
+            return _run_job(cfg, output_dir, checked)
     except stop.Interrupted as stopped:
         if stop.in_launcher_worker():  # a joblib/submitit worker: its job has recorded the stop
             stop.linger(stopped.exit_code)
@@ -262,7 +264,7 @@ def run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         lock.release(output_dir)
 
 
-def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
+def _run_job(cfg: DictConfig, output_dir: Path, checked: Any) -> dict[str, Any]:
     began = time.perf_counter()
     resolved = OmegaConf.to_container(cfg, resolve=True)
     chash = config_hash(resolved)
@@ -271,7 +273,7 @@ def _run_job(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     earlier = prepare_folder(output_dir, chash, str(runner.get("resume") or "auto"), overrides)
     secrets = secret_values(resolved) + environment_secrets()
     logging_setup.install(secrets)
-    assembly = assemble(cfg, dry_run=False)  # the one build path (config/assemble.py)
+    assembly = assemble(cfg, dry_run=False, checked=checked)  # the one build path
     runner = assembly.runner  # typed: what validate accepted
     logging_setup.quiet_third_party(logging_setup.hydra_verbose())  # clients imported now
     model, samples = assembly.model, assembly.samples
