@@ -48,6 +48,34 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _whole_process(
+    server: LatencyServer, command: list[str], work: Path
+) -> tuple[subprocess.CompletedProcess[str], dict[str, float]]:
+    """Run `command` on a reset server, timed from its start to its exit, with its CPU time."""
+    server.reset()
+    cpu = _child_cpu()
+    started_at = time.time()
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=work)
+    wall = time.perf_counter() - start
+    ended_at = time.time()
+    cpu = _child_cpu() - cpu
+    return done, {"wall_s": wall, "cpu_s": cpu, "started_at": started_at, "ended_at": ended_at}
+
+
+def _server_side(server: LatencyServer, timing: dict[str, float]) -> dict[str, float]:
+    """What the server saw of one whole-process run: requests, start-up and tail."""
+    stats = server.stats()
+    return {
+        "wall_s": timing["wall_s"],
+        "requests": stats["requests"],
+        "max_in_flight": stats["max_in_flight"],
+        "startup_s": stats["first_request_at"] - timing["started_at"],
+        "tail_s": timing["ended_at"] - stats["last_response_at"],
+        "cpu_s": timing["cpu_s"],
+    }
+
+
 def hydragent_run(server: LatencyServer, tasks: int, concurrency: int, work: Path) -> dict:
     """`hydragent run` over `tasks` samples as a subprocess, from its start to its exit."""
     task_file = write_tasks(work / "tasks.jsonl", tasks)
@@ -64,29 +92,14 @@ def hydragent_run(server: LatencyServer, tasks: int, concurrency: int, work: Pat
         "cache=off",
         f"hydra.run.dir={run_dir}",
     ]
-    server.reset()
-    cpu = _child_cpu()
-    started_at = time.time()
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=work)
-    wall = time.perf_counter() - start
-    ended_at = time.time()
-    cpu = _child_cpu() - cpu
+    done, timing = _whole_process(server, command, work)
     summary_file = run_dir / "summary.json"
     if done.returncode != 0 or not summary_file.exists():
         raise RuntimeError(f"hydragent run failed ({done.returncode}): {done.stderr[-2000:]}")
     counts = json.loads(summary_file.read_text())["counts"]
     if counts["ok"] != tasks:
         raise RuntimeError(f"hydragent recorded {counts} for {tasks} samples")
-    stats = server.stats()
-    return {
-        "wall_s": wall,
-        "requests": stats["requests"],
-        "max_in_flight": stats["max_in_flight"],
-        "startup_s": stats["first_request_at"] - started_at,
-        "tail_s": ended_at - stats["last_response_at"],
-        "cpu_s": cpu,
-    }
+    return _server_side(server, timing)
 
 
 async def _bare_loop(url: str, tasks: int, concurrency: int) -> dict[str, float]:
