@@ -9,8 +9,10 @@ ideal over its wall time. Side by side, on the same server, in the same minute:
   (the machine's limit: no framework, no start-up).
 The ratio of the two efficiencies is the figure of issue 22 (target >= 0.90). Both CPU
 times per request are whole-process (getrusage of the child) and the bare loop's own.
+With --inspect-python, inspect_ai's `inspect eval` runs too, for the record (no target), timed
+as `hydragent run` is, from the python of a venv of its own: inspect_ai is no dependency here.
 
-Run: python benchmarks/p1_scale.py [--size tiny|full]
+Run: python benchmarks/p1_scale.py [--size tiny|full] [--inspect-python VENV/bin/python]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -40,12 +43,46 @@ SIZES: dict[str, list[dict[str, int]]] = {
 }
 TARGET = 0.90
 HEADER = ["setting", "bare eff", "hydragent eff", "ratio", "start s", "tail s"]
-HEADER += ["bare ms/req", "ours ms/req"]
+HEADER += ["bare ms/req", "ours ms/req", "inspect eff", "inspect ratio", "inspect ms/req"]
+INSPECT_TASK = Path(__file__).resolve().parent / "inspect_task.py"
+INSPECT_TASKS_ENV = "P1_SCALE_TASKS"  # what inspect_task.py reads the tasks file from
+INSPECT_NOTE = (
+    "inspect_ai: `inspect eval` whole process, openai/latency on chat completions, "
+    "max_connections=C, HTTP pool C, display none, its default retries, timeouts and .eval log"
+)
 
 
 def _child_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def _whole_process(
+    server: LatencyServer, command: list[str], work: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, float]]:
+    """Run `command` on a reset server, timed from its start to its exit, with its CPU time."""
+    server.reset()
+    cpu = _child_cpu()
+    started_at = time.time()
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env)
+    wall = time.perf_counter() - start
+    ended_at = time.time()
+    cpu = _child_cpu() - cpu
+    return done, {"wall_s": wall, "cpu_s": cpu, "started_at": started_at, "ended_at": ended_at}
+
+
+def _server_side(server: LatencyServer, timing: dict[str, float]) -> dict[str, float]:
+    """What the server saw of one whole-process run: requests, start-up and tail."""
+    stats = server.stats()
+    return {
+        "wall_s": timing["wall_s"],
+        "requests": stats["requests"],
+        "max_in_flight": stats["max_in_flight"],
+        "startup_s": stats["first_request_at"] - timing["started_at"],
+        "tail_s": timing["ended_at"] - stats["last_response_at"],
+        "cpu_s": timing["cpu_s"],
+    }
 
 
 def hydragent_run(server: LatencyServer, tasks: int, concurrency: int, work: Path) -> dict:
@@ -64,29 +101,76 @@ def hydragent_run(server: LatencyServer, tasks: int, concurrency: int, work: Pat
         "cache=off",
         f"hydra.run.dir={run_dir}",
     ]
-    server.reset()
-    cpu = _child_cpu()
-    started_at = time.time()
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=work)
-    wall = time.perf_counter() - start
-    ended_at = time.time()
-    cpu = _child_cpu() - cpu
+    done, timing = _whole_process(server, command, work)
     summary_file = run_dir / "summary.json"
     if done.returncode != 0 or not summary_file.exists():
         raise RuntimeError(f"hydragent run failed ({done.returncode}): {done.stderr[-2000:]}")
     counts = json.loads(summary_file.read_text())["counts"]
     if counts["ok"] != tasks:
         raise RuntimeError(f"hydragent recorded {counts} for {tasks} samples")
-    stats = server.stats()
-    return {
-        "wall_s": wall,
-        "requests": stats["requests"],
-        "max_in_flight": stats["max_in_flight"],
-        "startup_s": stats["first_request_at"] - started_at,
-        "tail_s": ended_at - stats["last_response_at"],
-        "cpu_s": cpu,
+    return _server_side(server, timing)
+
+
+def inspect_version(python: str) -> str:
+    """The inspect_ai version of that interpreter, for the record."""
+    command = [python, "-c", "import inspect_ai; print(inspect_ai.__version__)"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def inspect_run(
+    server: LatencyServer, tasks: int, concurrency: int, work: Path, python: str
+) -> dict[str, Any]:
+    """`inspect eval` over the same tasks file as a subprocess, from its start to its exit.
+
+    The openai provider is pointed at the server and kept on chat completions (it would take
+    the unknown model id for a new OpenAI model and use the Responses API). Its HTTP pool is
+    sized to C so that its default of 1000 connections never caps it below C. `inspect eval`
+    exits 0 even when the eval failed, so the log's header is checked afterwards (untimed).
+    """
+    task_file = write_tasks(work / "tasks.jsonl", tasks)
+    log_dir = work / "inspect-logs"
+    command = [
+        python,
+        "-m",
+        "inspect_ai",
+        "eval",
+        f"{INSPECT_TASK}@p1_scale",
+        "--model",
+        "openai/latency",
+        "--model-base-url",
+        server.base_url,
+        "-M",
+        "responses_api=false",
+        "--max-connections",
+        str(concurrency),
+        "--display",
+        "none",
+        "--log-dir",
+        str(log_dir),
+    ]
+    env = {
+        **os.environ,
+        INSPECT_TASKS_ENV: str(task_file),
+        "OPENAI_API_KEY": "sk-bench",
+        "INSPECT_HTTP_POOL_CONNECTIONS": str(concurrency),
     }
+    env.pop("PYTHONPATH", None)  # inspect runs from its own venv alone
+    done, timing = _whole_process(server, command, work, env)
+    if done.returncode != 0:
+        raise RuntimeError(f"inspect eval failed ({done.returncode}): {done.stderr[-2000:]}")
+    result = _server_side(server, timing)
+    logs = sorted(log_dir.glob("*.eval"))
+    if len(logs) != 1:
+        raise RuntimeError(f"inspect eval wrote {len(logs)} logs: {done.stderr[-2000:]}")
+    dump = [python, "-m", "inspect_ai", "log", "dump", "--header-only", str(logs[0])]
+    header = json.loads(subprocess.run(dump, capture_output=True, text=True, check=True).stdout)
+    completed = (header.get("results") or {}).get("completed_samples")
+    if header["status"] != "success" or completed != tasks:
+        error = (header.get("error") or {}).get("message")
+        raise RuntimeError(f"inspect eval: {header['status']}, {completed} samples, {error}")
+    if result["requests"] != tasks:
+        raise RuntimeError(f"inspect eval made {result['requests']} requests for {tasks}")
+    return result
 
 
 async def _bare_loop(url: str, tasks: int, concurrency: int) -> dict[str, float]:
@@ -132,7 +216,10 @@ def bare_run(server: LatencyServer, tasks: int, concurrency: int) -> dict[str, A
     return result
 
 
-def measure(setting: dict[str, int], work: Path) -> dict[str, Any]:
+def measure(
+    setting: dict[str, int], work: Path, inspect_python: str | None = None
+) -> dict[str, Any]:
+    """Bare client, hydragent and (with `inspect_python`) inspect_ai on one server."""
     tasks, concurrency, latency_ms = (
         setting["tasks"],
         setting["concurrency"],
@@ -142,18 +229,32 @@ def measure(setting: dict[str, int], work: Path) -> dict[str, Any]:
     with LatencyServer(latency_ms=latency_ms, steps=1) as server:
         bare = bare_run(server, tasks, concurrency)
         ours = hydragent_run(server, tasks, concurrency, work)
-    for run in (bare, ours):
-        run["efficiency"] = ideal / run["wall_s"]
-        run["cpu_ms_per_request"] = 1000 * run["cpu_s"] / max(run["requests"], 1)
+        theirs = None
+        if inspect_python is not None:
+            theirs = inspect_run(server, tasks, concurrency, work, inspect_python)
+    for run in (bare, ours, theirs):
+        if run is not None:
+            run["efficiency"] = ideal / run["wall_s"]
+            run["cpu_ms_per_request"] = 1000 * run["cpu_s"] / max(run["requests"], 1)
     bare["loop_cpu_ms_per_request"] = 1000 * bare["loop_cpu_s"] / tasks
     return {
         "setting": setting,
         "ideal_s": ideal,
         "bare": bare,
         "hydragent": ours,
+        "inspect_ai": theirs,
         "ratio": ours["efficiency"] / bare["efficiency"],
         "cpu_ratio": ours["cpu_ms_per_request"] / bare["loop_cpu_ms_per_request"],
+        "inspect_ratio": None if theirs is None else theirs["efficiency"] / bare["efficiency"],
     }
+
+
+def _inspect_cells(result: dict[str, Any]) -> list[Any]:
+    """The inspect_ai columns of a row: efficiency, its ratio to the bare client's, CPU."""
+    theirs = result["inspect_ai"]
+    if theirs is None:
+        return ["not run"] * 3
+    return [theirs["efficiency"], result["inspect_ratio"], theirs["cpu_ms_per_request"]]
 
 
 def main() -> None:
@@ -163,7 +264,14 @@ def main() -> None:
         return
     options = parser(NAME, __doc__ or "")
     options.add_argument("--setting", type=int, default=None, help="only this setting (0, 1)")
+    options.add_argument(
+        "--inspect-python",
+        default=None,
+        metavar="PATH",
+        help="python of a venv with inspect_ai: also run `inspect eval`, for the record",
+    )
     args = options.parse_args()
+    version = None if args.inspect_python is None else inspect_version(args.inspect_python)
     settings = SIZES[args.size]
     if args.setting is not None:
         settings = settings[args.setting : args.setting + 1]
@@ -173,7 +281,7 @@ def main() -> None:
     for setting in settings:
         key = "N={tasks},C={concurrency},L={latency_ms}ms".format(**setting)
         with tempfile.TemporaryDirectory() as work:
-            result = measure(setting, Path(work))
+            result = measure(setting, Path(work), args.inspect_python)
         results[key] = result
         bare, ours = result["bare"], result["hydragent"]
         rows.append(
@@ -186,6 +294,7 @@ def main() -> None:
                 ours["tail_s"],
                 bare["loop_cpu_ms_per_request"],
                 ours["cpu_ms_per_request"],
+                *_inspect_cells(result),
             ]
         )
         targets.append(Target(f"hydragent / bare efficiency at {key}", result["ratio"], TARGET))
@@ -199,11 +308,13 @@ def main() -> None:
             )
         )
     print_table(
-        "P1-scale: one hydragent run process vs a bare aiohttp client",
+        "P1-scale: one hydragent run process vs a bare aiohttp client (and inspect_ai)",
         HEADER,
         rows,
     )
-    write_record(NAME, args, {"sizes": settings}, results, targets)
+    params = {"sizes": settings, "inspect_ai": version}
+    notes = [INSPECT_NOTE] if version is not None else []
+    write_record(NAME, args, params, results, targets, notes)
 
 
 if __name__ == "__main__":

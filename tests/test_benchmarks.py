@@ -62,6 +62,7 @@ def test_p1_scale_runs_hydragent_and_the_bare_client_on_every_request(tmp_path: 
     tasks = result["setting"]["tasks"]
     assert result["bare"]["requests"] == result["hydragent"]["requests"] == tasks
     assert result["hydragent"]["max_in_flight"] <= result["setting"]["concurrency"]
+    assert result["inspect_ai"] is None  # inspect_ai runs only with --inspect-python
 
 
 def test_p2_every_client_completes_its_calls(tmp_path: Path) -> None:
