@@ -318,3 +318,52 @@ def test_1024_requests_in_flight_each_sample_recorded_once(tmp_path: Path) -> No
     assert Counter(record["id"] for record in records) == Counter(row["id"] for row in rows)
     assert summary["counts"]["ok"] == count
     assert all(record["answer"] == "5" for record in records)
+
+
+# --- one writer, one write per turn of the loop ----------------------------------------------
+
+
+def test_the_lines_of_one_turn_of_the_loop_reach_the_file_together(tmp_path: Path) -> None:
+    """Samples finished in one turn of the event loop are written at its end, in one write;
+    off a loop a line is written at once (runner/records.py, RecordWriter)."""
+    from hydragent.runner.records import RecordWriter
+
+    path = tmp_path / "samples.jsonl"
+    writer = RecordWriter(path)
+
+    async def finish_three() -> None:
+        for number in range(3):
+            writer.write(json.dumps({"id": number}))
+        assert path.read_text() == ""  # still this turn
+        await asyncio.sleep(0)
+        assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == [0, 1, 2]
+
+    asyncio.run(finish_three())
+    writer.write(json.dumps({"id": 3}))  # no loop running: at once
+    assert len(path.read_text().splitlines()) == 4
+    writer.close()
+
+
+def test_a_write_that_fails_at_the_end_of_a_turn_fails_the_next_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk still ends the run: the failed turn's error is raised to the next writer
+    of a record, and by close when none comes."""
+    from hydragent.runner.records import RecordWriter
+
+    writer = RecordWriter(tmp_path / "samples.jsonl")
+
+    def full(text: str) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer._handle, "write", full)
+
+    async def finish() -> None:
+        writer.write("{}")
+        await asyncio.sleep(0)
+        with pytest.raises(OSError, match="No space left"):
+            writer.write("{}")
+
+    asyncio.run(finish())
+    with pytest.raises(OSError, match="No space left"):
+        writer.close()

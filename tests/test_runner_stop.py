@@ -114,7 +114,7 @@ def test_a_stopped_run_says_what_it_did_and_how_to_resume(
     took, _, out, err = _stop(process, number)
 
     assert process.returncode == code, err
-    assert took < 2.0
+    assert took < 2.0, err
     assert "Traceback" not in out + err
     calls_at_exit = _requests(server)
     time.sleep(0.6)
@@ -182,7 +182,7 @@ def test_kill_term_stops_every_job_of_a_sweep_and_its_workers(
     took, workers, out, err = _stop(process, signal.SIGTERM)
 
     assert process.returncode == 143, err
-    assert took < 2.0
+    assert took < 2.0, err
     assert "Traceback" not in out + err and "Warning" not in err
     time.sleep(max(0.0, 2.0 - took))
     assert _alive(workers) == []  # no job process outlives the command

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -112,12 +113,14 @@ def move_garbled_aside(path: Path, found: Scan) -> Path | None:
 
 
 class RecordWriter:
-    """Appends one flushed line per finished sample; one writer thread only.
+    """Appends one line per finished sample; one writer thread only.
 
-    A flushed line is in the kernel, so it survives a SIGKILL of the runner. fsync guards only
-    against a machine crash and costs milliseconds on the runner's main thread, once per
-    sample (benchmarks/p1_runner.py): it runs at most every `sync_interval_s` and at close.
-    Lines a machine crash loses are samples that a resume runs again.
+    A line in the kernel survives a SIGKILL of the runner. On the runner's event loop the
+    lines of every sample finished in one turn of the loop are written together, at the end of
+    that turn (a write and a flush per line was a tenth of the runner's CPU at 1,024 samples in
+    flight: docs/benchmarks.md, P1-scale); off a loop each line is written at once. A kill in
+    between loses lines the resume runs again, never part of one. fsync guards only against a
+    machine crash and costs milliseconds: it runs at most every `sync_interval_s` and at close.
     """
 
     def __init__(self, path: Path, sync_interval_s: float = 0.5) -> None:
@@ -125,11 +128,41 @@ class RecordWriter:
         self.sync_interval_s = sync_interval_s
         self._handle = path.open("a")
         self._last_sync = time.monotonic()
+        self._pending: list[str] = []
+        self._flush_due = False
+        self._failed: Exception | None = None  # a write the loop's turn could not make
 
     def write(self, line: str) -> None:
-        """Append one JSON line (without its newline)."""
-        self._handle.write(line + "\n")
-        self._handle.flush()
+        """Append one JSON line (without its newline). A failed earlier write (a full disk)
+        is raised here, so it ends the run as it did when every line was written at once."""
+        if self._failed is not None:
+            raise self._failed
+        self._pending.append(line + "\n")
+        if self._flush_due:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_due = True
+        loop.call_soon(self._flush_later)
+
+    def _flush_later(self) -> None:
+        try:
+            self.flush()
+        except Exception as error:
+            self._failed = error
+
+    def flush(self) -> None:
+        """Hand every pending line to the kernel; fsync when the interval has passed."""
+        self._flush_due = False
+        if self._failed is not None:
+            raise self._failed
+        if self._pending:
+            lines, self._pending = "".join(self._pending), []
+            self._handle.write(lines)
+            self._handle.flush()
         if time.monotonic() - self._last_sync >= self.sync_interval_s:
             self.sync()
 
@@ -138,7 +171,7 @@ class RecordWriter:
         self._last_sync = time.monotonic()
 
     def close(self) -> None:
-        self._handle.flush()
+        self.flush()
         self.sync()
         self._handle.close()
 
