@@ -319,6 +319,12 @@ def main() -> None:
     options = parser(NAME, __doc__ or "")
     options.add_argument("--setting", type=int, default=None, help="only this setting (0, 1)")
     options.add_argument(
+        "--custom",
+        default=None,
+        metavar="N,C,L",
+        help="one setting of your own instead: N samples, C at once, L ms (e.g. 2048,64,200)",
+    )
+    options.add_argument(
         "--inspect-python",
         default=None,
         metavar="PATH",
@@ -329,6 +335,9 @@ def main() -> None:
     settings = SIZES[args.size]
     if args.setting is not None:
         settings = settings[args.setting : args.setting + 1]
+    if args.custom is not None:
+        tasks, concurrency, latency_ms = (int(part) for part in args.custom.split(","))
+        settings = [{"tasks": tasks, "concurrency": concurrency, "latency_ms": latency_ms}]
     results: dict[str, Any] = {}
     targets: list[Target] = []
     rows = []

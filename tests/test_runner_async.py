@@ -320,35 +320,36 @@ def test_1024_requests_in_flight_each_sample_recorded_once(tmp_path: Path) -> No
     assert all(record["answer"] == "5" for record in records)
 
 
-# --- one writer, one write per turn of the loop ----------------------------------------------
+# --- one writer: lines handed to the kernel together ----------------------------------------
 
 
-def test_the_lines_of_one_turn_of_the_loop_reach_the_file_together(tmp_path: Path) -> None:
-    """Samples finished in one turn of the event loop are written at its end, in one write;
-    off a loop a line is written at once (runner/records.py, RecordWriter)."""
+def test_finished_samples_reach_the_file_together_within_the_flush_interval(
+    tmp_path: Path,
+) -> None:
+    """Lines written within `flush_interval_s` of the last flush wait for the next write after
+    it, or for `flush()` (the runner's 50 ms tick), or for close (runner/records.py)."""
     from hydragent.runner.records import RecordWriter
 
     path = tmp_path / "samples.jsonl"
-    writer = RecordWriter(path)
-
-    async def finish_three() -> None:
-        for number in range(3):
-            writer.write(json.dumps({"id": number}))
-        assert path.read_text() == ""  # still this turn
-        await asyncio.sleep(0)
-        assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == [0, 1, 2]
-
-    asyncio.run(finish_three())
-    writer.write(json.dumps({"id": 3}))  # no loop running: at once
-    assert len(path.read_text().splitlines()) == 4
+    writer = RecordWriter(path, flush_interval_s=0.2)
+    for number in range(3):
+        writer.write(json.dumps({"id": number}))
+    assert path.read_text() == ""  # within the interval: held
+    writer.flush()  # the tick
+    assert [json.loads(line)["id"] for line in path.read_text().splitlines()] == [0, 1, 2]
+    writer.write(json.dumps({"id": 3}))
+    time.sleep(0.25)
+    writer.write(json.dumps({"id": 4}))  # past the interval: this write hands both over
+    assert len(path.read_text().splitlines()) == 5
+    writer.write(json.dumps({"id": 5}))
     writer.close()
+    assert len(path.read_text().splitlines()) == 6
 
 
-def test_a_write_that_fails_at_the_end_of_a_turn_fails_the_next_record(
+def test_a_write_that_fails_ends_the_run_from_the_tick_or_the_close(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A full disk still ends the run: the failed turn's error is raised to the next writer
-    of a record, and by close when none comes."""
+    """A full disk still ends the run: the failed hand-over raises where it happens."""
     from hydragent.runner.records import RecordWriter
 
     writer = RecordWriter(tmp_path / "samples.jsonl")
@@ -357,13 +358,9 @@ def test_a_write_that_fails_at_the_end_of_a_turn_fails_the_next_record(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(writer._handle, "write", full)
-
-    async def finish() -> None:
-        writer.write("{}")
-        await asyncio.sleep(0)
-        with pytest.raises(OSError, match="No space left"):
-            writer.write("{}")
-
-    asyncio.run(finish())
+    writer.write("{}")
+    with pytest.raises(OSError, match="No space left"):
+        writer.flush()
+    writer.write("{}")
     with pytest.raises(OSError, match="No space left"):
         writer.close()

@@ -60,9 +60,11 @@ def _cost_map() -> dict[str, Any]:
         return {}
 
 
+@functools.lru_cache(maxsize=1024)
 def _entry(model_id: str) -> Mapping[str, Any] | None:
     """The map's entry for the id, else for the id without its provider prefix
-    (`openai/gpt-4o-mini` is listed as `gpt-4o-mini`); None when it has no token prices."""
+    (`openai/gpt-4o-mini` is listed as `gpt-4o-mini`); None when it has no token prices.
+    Cached: every record of a run asks for the same id."""
     prices = _cost_map()
     entry = prices.get(model_id)
     if entry is None and "/" in model_id:

@@ -183,9 +183,10 @@ class ResultSink:
         self.bar.update(1)
 
     def tick(self) -> None:
-        """Show the score, errors and tokens so far, and the tokens local engines decoded
-        (a new count at most twice a second): every 50 ms, not once per sample, whose cost
-        counts at a thousand samples in flight."""
+        """Every 50 ms: hand the finished samples' lines to the kernel, and show the score,
+        errors and tokens so far, and the tokens local engines decoded (a new count at most
+        twice a second); not once per sample, whose cost counts at a thousand in flight."""
+        self.writer.flush()
         decoded = progress.decoded() - self.decoded_at_start
         retries = progress.retries() - self.retries_at_start
         now = time.monotonic()

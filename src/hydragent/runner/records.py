@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import functools
 import json
 import os
 import time
@@ -36,10 +36,16 @@ def record_line(record: dict[str, Any], secrets: list[str]) -> tuple[dict[str, A
     (benchmarks/p1_runner.py). A credential a server echoed (a Bearer token, an sk- key) is
     masked even when unknown."""
     record, line = encode_record(record)
-    known = any(json.dumps(secret)[1:-1] in line for secret in secrets)
+    known = any(_escaped(secret) in line for secret in secrets)
     if known or has_credential_shape(line):
         record, line = encode_record(redact(record, secrets))
     return record, line
+
+
+@functools.lru_cache(maxsize=256)
+def _escaped(secret: str) -> str:
+    """A secret as it reads inside a JSON string (the same few secrets, every record)."""
+    return json.dumps(secret)[1:-1]
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -115,55 +121,40 @@ def move_garbled_aside(path: Path, found: Scan) -> Path | None:
 class RecordWriter:
     """Appends one line per finished sample; one writer thread only.
 
-    A line in the kernel survives a SIGKILL of the runner. On the runner's event loop the
-    lines of every sample finished in one turn of the loop are written together, at the end of
-    that turn (a write and a flush per line was a tenth of the runner's CPU at 1,024 samples in
-    flight: docs/benchmarks.md, P1-scale); off a loop each line is written at once. A kill in
-    between loses lines the resume runs again, never part of one. fsync guards only against a
-    machine crash and costs milliseconds: it runs at most every `sync_interval_s` and at close.
+    A line in the kernel survives a SIGKILL of the runner. Lines are handed to the kernel
+    together, at most `flush_interval_s` after the first of them was written: by the next
+    write after that, or by `flush()`, which the runner's 50 ms tick calls (a write and a
+    flush per line, or one per turn of the event loop, was a tenth of the runner's CPU at
+    high concurrency: docs/benchmarks.md, P1-scale). A kill in between loses lines the resume
+    runs again, never part of one. fsync guards only against a machine crash and costs
+    milliseconds: it runs at most every `sync_interval_s` and at close.
     """
 
-    def __init__(self, path: Path, sync_interval_s: float = 0.5) -> None:
+    def __init__(
+        self, path: Path, sync_interval_s: float = 0.5, flush_interval_s: float = 0.05
+    ) -> None:
         self.path = path
         self.sync_interval_s = sync_interval_s
+        self.flush_interval_s = flush_interval_s
         self._handle = path.open("a")
-        self._last_sync = time.monotonic()
+        self._last_sync = self._last_flush = time.monotonic()
         self._pending: list[str] = []
-        self._flush_due = False
-        self._failed: Exception | None = None  # a write the loop's turn could not make
 
     def write(self, line: str) -> None:
-        """Append one JSON line (without its newline). A failed earlier write (a full disk)
-        is raised here, so it ends the run as it did when every line was written at once."""
-        if self._failed is not None:
-            raise self._failed
+        """Append one JSON line (without its newline)."""
         self._pending.append(line + "\n")
-        if self._flush_due:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        if time.monotonic() - self._last_flush >= self.flush_interval_s:
             self.flush()
-            return
-        self._flush_due = True
-        loop.call_soon(self._flush_later)
-
-    def _flush_later(self) -> None:
-        try:
-            self.flush()
-        except Exception as error:
-            self._failed = error
 
     def flush(self) -> None:
         """Hand every pending line to the kernel; fsync when the interval has passed."""
-        self._flush_due = False
-        if self._failed is not None:
-            raise self._failed
+        now = time.monotonic()
+        self._last_flush = now
         if self._pending:
             lines, self._pending = "".join(self._pending), []
             self._handle.write(lines)
             self._handle.flush()
-        if time.monotonic() - self._last_sync >= self.sync_interval_s:
+        if now - self._last_sync >= self.sync_interval_s:
             self.sync()
 
     def sync(self) -> None:
