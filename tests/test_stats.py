@@ -174,3 +174,19 @@ def test_pass_fail_scores_get_the_wilson_interval_inside_0_and_1() -> None:
     assert (got["ci_low"], got["ci_high"]) == pytest.approx((centre - half, centre + half), 1e-5)
     all_right = mean_ci([1.0] * 6)
     assert all_right["ci_high"] == 1.0 and 0.5 < all_right["ci_low"] < 0.7
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 5000), st.data())
+def test_a_pass_fail_interval_holds_its_mean_exactly_at_0_and_n(
+    n: int, data: st.DataObject
+) -> None:
+    """The report draws mean - low and high - mean as error bars: never negative, and the
+    ends are exactly 0 at 0 of n and 1 at n of n."""
+    k = data.draw(st.integers(0, n))
+    got = mean_ci([1.0] * k + [0.0] * (n - k))
+    assert got["ci_low"] <= got["mean"] <= got["ci_high"]
+    if k == 0:
+        assert got["ci_low"] == 0.0
+    if k == n:
+        assert got["ci_high"] == 1.0

@@ -125,14 +125,17 @@ def mean_ci(
 
 
 def _wilson(successes: float, n: int, confidence: float) -> tuple[float, float]:
-    """The Wilson score interval of `successes` in `n` (no continuity correction), clipped to
-    [0, 1] against rounding."""
+    """The Wilson score interval of `successes` in `n` (no continuity correction). Its ends
+    are exact where rounding could push them past the proportion: 0 at 0 of n, 1 at n of n
+    (a plot's error bar from a low end a hair above the mean is negative)."""
     z = NormalDist().inv_cdf((1 + confidence) / 2)
     p = successes / n
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    low = 0.0 if successes <= 0 else min(p, centre - half)
+    high = 1.0 if successes >= n else max(p, centre + half)
+    return low, high
 
 
 def _t_quantile(confidence: float, df: int) -> float:

@@ -48,10 +48,19 @@ class ApiModel(Model):
 
     def build_client(self) -> None:
         """Create the client now, as smolagents does in its constructors, so that a missing
-        key or extra fails at construction; never inside `dry_build()`, and on first use inside
-        the runner's `clients_on_first_use()`. Backends call it at the end of `__init__`."""
-        if self._client is None and not in_dry_build() and not clients_wait_for_first_use():
-            self._client = self.create_client()
+        key or extra fails at construction; never inside `dry_build()`, nor inside the
+        runner's `clients_on_first_use()` when the backend says its requests may not need it
+        (`client_waits`). Backends call it at the end of their `__init__`."""
+        if self._client is not None or in_dry_build():
+            return
+        if clients_wait_for_first_use() and self.client_waits():
+            return
+        self._client = self.create_client()
+
+    def client_waits(self) -> bool:
+        """Whether the runner may leave the client unbuilt until a request needs it: only a
+        backend whose async path can do without it says yes (models/openai.py)."""
+        return False
 
     @property
     def client(self) -> Any:

@@ -81,12 +81,13 @@ _CLIENTS_ON_FIRST_USE: contextvars.ContextVar[bool] = contextvars.ContextVar(
 
 @contextlib.contextmanager
 def clients_on_first_use() -> Iterator[None]:
-    """Build models whose network clients are made when first used, not in the constructor.
+    """Build models whose network clients may wait for their first use (`client_waits`).
 
     smolagents builds an API model's client at construction, so that a missing key fails
     there; the runner has checked keys and extras before it builds (config/preflight.py), and
-    its async request path may never need the client library at all (the `openai` SDK takes
-    0.6 to 1 s to import: docs/benchmarks.md, P1-scale). The runner builds inside this."""
+    the OpenAI backend's async request path may never need the client library at all (the
+    `openai` SDK takes 0.6 to 1 s to import: docs/benchmarks.md, P1-scale). Every other
+    backend builds its client as before. The runner builds inside this."""
     token = _CLIENTS_ON_FIRST_USE.set(True)
     try:
         yield

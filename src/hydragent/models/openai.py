@@ -180,6 +180,10 @@ class OpenAIServerModel(ChatCompletionsModel):
             self._poster = SdkPoster(endpoint, lambda: self.client)
         return await self._poster.post("/chat/completions", body, options)
 
+    def client_waits(self) -> bool:
+        """The runner leaves the SDK client unbuilt when the async path can post without it."""
+        return self.plain_endpoint() is not None
+
     def plain_endpoint(self) -> Any:
         """The `Endpoint` the SDK's client would post to, said without importing the SDK
         (0.6 to 1 s of a run's start-up), or None where only the SDK can say it.
