@@ -5,8 +5,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # torch first, pinned: the CPU wheel on local disk. A plain `torch` requirement pulls a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-# A real llama.cpp OpenAI-compatible server for the backend tests (pip's wheel cache keeps the build).
+# A real llama.cpp OpenAI-compatible server for the backend tests. Built for any x86-64 with
+# AVX2, not for the building CPU: a native build on a CPU with AMX crashed on its first request
+# (SIGSEGV in ggml_backend_amx_mul_mat, in a VM). pip's wheel cache would hand back a build made
+# with other flags, so this one install skips it.
 LLAMACPP_SPEC ?= llama-cpp-python[server]==0.3.36
+LLAMACPP_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 PYTEST_ARGS ?=
 
 # Importing litellm must never reach the network for its cost map.
@@ -36,7 +40,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.installed-demo
 	touch $@
 
 $(VENV)/.installed-llamacpp: | $(VENV)/.installed
-	$(BIN)/python -m pip install '$(LLAMACPP_SPEC)'
+	CMAKE_ARGS='$(LLAMACPP_CMAKE_ARGS)' $(BIN)/python -m pip install --no-cache-dir '$(LLAMACPP_SPEC)'
 	touch $@
 
 demo: $(VENV)/.installed-demo

@@ -247,6 +247,10 @@ class PythonSession:
                         return self._timed_out(started)
                     return self._died(started)
                 continue
+            if self._outgrew_work_folder():  # a step quicker than the watcher's next look
+                self._why_killed = self._work_folder_note()
+                self._kill_group()
+                return self._died(started)
             limit = self.max_output_chars
             return SandboxResult(
                 ok=reply.error is None,
@@ -292,27 +296,41 @@ class PythonSession:
         both). It watches for the child's whole life, so that a thread the code left running
         between steps is stopped too."""
         pid = self._inner_pid
-        limit = self.sandbox.config.work_mb * 1024 * 1024
         while process.poll() is None:
             time.sleep(guards.WATCH_S)
             why = ""
             if pid is not None and guards.cpu_used(pid) > self._cpu_budget + guards.WATCH_S:
                 why = f"the CPU time limit of {self.cpu_limit_s:g} s was exceeded"
-            elif (
-                self._own_workdir
-                and self.workdir is not None
-                and guards.folder_too_big(self.workdir, limit, MAX_WORK_ENTRIES)
-            ):
-                why = (
-                    f"the work folder grew past its cap of {self.sandbox.config.work_mb} MB "
-                    f"or {MAX_WORK_ENTRIES} files (sandbox.work_mb) and the code was killed; "
-                    "its files were removed"
-                )
+            elif self._outgrew_work_folder():
+                why = self._work_folder_note()
             if why and process.poll() is None:
                 self._why_killed = why
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(process.pid, signal.SIGKILL)
                 return
+
+    def _outgrew_work_folder(self) -> bool:
+        """Whether a host work folder (landlock; bwrap's tmpfs caps itself) is past its cap.
+        Asked by the watcher every WATCH_S and once more as each step ends, so a step that
+        fills the folder between two looks still fails."""
+        if not self._own_workdir or self.workdir is None:
+            return False
+        limit = self.sandbox.config.work_mb * 1024 * 1024
+        return guards.folder_too_big(self.workdir, limit, MAX_WORK_ENTRIES)
+
+    def _work_folder_note(self) -> str:
+        return (
+            f"the work folder grew past its cap of {self.sandbox.config.work_mb} MB "
+            f"or {MAX_WORK_ENTRIES} files (sandbox.work_mb) and the code was killed; "
+            "its files were removed"
+        )
+
+    def _kill_group(self) -> None:
+        """SIGKILL the child's process group; `_died` then reaps it and says why."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
 
     def _timed_out(self, started: float) -> SandboxResult:
         self._kill()
