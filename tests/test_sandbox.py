@@ -318,8 +318,11 @@ def test_a_host_work_folder_is_capped_as_bwraps_tmpfs_is(kind: str) -> None:
         listing = session.run("import os\nprint(len(os.listdir('.')))").stdout
         assert listing.endswith("in an empty folder.)\n0\n"), listing
 
-        in_background = "threading.Thread(target=fill, args=('g',)).start()"
-        started = session.run(f"import threading\n{fill}{in_background}")
+        # a thread that starts writing once its step has ended: caught between steps (a
+        # step whose own writes pass the cap fails as it ends, whatever the watcher saw)
+        later = "def later():\n    time.sleep(0.5)\n    fill('g')\n"
+        in_background = "threading.Thread(target=later).start()"
+        started = session.run(f"import threading, time\n{fill}{later}{in_background}")
         assert started.ok, started.error
         time.sleep(2)  # between steps: nothing of the runner's is waiting on the child
         stopped_at = _used_bytes(folder)
