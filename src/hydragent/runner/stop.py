@@ -172,19 +172,28 @@ def jobs_in_flight() -> dict[Path, int]:
     return found
 
 
+RESEND_S = 0.5  # how often a job still holding its lock is told again
+
+
 def wait_for_jobs(number: int, bound_s: float = JOBS_GRACE_S) -> None:
     """Send `number` to every job in flight (and to any that starts meanwhile) and wait until
-    none holds its lock, up to `bound_s`."""
-    told: set[int] = set()
+    none holds its lock, up to `bound_s`. A job still holding its lock is told again every
+    RESEND_S: a job takes its lock before it installs its handlers, and a signal in between
+    goes to the launcher's (submitit's ignores SIGTERM: "Bypassing signal SIGTERM"), so the
+    job would run on until the bound. Told again, it stops; a second signal changes nothing
+    for a job that is already stopping."""
+    told: dict[int, float] = {}
     deadline = time.monotonic() + bound_s
     while time.monotonic() < deadline:
         holders = set(jobs_in_flight().values())
         if not holders:
             return
-        for pid in holders - told:
-            with contextlib.suppress(OSError):
-                os.kill(pid, number)
-        told |= holders
+        now = time.monotonic()
+        for pid in holders:
+            if now - told.get(pid, -RESEND_S) >= RESEND_S:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, number)
+                told[pid] = now
         time.sleep(0.02)
 
 
