@@ -36,6 +36,8 @@ from common import Target, hydragent_executable, parser, print_table, write_reco
 from hydragent_job import openai_overrides, write_tasks
 from latency_server import LatencyServer
 
+from hydragent.sandbox.guards import cpu_used
+
 NAME = "p1_scale"
 SIZES: dict[str, list[dict[str, int]]] = {
     "tiny": [{"tasks": 64, "concurrency": 16, "latency_ms": 50}],
@@ -64,15 +66,6 @@ def _child_cpu() -> float:
 CPU_EVERY_S = 0.02  # how often a run's CPU time is read from /proc while it runs
 
 
-def _process_cpu(pid: int) -> float | None:
-    """CPU seconds (user + system, all threads) a running process has used, from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _whole_process(
     server: LatencyServer, command: list[str], work: Path, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
@@ -91,8 +84,8 @@ def _whole_process(
 
     def read_cpu() -> None:
         while not finished.wait(CPU_EVERY_S):
-            used = _process_cpu(child.pid)
-            if used is not None:
+            used = cpu_used(child.pid)  # /proc, as the sandbox's watcher reads it
+            if child.poll() is None:
                 readings.append((time.time(), used))
 
     reader = threading.Thread(target=read_cpu, daemon=True)

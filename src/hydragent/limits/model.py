@@ -108,6 +108,10 @@ class Limited:
         self.policy = getattr(model, "retry", None) if isinstance(model, ApiModel) else None
         if self.policy is not None:
             model.retry = None  # retried here instead, one governed attempt at a time
+        if isinstance(model, ApiModel):
+            # a governed call sends through the sync client: built inside its first rate
+            # slot, the client's import would hold that slot and bunch the slots after it
+            model.build_client()
 
     def __call__(
         self, req: ModelRequest, send: Callable[[ModelRequest], ChatMessage]

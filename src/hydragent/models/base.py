@@ -52,6 +52,17 @@ TOOL_ROLE_CONVERSIONS = {
 
 # --- dry build and capabilities -------------------------------------------------------------
 
+
+@contextlib.contextmanager
+def _flag_set(flag: contextvars.ContextVar[bool]) -> Iterator[None]:
+    """`flag` is True inside, whatever it was outside (a build mode of this context only)."""
+    token = flag.set(True)
+    try:
+        yield
+    finally:
+        flag.reset(token)
+
+
 _DRY_BUILD: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "hydragent_dry_build", default=False
 )
@@ -62,11 +73,8 @@ def dry_build() -> Iterator[None]:
     """Build models cheaply: inside it, constructors load no weights, open no connection and
     need no client library; what a real run would lack is reported by
     `model.environment_problems()` instead of raised. `hydragent validate` builds this way."""
-    token = _DRY_BUILD.set(True)
-    try:
+    with _flag_set(_DRY_BUILD):
         yield
-    finally:
-        _DRY_BUILD.reset(token)
 
 
 def in_dry_build() -> bool:
@@ -88,11 +96,8 @@ def clients_on_first_use() -> Iterator[None]:
     the OpenAI backend's async request path may never need the client library at all (the
     `openai` SDK takes 0.6 to 1 s to import: docs/benchmarks.md, P1-scale). Every other
     backend builds its client as before. The runner builds inside this."""
-    token = _CLIENTS_ON_FIRST_USE.set(True)
-    try:
+    with _flag_set(_CLIENTS_ON_FIRST_USE):
         yield
-    finally:
-        _CLIENTS_ON_FIRST_USE.reset(token)
 
 
 def clients_wait_for_first_use() -> bool:

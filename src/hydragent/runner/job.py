@@ -286,10 +286,6 @@ def _run_job(cfg: DictConfig, output_dir: Path, checked: Any) -> dict[str, Any]:
     governor, model_limit, judge_limit = limit_layers(
         assembly.settings, output_dir, model, assembly.judge
     )
-    if model_limit is not None and isinstance(model, ApiModel):
-        # a governed call sends through the sync client: built inside its first rate slot,
-        # the client's import would hold that slot and bunch the slots after it
-        model.build_client()
     routed = route_parts(
         model, assembly.judge, assembly.settings, assembly.backend, model_limit, judge_limit
     )
